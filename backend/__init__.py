@@ -1,0 +1,70 @@
+"""Parley: chat with WebRTC voice and video calls. `create_app()` builds the Flask app."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from . import config, errors, security
+from .extensions import db, limiter, login_manager, migrate, sock
+
+log = logging.getLogger("parley")
+
+# Feature blueprints, each a module exposing `bp`; optional ones are skipped until they exist.
+BLUEPRINTS = ("auth", "rooms", "turn", "push", "web")
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the Parley app from the environment, overridden by test_config."""
+    app = Flask(__name__, instance_relative_config=True, static_folder=None)
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    app.config.from_mapping(config.from_env(Path(app.instance_path)))
+    if test_config:
+        app.config.from_mapping(test_config)
+    app.config["SOCK_SERVER_OPTIONS"] = {
+        "max_message_size": app.config["WS_MAX_MESSAGE"],
+        "ping_interval": app.config["WS_PING_INTERVAL"],
+    }
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    if app.config["PROXY_HOPS"]:
+        hops = int(app.config["PROXY_HOPS"])
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops
+        )
+
+    db.init_app(app)
+    migrate.init_app(
+        app, db, directory=str(Path(__file__).resolve().parent / "migrations"), render_as_batch=True
+    )
+    login_manager.init_app(app)
+    limiter.init_app(app)
+    sock.init_app(app)
+    errors.init_app(app)
+    security.init_app(app)
+
+    for name in BLUEPRINTS:
+        try:
+            module = importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+            continue
+        app.register_blueprint(module.bp)
+
+    try:
+        signaling = importlib.import_module(f"{__name__}.signaling.views")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__name__}.signaling.views":
+            raise
+    else:
+        signaling.init_app(app)
+
+    from . import cli
+
+    cli.init_app(app)
+    return app

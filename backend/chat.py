@@ -1,0 +1,173 @@
+"""Rooms and messages as operations, shared by the HTTP API and the signalling socket."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from .extensions import db
+from .models import Message, Room, User, utcnow
+
+MAX_TEXT = 4000
+
+
+class NewMessage(BaseModel):
+    """A chat message as a client submits it."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=False)
+
+    client_id: str = Field(min_length=1, max_length=64)
+    text: str = Field(min_length=1, max_length=MAX_TEXT)
+
+
+class ChatError(Exception):
+    """A refusal with an HTTP-like status and a message a user can act on."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def validate_new_message(payload: Any) -> NewMessage:
+    """Parse {client_id, text} or raise ChatError(400)."""
+    try:
+        message = NewMessage.model_validate(payload)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "body"
+        raise ChatError(400, f"{field}: {first['msg']}") from None
+    if not message.text.strip():
+        raise ChatError(400, "text: must not be blank")
+    return message
+
+
+def pair(a: int, b: int) -> tuple[int, int]:
+    """Order two user ids the way rooms store them."""
+    return (a, b) if a < b else (b, a)
+
+
+def room_for(user_id: int, room_id: int) -> Room:
+    """Return the room if user_id is in it; otherwise ChatError(404), as if it did not exist."""
+    room = db.session.get(Room, room_id)
+    if room is None or not room.has_member(user_id):
+        raise ChatError(404, "room not found")
+    return room
+
+
+def open_room(user: User, peer_username: str) -> tuple[Room, bool]:
+    """Return the room between user and peer, creating it once; the bool says it was created."""
+    name = peer_username.strip().lower()
+    peer = db.session.scalar(select(User).where(User.username == name))
+    if peer is None:
+        raise ChatError(404, f"no user called {name!r}")
+    if peer.id == user.id:
+        raise ChatError(400, "you cannot open a chat with yourself")
+    a, b = pair(user.id, peer.id)
+    existing = db.session.scalar(select(Room).where(Room.user_a_id == a, Room.user_b_id == b))
+    if existing is not None:
+        return existing, False
+    room = Room(user_a_id=a, user_b_id=b)
+    db.session.add(room)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        # Both people opened the chat at the same moment: the other insert won.
+        db.session.rollback()
+        won = db.session.scalar(select(Room).where(Room.user_a_id == a, Room.user_b_id == b))
+        assert won is not None
+        return won, False
+    return room, True
+
+
+def post_message(user_id: int, room: Room, new: NewMessage) -> tuple[Message, bool]:
+    """Store a text message once per (sender, client_id); the bool says it is new."""
+    existing = db.session.scalar(
+        select(Message).where(Message.sender_id == user_id, Message.client_id == new.client_id)
+    )
+    if existing is not None:
+        if existing.room_id != room.id:
+            raise ChatError(409, "client_id already used in another room")
+        return existing, False
+    message = Message(room_id=room.id, sender_id=user_id, text=new.text, client_id=new.client_id)
+    room.last_activity_at = utcnow()
+    db.session.add(message)
+    try:
+        db.session.flush()
+        room.mark_read(user_id, message.id)
+        db.session.commit()
+    except IntegrityError:
+        # The same client_id raced in on another socket or request: return the stored one.
+        db.session.rollback()
+        stored = db.session.scalar(
+            select(Message).where(
+                Message.sender_id == user_id, Message.client_id == new.client_id
+            )
+        )
+        if stored is None:
+            raise
+        return stored, False
+    return message, True
+
+
+def history(room: Room, before: int | None, limit: int) -> list[Message]:
+    """Return up to limit messages older than `before` (or the newest), oldest first."""
+    query = select(Message).where(Message.room_id == room.id)
+    if before is not None:
+        query = query.where(Message.id < before)
+    rows = db.session.scalars(query.order_by(Message.id.desc()).limit(limit)).all()
+    return list(reversed(rows))
+
+
+def messages_after(room_ids: list[int], after_id: int, limit: int = 500) -> list[Message]:
+    """Return messages in these rooms newer than after_id, oldest first (for resuming)."""
+    if not room_ids:
+        return []
+    query = (
+        select(Message)
+        .where(Message.room_id.in_(room_ids), Message.id > after_id)
+        .order_by(Message.id)
+        .limit(limit)
+    )
+    return list(db.session.scalars(query).all())
+
+
+def rooms_of(user_id: int) -> list[Room]:
+    """Return the user's rooms, newest activity first."""
+    query = (
+        select(Room)
+        .where((Room.user_a_id == user_id) | (Room.user_b_id == user_id))
+        .order_by(Room.last_activity_at.desc(), Room.id.desc())
+    )
+    return list(db.session.scalars(query).all())
+
+
+def peer_ids_of(user_id: int) -> set[int]:
+    """Return the ids of everyone who shares a room with user_id."""
+    return {room.peer_of(user_id).id for room in rooms_of(user_id)}
+
+
+def room_summary(room: Room, user_id: int) -> dict[str, Any]:
+    """Return a room as the room list shows it: peer, last message, unread count."""
+    last = db.session.scalar(
+        select(Message).where(Message.room_id == room.id).order_by(Message.id.desc()).limit(1)
+    )
+    unread = db.session.scalar(
+        select(func.count())
+        .select_from(Message)
+        .where(
+            Message.room_id == room.id,
+            Message.sender_id != user_id,
+            Message.id > room.read_id_of(user_id),
+        )
+    )
+    return {
+        "id": room.id,
+        "peer": room.peer_of(user_id).to_public(),
+        "last_message": last.to_public() if last is not None else None,
+        "unread": unread or 0,
+        "last_activity_at": room.last_activity_at.isoformat(timespec="milliseconds") + "Z",
+    }

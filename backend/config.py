@@ -1,0 +1,83 @@
+"""Configuration read from environment variables, with defaults and production checks."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(RuntimeError):
+    """Raise when the configuration cannot run Parley safely."""
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return int(raw) if raw not in (None, "") else default
+
+
+def _list(name: str) -> list[str]:
+    return [part.strip() for part in os.environ.get(name, "").split(",") if part.strip()]
+
+
+def _bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _local_secret_key(instance_path: Path) -> str:
+    """Return the key kept under instance/, creating it once."""
+    key_file = instance_path / "secret_key"
+    if key_file.exists():
+        return key_file.read_text().strip()
+    instance_path.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    key_file.write_text(key)
+    key_file.chmod(0o600)
+    return key
+
+
+def from_env(instance_path: Path) -> dict[str, Any]:
+    """Build the Flask config mapping from the environment."""
+    env = os.environ.get("PARLEY_ENV", "development")
+    production = env == "production"
+    secret = os.environ.get("SECRET_KEY", "")
+    if production and (not secret or secret in {"dev", "change-me", "secret"}):
+        raise ConfigError("PARLEY_ENV=production needs a SECRET_KEY of your own")
+    turn_urls = _list("TURN_URLS")
+    turn_secret = os.environ.get("TURN_SECRET", "")
+    if production and turn_urls and not turn_secret:
+        raise ConfigError("TURN_URLS is set but TURN_SECRET is not")
+    database_url = os.environ.get("DATABASE_URL") or f"sqlite:///{instance_path / 'parley.db'}"
+    redis_url = os.environ.get("REDIS_URL", "")
+    return {
+        "PARLEY_ENV": env,
+        "SECRET_KEY": secret or _local_secret_key(instance_path),
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "ALLOWED_ORIGINS": _list("ALLOWED_ORIGINS"),
+        "PROXY_HOPS": _int("PROXY_HOPS", 0),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": _bool("SESSION_COOKIE_SECURE", True),
+        "SESSION_COOKIE_NAME": "parley_session",
+        "REDIS_URL": redis_url,
+        "RATELIMIT_STORAGE_URI": redis_url or "memory://",
+        "RATELIMIT_HEADERS_ENABLED": True,
+        "AUTH_RATE_LIMIT": os.environ.get("AUTH_RATE_LIMIT", "10 per minute"),
+        "CALL_RING_TIMEOUT": _int("CALL_RING_TIMEOUT", 30),
+        "CALL_GRACE_PERIOD": _int("CALL_GRACE_PERIOD", 15),
+        "WS_MAX_MESSAGE": _int("WS_MAX_MESSAGE", 64 * 1024),
+        "WS_PING_INTERVAL": _int("WS_PING_INTERVAL", 25),
+        "TURN_URLS": turn_urls,
+        "TURN_SECRET": turn_secret,
+        "TURN_TTL": _int("TURN_TTL", 6 * 3600),
+        "STUN_URLS": _list("STUN_URLS"),
+        "ICE_TRANSPORT_POLICY": os.environ.get("ICE_TRANSPORT_POLICY", "all"),
+        "PWA_DIR": os.environ.get("PWA_DIR", str(PROJECT_ROOT / "pwa")),
+        "CERTS_DIR": os.environ.get("CERTS_DIR", str(PROJECT_ROOT / "certs")),
+    }

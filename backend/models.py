@@ -1,0 +1,143 @@
+"""Parley's data: users, direct rooms, messages and call records (typed SQLAlchemy 2)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from flask_login import UserMixin
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .extensions import db
+
+
+def utcnow() -> datetime:
+    """Return the current time as a naive UTC datetime (what SQLite stores)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def iso(moment: datetime | None) -> str | None:
+    """Format a stored naive-UTC datetime as ISO 8601 with a Z."""
+    if moment is None:
+        return None
+    return moment.isoformat(timespec="milliseconds") + "Z"
+
+
+class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(32), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def to_public(self) -> dict[str, Any]:
+        """Return what other users may see of this user."""
+        return {"id": self.id, "username": self.username}
+
+
+class Room(db.Model):  # type: ignore[name-defined,misc]
+    """A direct room between exactly two users; user_a_id < user_b_id keeps pairs unique."""
+
+    __tablename__ = "rooms"
+    __table_args__ = (
+        UniqueConstraint("user_a_id", "user_b_id", name="uq_rooms_pair"),
+        CheckConstraint("user_a_id < user_b_id", name="ck_rooms_ordered_pair"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_a_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    user_b_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    read_a_id: Mapped[int] = mapped_column(default=0)
+    read_b_id: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_activity_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+    user_a: Mapped[User] = relationship(foreign_keys=[user_a_id])
+    user_b: Mapped[User] = relationship(foreign_keys=[user_b_id])
+
+    def has_member(self, user_id: int) -> bool:
+        """Tell whether user_id is one of the two people in this room."""
+        return user_id in (self.user_a_id, self.user_b_id)
+
+    def peer_of(self, user_id: int) -> User:
+        """Return the other person of the room."""
+        return self.user_b if user_id == self.user_a_id else self.user_a
+
+    def read_id_of(self, user_id: int) -> int:
+        """Return the id of the last message user_id has read."""
+        return self.read_a_id if user_id == self.user_a_id else self.read_b_id
+
+    def mark_read(self, user_id: int, message_id: int) -> None:
+        """Move user_id's read marker forward (never back)."""
+        if user_id == self.user_a_id:
+            self.read_a_id = max(self.read_a_id, message_id)
+        else:
+            self.read_b_id = max(self.read_b_id, message_id)
+
+
+class Call(db.Model):  # type: ignore[name-defined,misc]
+    """The record of one call; live call state is in signaling.calls, this is its history."""
+
+    __tablename__ = "calls"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id"), index=True)
+    caller_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    callee_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    media: Mapped[str] = mapped_column(String(8))
+    outcome: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    answered_at: Mapped[datetime | None] = mapped_column(default=None)
+    ended_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    @property
+    def duration(self) -> int | None:
+        """Return the talk time in whole seconds, for answered calls."""
+        if self.answered_at is None or self.ended_at is None:
+            return None
+        return max(0, round((self.ended_at - self.answered_at).total_seconds()))
+
+    def to_public(self) -> dict[str, Any]:
+        """Return the call as shown in a room's timeline."""
+        return {
+            "id": self.id,
+            "media": self.media,
+            "outcome": self.outcome,
+            "duration": self.duration,
+            "caller_id": self.caller_id,
+        }
+
+
+class Message(db.Model):  # type: ignore[name-defined,misc]
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("sender_id", "client_id", name="uq_messages_sender_client_id"),
+        Index("ix_messages_room_id_id", "room_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id"))
+    sender_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    kind: Mapped[str] = mapped_column(String(8), default="text")
+    text: Mapped[str] = mapped_column(Text, default="")
+    client_id: Mapped[str] = mapped_column(String(64))
+    call_id: Mapped[str | None] = mapped_column(ForeignKey("calls.id"), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    sender: Mapped[User] = relationship()
+    call: Mapped[Call | None] = relationship()
+
+    def to_public(self) -> dict[str, Any]:
+        """Return the message as the API and the socket send it."""
+        return {
+            "id": self.id,
+            "room_id": self.room_id,
+            "kind": self.kind,
+            "text": self.text,
+            "client_id": self.client_id,
+            "created_at": iso(self.created_at),
+            "sender": self.sender.to_public(),
+            "call": self.call.to_public() if self.call is not None else None,
+        }

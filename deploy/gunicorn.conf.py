@@ -1,0 +1,24 @@
+"""gunicorn settings for Parley: one gevent worker holds thousands of sockets."""
+
+import os
+from pathlib import Path
+
+_root = Path(__file__).resolve().parent.parent
+_certs = Path(os.environ.get("CERTS_DIR", _root / "certs"))
+
+worker_class = "gevent"
+# The default of 1,000 stalls new sockets in the handshake; an idle socket costs about 40 KB.
+worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "20000"))
+workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
+bind = [os.environ.get("BIND") or f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8443')}"]
+# Long-lived sockets: a worker is never "stuck" just because a socket is open.
+timeout = 60
+graceful_timeout = 10
+keepalive = 5
+accesslog = "-" if os.environ.get("ACCESS_LOG", "0") == "1" else None
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info")
+
+if os.environ.get("PARLEY_TLS", "1") != "0" and (_certs / "server.crt").exists():
+    certfile = str(_certs / "server.crt")
+    keyfile = str(_certs / "server.key")
