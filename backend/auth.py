@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+import secrets
 from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request, session
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -37,6 +38,12 @@ def _load_user(user_id: str) -> User | None:
 @login_manager.unauthorized_handler
 def _unauthorized() -> Any:
     return error_response(401, "sign in first")
+
+
+def _sign_in(user: User) -> None:
+    """Start a session; `sid` names it so signing out can close exactly its sockets."""
+    login_user(user)
+    session["sid"] = secrets.token_urlsafe(16)
 
 
 def _credentials() -> tuple[str, str] | tuple[None, str]:
@@ -69,7 +76,7 @@ def register() -> Any:
     except IntegrityError:
         db.session.rollback()
         return error_response(409, "that username is taken")
-    login_user(user)
+    _sign_in(user)
     return jsonify(user.to_public()), 201
 
 
@@ -89,18 +96,19 @@ def login() -> Any:
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hasher.hash(password)
         db.session.commit()
-    login_user(user)
+    _sign_in(user)
     return jsonify(user.to_public())
 
 
 @bp.post("/logout")
 def logout() -> Any:
     if current_user.is_authenticated:
-        user_id = current_user.id
+        user_id, sid = current_user.id, session.get("sid")
         logout_user()
+        session.clear()
         close_sockets = current_app.extensions.get("parley.on_logout")
         if close_sockets is not None:
-            close_sockets(user_id)
+            close_sockets(user_id, sid)
     return Response(status=204)
 
 

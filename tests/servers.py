@@ -1,0 +1,165 @@
+"""Start real Parley servers (gunicorn + gevent over HTTPS) on free loopback ports for tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from backend.cli import make_certificates
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def make_test_certs(directory: Path) -> Path:
+    """Create a local CA and server certificate in directory (once) and return it."""
+    if not (directory / "server.crt").exists():
+        make_certificates(directory)
+    return directory
+
+
+@dataclass
+class ParleyServer:
+    """A running gunicorn serving Parley; `url` is its https origin."""
+
+    port: int
+    certs: Path
+    database_url: str
+    env: dict[str, str]
+    process: subprocess.Popen[bytes] | None = None
+    log: Path | None = None
+    extra_args: list[str] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"https://localhost:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"wss://localhost:{self.port}/ws"
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """Return a client context that trusts the test CA."""
+        return ssl.create_default_context(cafile=str(self.certs / "ca.crt"))
+
+    def start(self) -> None:
+        """Start gunicorn and wait until it answers over HTTPS."""
+        assert self.log is not None
+        out = self.log.open("ab")
+        self.process = subprocess.Popen(
+            [
+                str(BIN / "gunicorn"),
+                "-c",
+                str(ROOT / "deploy" / "gunicorn.conf.py"),
+                *self.extra_args,
+                "backend:create_app()",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.wait_ready()
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        """Poll /api/me until the server answers (401 is an answer)."""
+        deadline = time.monotonic() + timeout
+        context = self.ssl_context()
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited: {self.tail_log()}")
+            try:
+                urllib.request.urlopen(f"{self.url}/api/me", context=context, timeout=2)
+                return
+            except urllib.error.HTTPError:
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"gunicorn did not answer in {timeout}s: {self.tail_log()}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        """Stop gunicorn (and its workers) and wait for it."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, sig)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=5)
+
+    def restart(self) -> None:
+        """Stop and start again on the same port and database."""
+        self.stop()
+        self.start()
+
+    def tail_log(self, lines: int = 40) -> str:
+        if self.log is None or not self.log.exists():
+            return ""
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def parley_env(database_url: str, certs: Path, port: int, **overrides: str) -> dict[str, str]:
+    """Return the environment a test server runs with."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TURN_", "REDIS_"))}
+    env.update(
+        {
+            "DATABASE_URL": database_url,
+            "SECRET_KEY": "test-secret-key-not-for-production",
+            "CERTS_DIR": str(certs),
+            "HOST": "127.0.0.1",
+            "PORT": str(port),
+            "AUTH_RATE_LIMIT": "10000 per minute",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    env.update(overrides)
+    return env
+
+
+def migrate(env: dict[str, str]) -> None:
+    """Create the schema with the real migrations."""
+    subprocess.run(
+        [str(BIN / "flask"), "--app", "backend", "db", "upgrade"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+
+
+@contextmanager
+def parley_server(
+    workdir: Path, certs: Path, database_url: str | None = None, **overrides: str
+) -> Iterator[ParleyServer]:
+    """Run one Parley server on a free port for the duration of the block."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    database_url = database_url or f"sqlite:///{workdir / 'parley.db'}"
+    env = parley_env(database_url, certs, port, **overrides)
+    migrate(env)
+    server = ParleyServer(port=port, certs=certs, database_url=database_url, env=env)
+    server.log = workdir / f"gunicorn-{port}.log"
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

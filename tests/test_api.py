@@ -1,0 +1,336 @@
+"""The JSON API as a client sees it: accounts, rooms, messages, errors, CSRF and headers."""
+
+from __future__ import annotations
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from backend import create_app
+
+from .conftest import Auth
+
+
+def signed_up(make_client, username: str) -> FlaskClient:  # type: ignore[no-untyped-def]
+    c = make_client()
+    assert Auth(c).register(username).status_code == 201
+    return c
+
+
+# --- accounts -------------------------------------------------------------------------
+
+
+def test_register_signs_in_and_me_returns_the_user(client: FlaskClient, auth: Auth) -> None:
+    r = auth.register("alice")
+    assert r.status_code == 201
+    assert r.json == {"id": r.json["id"], "username": "alice"}
+    assert client.get("/api/me").json["username"] == "alice"
+
+
+def test_me_without_session_is_401_json(client: FlaskClient) -> None:
+    r = client.get("/api/me")
+    assert r.status_code == 401
+    assert r.json == {"error": "sign in first"}
+
+
+@pytest.mark.parametrize(
+    ("username", "password"),
+    [
+        ("ab", "long enough"),
+        ("a" * 33, "long enough"),
+        ("has space", "long enough"),
+        ("émile", "long enough"),
+        ("alice", "short"),
+        ("", "long enough"),
+    ],
+)
+def test_register_rejects_invalid_input(auth: Auth, username: str, password: str) -> None:
+    r = auth.register(username, password)
+    assert r.status_code == 400
+    assert "error" in r.json
+
+
+@pytest.mark.parametrize("body", [None, "not json", {"username": 3, "password": "x"}, []])
+def test_register_rejects_malformed_bodies(client: FlaskClient, body: object) -> None:
+    if isinstance(body, str):
+        r = client.post("/api/register", data=body, content_type="application/json")
+    else:
+        r = client.post("/api/register", json=body)
+    assert r.status_code == 400
+    assert "error" in r.json
+
+
+def test_usernames_are_unique_regardless_of_case(make_client) -> None:  # type: ignore[no-untyped-def]
+    signed_up(make_client, "alice")
+    r = Auth(make_client()).register("ALICE")
+    assert r.status_code == 409
+    assert r.json == {"error": "that username is taken"}
+
+
+def test_login_with_right_and_wrong_password(make_client) -> None:  # type: ignore[no-untyped-def]
+    signed_up(make_client, "alice")
+    c = make_client()
+    assert Auth(c).login("alice", "wrong password").status_code == 401
+    assert Auth(c).login("nobody", "correct horse").status_code == 401
+    r = Auth(c).login("Alice", "correct horse")
+    assert r.status_code == 200
+    assert r.json["username"] == "alice"
+    assert c.get("/api/me").status_code == 200
+
+
+def test_logout_ends_the_session(client: FlaskClient, auth: Auth) -> None:
+    auth.register("alice")
+    r = auth.logout()
+    assert r.status_code == 204
+    assert client.get("/api/me").status_code == 401
+
+
+def test_password_is_stored_hashed_with_argon2(app: Flask, auth: Auth) -> None:
+    auth.register("alice", "correct horse")
+    from backend.extensions import db
+    from backend.models import User
+
+    with app.app_context():
+        user = db.session.query(User).one()
+        assert user.password_hash.startswith("$argon2id$")
+        assert "correct horse" not in user.password_hash
+
+
+def test_session_cookie_is_httponly_lax_and_secure(auth: Auth) -> None:
+    r = auth.register("alice")
+    cookie = r.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie
+    assert "SameSite=Lax" in cookie
+    assert "Secure" in cookie
+
+
+def test_login_is_rate_limited_with_json_429(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    app = create_app(
+        {
+            "TESTING": True,
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'rl.db'}",
+            "AUTH_RATE_LIMIT": "3 per minute",
+        }
+    )
+    from backend.extensions import db
+
+    with app.app_context():
+        db.create_all()
+    from .conftest import ApiClient
+
+    app.test_client_class = ApiClient
+    c = app.test_client()
+    codes = [Auth(c).login("alice", "wrong password").status_code for _ in range(4)]
+    assert codes == [401, 401, 401, 429]
+    r = Auth(c).login("alice", "wrong password")
+    assert r.status_code == 429
+    assert r.json["error"].startswith("too many requests")
+
+
+# --- rooms ----------------------------------------------------------------------------
+
+
+def test_open_room_creates_once_and_both_sides_get_the_same_room(make_client) -> None:  # type: ignore[no-untyped-def]
+    alice, bob = signed_up(make_client, "alice"), signed_up(make_client, "bob")
+    first = alice.post("/api/rooms", json={"username": "bob"})
+    assert first.status_code == 201
+    assert first.json["peer"]["username"] == "bob"
+    again = alice.post("/api/rooms", json={"username": "Bob"})
+    assert again.status_code == 200
+    from_bob = bob.post("/api/rooms", json={"username": "alice"})
+    assert from_bob.status_code == 200
+    assert first.json["id"] == again.json["id"] == from_bob.json["id"]
+    assert from_bob.json["peer"]["username"] == "alice"
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [({"username": "nobody"}, 404), ({"username": "alice"}, 400), ({}, 400), ({"username": 5}, 400)],
+)
+def test_open_room_errors(make_client, body: dict, status: int) -> None:  # type: ignore[no-untyped-def]
+    alice = signed_up(make_client, "alice")
+    r = alice.post("/api/rooms", json=body)
+    assert r.status_code == status
+    assert "error" in r.json
+
+
+def test_rooms_require_sign_in(client: FlaskClient) -> None:
+    assert client.get("/api/rooms").status_code == 401
+    assert client.post("/api/rooms", json={"username": "bob"}).status_code == 401
+    assert client.get("/api/rooms/1/messages").status_code == 401
+
+
+def test_room_list_has_peer_last_message_unread_and_newest_first(make_client) -> None:  # type: ignore[no-untyped-def]
+    alice = signed_up(make_client, "alice")
+    bob = signed_up(make_client, "bob")
+    signed_up(make_client, "carol")
+    with_bob = alice.post("/api/rooms", json={"username": "bob"}).json["id"]
+    with_carol = alice.post("/api/rooms", json={"username": "carol"}).json["id"]
+    bob.post(f"/api/rooms/{with_bob}/messages", json={"client_id": "b1", "text": "hi alice"})
+    bob.post(f"/api/rooms/{with_bob}/messages", json={"client_id": "b2", "text": "you there?"})
+
+    rooms = alice.get("/api/rooms").json["rooms"]
+    assert [r["id"] for r in rooms] == [with_bob, with_carol]
+    assert rooms[0]["peer"]["username"] == "bob"
+    assert rooms[0]["last_message"]["text"] == "you there?"
+    assert rooms[0]["unread"] == 2
+    assert rooms[1]["last_message"] is None
+    assert rooms[1]["unread"] == 0
+
+    last = rooms[0]["last_message"]["id"]
+    assert alice.post(f"/api/rooms/{with_bob}/read", json={"message_id": last}).status_code == 200
+    assert alice.get("/api/rooms").json["rooms"][0]["unread"] == 0
+    # The sender's own messages never count as unread for them.
+    assert bob.get("/api/rooms").json["rooms"][0]["unread"] == 0
+
+
+# --- messages -------------------------------------------------------------------------
+
+
+def test_messages_are_posted_and_paged_oldest_first(make_client) -> None:  # type: ignore[no-untyped-def]
+    alice, bob = signed_up(make_client, "alice"), signed_up(make_client, "bob")
+    room = alice.post("/api/rooms", json={"username": "bob"}).json["id"]
+    for i in range(5):
+        r = alice.post(f"/api/rooms/{room}/messages", json={"client_id": f"c{i}", "text": f"m{i}"})
+        assert r.status_code == 201
+        assert r.json["sender"]["username"] == "alice"
+        assert r.json["kind"] == "text"
+        assert r.json["created_at"].endswith("Z")
+    page = bob.get(f"/api/rooms/{room}/messages?limit=3").json["messages"]
+    assert [m["text"] for m in page] == ["m2", "m3", "m4"]
+    older = bob.get(f"/api/rooms/{room}/messages?limit=3&before={page[0]['id']}").json["messages"]
+    assert [m["text"] for m in older] == ["m0", "m1"]
+
+
+def test_same_client_id_returns_the_same_message_never_a_second(make_client) -> None:  # type: ignore[no-untyped-def]
+    alice = signed_up(make_client, "alice")
+    signed_up(make_client, "bob")
+    room = alice.post("/api/rooms", json={"username": "bob"}).json["id"]
+    body = {"client_id": "same-id", "text": "only once"}
+    first = alice.post(f"/api/rooms/{room}/messages", json=body)
+    second = alice.post(f"/api/rooms/{room}/messages", json=body)
+    assert first.status_code == second.status_code == 201
+    assert first.json["id"] == second.json["id"]
+    assert len(alice.get(f"/api/rooms/{room}/messages").json["messages"]) == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"client_id": "x", "text": ""},
+        {"client_id": "x", "text": "   "},
+        {"client_id": "x", "text": "a" * 4001},
+        {"client_id": "", "text": "hi"},
+        {"client_id": "x" * 65, "text": "hi"},
+        {"text": "hi"},
+        {"client_id": "x", "text": 5},
+    ],
+)
+def test_invalid_messages_are_refused_with_400(make_client, body: dict) -> None:  # type: ignore[no-untyped-def]
+    alice = signed_up(make_client, "alice")
+    signed_up(make_client, "bob")
+    room = alice.post("/api/rooms", json={"username": "bob"}).json["id"]
+    r = alice.post(f"/api/rooms/{room}/messages", json=body)
+    assert r.status_code == 400
+    assert "error" in r.json
+    assert alice.get(f"/api/rooms/{room}/messages").json["messages"] == []
+
+
+def test_a_4000_character_message_is_accepted(make_client) -> None:  # type: ignore[no-untyped-def]
+    alice = signed_up(make_client, "alice")
+    signed_up(make_client, "bob")
+    room = alice.post("/api/rooms", json={"username": "bob"}).json["id"]
+    r = alice.post(f"/api/rooms/{room}/messages", json={"client_id": "long", "text": "a" * 4000})
+    assert r.status_code == 201
+
+
+def test_a_room_you_are_not_in_is_404(make_client) -> None:  # type: ignore[no-untyped-def]
+    alice = signed_up(make_client, "alice")
+    signed_up(make_client, "bob")
+    mallory = signed_up(make_client, "mallory")
+    room = alice.post("/api/rooms", json={"username": "bob"}).json["id"]
+    assert mallory.get(f"/api/rooms/{room}/messages").status_code == 404
+    r = mallory.post(f"/api/rooms/{room}/messages", json={"client_id": "m", "text": "hi"})
+    assert r.status_code == 404
+    assert r.json == {"error": "room not found"}
+    assert mallory.post(f"/api/rooms/{room}/read", json={"message_id": 1}).status_code == 404
+    assert mallory.get("/api/rooms/9999/messages").status_code == 404
+
+
+def test_bad_paging_parameters_are_400(make_client) -> None:  # type: ignore[no-untyped-def]
+    alice = signed_up(make_client, "alice")
+    signed_up(make_client, "bob")
+    room = alice.post("/api/rooms", json={"username": "bob"}).json["id"]
+    assert alice.get(f"/api/rooms/{room}/messages?before=abc").status_code == 400
+
+
+# --- CSRF and headers -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "https://evil.example"},
+        {"Origin": "http://localhost"},
+        {"Origin": None, "Referer": "https://evil.example/page"},
+        {"Origin": None},
+        {"Origin": "null"},
+    ],
+)
+def test_cross_origin_state_changes_are_refused(client: FlaskClient, headers: dict) -> None:
+    r = client.post(
+        "/api/register", json={"username": "alice", "password": "correct horse"}, headers=headers
+    )
+    assert r.status_code == 403
+    assert "Origin" in r.json["error"]
+    assert client.get("/api/me").status_code == 401
+
+
+def test_same_origin_referer_is_accepted_without_origin(client: FlaskClient) -> None:
+    r = client.post(
+        "/api/register",
+        json={"username": "alice", "password": "correct horse"},
+        headers={"Origin": None, "Referer": "https://localhost/#/"},
+    )
+    assert r.status_code == 201
+
+
+def test_configured_allowed_origins_replace_the_default(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    app = create_app(
+        {
+            "TESTING": True,
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'o.db'}",
+            "ALLOWED_ORIGINS": ["https://parley.example"],
+        }
+    )
+    from backend.extensions import db
+
+    with app.app_context():
+        db.create_all()
+    c = app.test_client()
+    body = {"username": "alice", "password": "correct horse"}
+    own = c.post("/api/register", json=body, base_url="https://localhost",
+                 headers={"Origin": "https://localhost"})
+    assert own.status_code == 403
+    allowed = c.post("/api/register", json=body, base_url="https://localhost",
+                     headers={"Origin": "https://parley.example"})
+    assert allowed.status_code == 201
+
+
+def test_security_headers_on_api_responses(client: FlaskClient) -> None:
+    r = client.get("/api/me")
+    csp = r.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp
+    assert "unsafe-inline" not in csp
+    assert r.headers["X-Content-Type-Options"] == "nosniff"
+    assert r.headers["Referrer-Policy"] == "same-origin"
+    assert "camera=(self)" in r.headers["Permissions-Policy"]
+    assert "microphone=(self)" in r.headers["Permissions-Policy"]
+    assert r.headers["Strict-Transport-Security"].startswith("max-age=")
+    assert r.headers["Cache-Control"] == "no-store"
+
+
+def test_unknown_api_route_is_json_404(client: FlaskClient) -> None:
+    r = client.get("/api/nothing-here")
+    assert r.status_code == 404
+    assert "error" in r.json
