@@ -103,9 +103,7 @@ def post_message(user_id: int, room: Room, new: NewMessage) -> tuple[Message, bo
         # The same client_id raced in on another socket or request: return the stored one.
         db.session.rollback()
         stored = db.session.scalar(
-            select(Message).where(
-                Message.sender_id == user_id, Message.client_id == new.client_id
-            )
+            select(Message).where(Message.sender_id == user_id, Message.client_id == new.client_id)
         )
         if stored is None:
             raise

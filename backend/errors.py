@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
@@ -15,7 +17,7 @@ def init_app(app: Flask) -> None:
     """Turn every HTTP error under /api (and /ws) into a JSON error."""
 
     @app.errorhandler(HTTPException)
-    def _http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
+    def _http_error(exc: HTTPException) -> Any:
         if request.path.startswith(("/api/", "/ws")):
             message = exc.description or exc.name
             if exc.code == 429:

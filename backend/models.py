@@ -24,7 +24,7 @@ def iso(moment: datetime | None) -> str | None:
     return moment.isoformat(timespec="milliseconds") + "Z"
 
 
-class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
+class User(UserMixin, db.Model):  # type: ignore[name-defined]
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -37,7 +37,7 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
         return {"id": self.id, "username": self.username}
 
 
-class Room(db.Model):  # type: ignore[name-defined,misc]
+class Room(db.Model):  # type: ignore[name-defined]
     """A direct room between exactly two users; user_a_id < user_b_id keeps pairs unique."""
 
     __tablename__ = "rooms"
@@ -77,7 +77,7 @@ class Room(db.Model):  # type: ignore[name-defined,misc]
             self.read_b_id = max(self.read_b_id, message_id)
 
 
-class Call(db.Model):  # type: ignore[name-defined,misc]
+class Call(db.Model):  # type: ignore[name-defined]
     """The record of one call; live call state is in signaling.calls, this is its history."""
 
     __tablename__ = "calls"
@@ -110,7 +110,7 @@ class Call(db.Model):  # type: ignore[name-defined,misc]
         }
 
 
-class Message(db.Model):  # type: ignore[name-defined,misc]
+class Message(db.Model):  # type: ignore[name-defined]
     __tablename__ = "messages"
     __table_args__ = (
         UniqueConstraint("sender_id", "client_id", name="uq_messages_sender_client_id"),
@@ -141,3 +141,17 @@ class Message(db.Model):  # type: ignore[name-defined,misc]
             "sender": self.sender.to_public(),
             "call": self.call.to_public() if self.call is not None else None,
         }
+
+
+class PushSubscription(db.Model):  # type: ignore[name-defined]
+    """One device's Web Push subscription; deleted when the push service says it is gone."""
+
+    __tablename__ = "push_subscriptions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    endpoint: Mapped[str] = mapped_column(String(1024), unique=True)
+    p256dh: Mapped[str] = mapped_column(String(256))
+    auth: Mapped[str] = mapped_column(String(64))
+    user_agent: Mapped[str] = mapped_column(String(256), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

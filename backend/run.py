@@ -18,7 +18,8 @@ def _urls(host: str, port: int) -> list[str]:
     urls = [f"https://localhost:{port}"]
     if host in {"0.0.0.0", "::"}:
         urls += [
-            f"https://[{a}]:{port}" if ":" in a else f"https://{a}:{port}" for a in local_addresses()
+            f"https://[{a}]:{port}" if ":" in a else f"https://{a}:{port}"
+            for a in local_addresses()
         ]
     elif host not in {"127.0.0.1", "localhost", "::1"}:
         urls = [f"https://{host}:{port}"]
@@ -35,11 +36,9 @@ def main() -> int:
     turn = None
 
     if not env.get("TURN_URLS"):
-        try:
-            from .turnserver import LocalTurn, TurnServerMissing
-        except ImportError:  # pragma: no cover - the module ships with Parley
-            LocalTurn = None  # type: ignore[assignment,misc]
-        if LocalTurn is not None:
+        from .turnserver import LocalTurn, TurnServerMissing
+
+        if True:
             try:
                 turn = LocalTurn(workdir / "coturn", secret=secrets.token_urlsafe(32))
                 turn.start()

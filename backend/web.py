@@ -29,7 +29,10 @@ def ca_certificate() -> Any:
     if not (certs / "ca.crt").exists():
         abort(404)
     return send_from_directory(
-        certs, "ca.crt", mimetype="application/x-x509-ca-cert", as_attachment=True,
+        certs,
+        "ca.crt",
+        mimetype="application/x-x509-ca-cert",
+        as_attachment=True,
         download_name="parley-local-ca.crt",
     )
 

@@ -10,7 +10,10 @@ worker_class = "gevent"
 # The default of 1,000 stalls new sockets in the handshake; an idle socket costs about 40 KB.
 worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "20000"))
 workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
-bind = [os.environ.get("BIND") or f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8443')}"]
+bind = [
+    os.environ.get("BIND")
+    or f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8443')}"
+]
 # Long-lived sockets: a worker is never "stuck" just because a socket is open.
 timeout = 60
 graceful_timeout = 10

@@ -145,7 +145,12 @@ def test_open_room_creates_once_and_both_sides_get_the_same_room(make_client) ->
 
 @pytest.mark.parametrize(
     ("body", "status"),
-    [({"username": "nobody"}, 404), ({"username": "alice"}, 400), ({}, 400), ({"username": 5}, 400)],
+    [
+        ({"username": "nobody"}, 404),
+        ({"username": "alice"}, 400),
+        ({}, 400),
+        ({"username": 5}, 400),
+    ],
 )
 def test_open_room_errors(make_client, body: dict, status: int) -> None:  # type: ignore[no-untyped-def]
     alice = signed_up(make_client, "alice")
@@ -309,11 +314,19 @@ def test_configured_allowed_origins_replace_the_default(tmp_path) -> None:  # ty
         db.create_all()
     c = app.test_client()
     body = {"username": "alice", "password": "correct horse"}
-    own = c.post("/api/register", json=body, base_url="https://localhost",
-                 headers={"Origin": "https://localhost"})
+    own = c.post(
+        "/api/register",
+        json=body,
+        base_url="https://localhost",
+        headers={"Origin": "https://localhost"},
+    )
     assert own.status_code == 403
-    allowed = c.post("/api/register", json=body, base_url="https://localhost",
-                     headers={"Origin": "https://parley.example"})
+    allowed = c.post(
+        "/api/register",
+        json=body,
+        base_url="https://localhost",
+        headers={"Origin": "https://parley.example"},
+    )
     assert allowed.status_code == 201
 
 

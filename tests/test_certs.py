@@ -1,4 +1,4 @@
-"""The local CA and server certificate that `flask --app backend certs` makes, used over real TLS."""
+"""The local CA and server certificate from `flask --app backend certs`, over real TLS."""
 
 from __future__ import annotations
 

@@ -27,7 +27,9 @@ def test_default_database_is_sqlite_under_instance(tmp_path: Path, monkeypatch) 
 
 @pytest.mark.parametrize("secret", ["", "dev", "change-me"])
 def test_production_refuses_to_start_without_a_real_secret_key(
-    tmp_path: Path, monkeypatch, secret: str  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+    monkeypatch,
+    secret: str,  # type: ignore[no-untyped-def]
 ) -> None:
     monkeypatch.setenv("PARLEY_ENV", "production")
     monkeypatch.setenv("SECRET_KEY", secret)
