@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -14,10 +13,6 @@ from . import config, errors, security
 from .extensions import db, limiter, login_manager, migrate, sock
 
 log = logging.getLogger("parley")
-
-# Feature blueprints, each a module exposing `bp`; optional ones are skipped until they exist.
-BLUEPRINTS = ("auth", "rooms", "turn", "push", "web")
-
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the Parley app from the environment, overridden by test_config."""
@@ -47,24 +42,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     security.init_app(app)
 
-    for name in BLUEPRINTS:
-        try:
-            module = importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__name__}.{name}":
-                raise
-            continue
+    from . import auth, cli, push, rooms, web
+    from .signaling import views as signaling
+
+    for module in (auth, rooms, push, web):
         app.register_blueprint(module.bp)
-
-    try:
-        signaling = importlib.import_module(f"{__name__}.signaling.views")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__name__}.signaling.views":
-            raise
-    else:
-        signaling.init_app(app)
-
-    from . import cli
-
+    signaling.init_app(app)
     cli.init_app(app)
     return app

@@ -13,6 +13,7 @@ from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from . import chat
 from .errors import error_response
 from .extensions import db, limiter, login_manager
 from .models import User
@@ -46,6 +47,20 @@ def _sign_in(user: User) -> None:
     session["sid"] = secrets.token_urlsafe(16)
 
 
+def _open_echo_room(user: User) -> None:
+    """Give everyone a room with the echo-test bot, once the bot has its account."""
+    echo_name = current_app.config["ECHO_USERNAME"]
+    if not echo_name or user.username == echo_name:
+        return
+    if db.session.scalar(select(User.id).where(User.username == echo_name)) is None:
+        return
+    room, created = chat.open_room(user, echo_name)
+    if created:
+        linked = current_app.extensions.get("parley.on_room_created")
+        if linked is not None:
+            linked(room.user_a_id, room.user_b_id)
+
+
 def _credentials() -> tuple[str, str] | tuple[None, str]:
     """Return (username, password) from the JSON body, or (None, reason)."""
     body = request.get_json(silent=True)
@@ -69,6 +84,10 @@ def register() -> Any:
         return error_response(400, f"password: {PASSWORD_MIN}-{PASSWORD_MAX} characters")
     if db.session.scalar(select(User.id).where(User.username == username)) is not None:
         return error_response(409, "that username is taken")
+    if username == current_app.config["ECHO_USERNAME"] and not secrets.compare_digest(
+        password, current_app.config["ECHO_PASSWORD"]
+    ):
+        return error_response(409, "that username is taken")
     user = User(username=username, password_hash=_hasher.hash(password))
     db.session.add(user)
     try:
@@ -77,6 +96,7 @@ def register() -> Any:
         db.session.rollback()
         return error_response(409, "that username is taken")
     _sign_in(user)
+    _open_echo_room(user)
     return jsonify(user.to_public()), 201
 
 
@@ -97,6 +117,7 @@ def login() -> Any:
         user.password_hash = _hasher.hash(password)
         db.session.commit()
     _sign_in(user)
+    _open_echo_room(user)
     return jsonify(user.to_public())
 
 

@@ -30,9 +30,9 @@ def _bool(name: str, default: bool) -> bool:
     return raw.strip().lower() in {"1", "true", "yes", "on"}
 
 
-def _local_secret_key(instance_path: Path) -> str:
-    """Return the key kept under instance/, creating it once."""
-    key_file = instance_path / "secret_key"
+def _local_secret_key(instance_path: Path, name: str = "secret_key") -> str:
+    """Return the secret kept in instance/<name>, creating it once."""
+    key_file = instance_path / name
     if key_file.exists():
         return key_file.read_text().strip()
     instance_path.mkdir(parents=True, exist_ok=True)
@@ -66,6 +66,10 @@ def from_env(instance_path: Path) -> dict[str, Any]:
         "SESSION_COOKIE_SECURE": _bool("SESSION_COOKIE_SECURE", True),
         "SESSION_COOKIE_NAME": "parley_session",
         "REDIS_URL": redis_url,
+        # The echo-test bot's account: the name is reserved for whoever knows the password.
+        "ECHO_USERNAME": os.environ.get("ECHO_USERNAME", "echo").strip().lower(),
+        "ECHO_PASSWORD": os.environ.get("ECHO_PASSWORD")
+        or _local_secret_key(instance_path, "echo_password"),
         "RATELIMIT_STORAGE_URI": redis_url or "memory://",
         "RATELIMIT_HEADERS_ENABLED": True,
         "AUTH_RATE_LIMIT": os.environ.get("AUTH_RATE_LIMIT", "10 per minute"),
@@ -73,6 +77,8 @@ def from_env(instance_path: Path) -> dict[str, Any]:
         "CALL_GRACE_PERIOD": _int("CALL_GRACE_PERIOD", 15),
         "WS_MAX_MESSAGE": _int("WS_MAX_MESSAGE", 64 * 1024),
         "WS_PING_INTERVAL": _int("WS_PING_INTERVAL", 25),
+        "WS_MESSAGE_RATE": _int("WS_MESSAGE_RATE", 20),
+        "WS_MESSAGE_BURST": _int("WS_MESSAGE_BURST", 60),
         "TURN_URLS": turn_urls,
         "TURN_SECRET": turn_secret,
         "TURN_TTL": _int("TURN_TTL", 6 * 3600),

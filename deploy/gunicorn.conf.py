@@ -6,7 +6,8 @@ from pathlib import Path
 _root = Path(__file__).resolve().parent.parent
 _certs = Path(os.environ.get("CERTS_DIR", _root / "certs"))
 
-worker_class = "gevent"
+# gevent, plus closing sockets with 1001 on a graceful stop (backend/worker.py).
+worker_class = "backend.worker.ParleyWorker"
 # The default of 1,000 stalls new sockets in the handshake; an idle socket costs about 40 KB.
 worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "20000"))
 workers = int(os.environ.get("WEB_CONCURRENCY", "1"))

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from backend.cli import make_certificates
 
@@ -62,8 +63,12 @@ class ParleyServer:
     def start(self) -> None:
         """Start gunicorn and wait until it answers over HTTPS."""
         assert self.log is not None
-        out = self.log.open("ab")
-        self.process = subprocess.Popen(
+        with self.log.open("ab") as out:  # the child keeps its own copy of the descriptor
+            self.process = self._spawn(out)
+        self.wait_ready()
+
+    def _spawn(self, out: Any) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
             [
                 str(BIN / "gunicorn"),
                 "-c",
@@ -77,7 +82,6 @@ class ParleyServer:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        self.wait_ready()
 
     def wait_ready(self, timeout: float = 30) -> None:
         """Poll /api/me until the server answers (401 is an answer)."""

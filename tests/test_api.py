@@ -347,3 +347,21 @@ def test_unknown_api_route_is_json_404(client: FlaskClient) -> None:
     r = client.get("/api/nothing-here")
     assert r.status_code == 404
     assert "error" in r.json
+
+
+def test_the_echo_name_is_reserved_for_the_bot(app: Flask, client: FlaskClient) -> None:
+    taken = client.post("/api/register", json={"username": "echo", "password": "guessing123"})
+    assert taken.status_code == 409
+    bot = client.post(
+        "/api/register", json={"username": "echo", "password": app.config["ECHO_PASSWORD"]}
+    )
+    assert bot.status_code == 201
+
+
+def test_every_new_user_finds_the_echo_test_room(app: Flask, make_client) -> None:  # type: ignore[no-untyped-def]
+    bot = make_client()
+    bot.post("/api/register", json={"username": "echo", "password": app.config["ECHO_PASSWORD"]})
+    someone = make_client()
+    someone.post("/api/register", json={"username": "newbie", "password": "correct horse"})
+    rooms = someone.get("/api/rooms").get_json()
+    assert [room["peer"]["username"] for room in rooms["rooms"]] == ["echo"]

@@ -1,0 +1,296 @@
+"""The `/ws` route: authenticate the upgrade, run each socket's read loop, hand messages on.
+
+`Signaling` is the app's one signalling service: it owns the Hub (who is connected where) and the
+CallRegistry (live calls), adapts the database to what they need, and is what the HTTP side
+(new messages, new rooms, sign-out) and gunicorn's shutdown talk to.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from typing import Any
+
+from flask import Blueprint, Flask, current_app, request, session
+from flask_login import current_user
+from simple_websocket import ConnectionClosed, Server
+from wsproto.events import TextMessage
+
+from .. import chat
+from ..errors import error_response
+from ..extensions import db, sock
+from ..models import Call, Message, Room, User, utcnow
+from ..security import origin_allowed
+from . import protocol
+from .calls import CallRecord, CallRegistry, ThreadScheduler
+from .hub import Bus, Hub, InMemoryBus
+from .protocol import ChatAck, ChatDeliver, ChatSend, Ping, Pong, ProtocolError, Welcome
+from .ratelimit import TokenBucket
+
+log = logging.getLogger("parley.signaling")
+
+bp = Blueprint("signaling", __name__)
+
+# WebSocket close codes (RFC 6455) Parley uses; docs/protocol.md lists them.
+CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001
+CLOSE_POLICY = 1008
+
+CHAT_ERROR_REASONS = {400: "bad_message", 404: "not_found", 409: "forbidden"}
+
+
+class Socket:
+    """One open WebSocket of one signed-in session, safe to send to from any greenlet."""
+
+    def __init__(self, ws: Server, user_id: int, sid: str | None) -> None:
+        self.id = uuid.uuid4().hex
+        self.user_id = user_id
+        self.sid = sid
+        self.ws = ws
+        # Fan-out sends come from other sockets' greenlets and timers: one frame at a time, and
+        # sendall, because a partial TLS write interleaved with another frame corrupts both.
+        self._lock = threading.Lock()
+
+    def send(self, text: str) -> None:
+        """Send one text frame; raise ConnectionError when the socket is closed."""
+        with self._lock:
+            if not self.ws.connected:
+                raise ConnectionError("socket closed")
+            self.ws.sock.sendall(self.ws.ws.send(TextMessage(data=text)))
+
+    def close(self, code: int, reason: str) -> None:
+        """Close with a WebSocket close code; the read loop then ends."""
+        with self._lock:
+            if self.ws.connected:
+                self.ws.close(code, reason)
+
+
+class DbCallStore:
+    """The CallStore the registry uses, on short database sessions of this app."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+
+    def shared_room(self, room_id: int, a: int, b: int) -> bool:
+        """Tell whether room_id is the room of users a and b."""
+        with self.app.app_context():
+            room = db.session.get(Room, room_id)
+            return room is not None and room.has_member(a) and room.has_member(b) and a != b
+
+    def user(self, user_id: int) -> protocol.User | None:
+        """Return a user as others see them, or None."""
+        with self.app.app_context():
+            user = db.session.get(User, user_id)
+            return None if user is None else protocol.User(id=user.id, username=user.username)
+
+    def record(self, record: CallRecord) -> dict[str, Any] | None:
+        """Store the call and its timeline message; return the message as the API shows it."""
+        with self.app.app_context():
+            if db.session.get(Call, record.call_id) is not None:
+                return None
+            call = Call(
+                id=record.call_id,
+                room_id=record.room_id,
+                caller_id=record.caller_id,
+                callee_id=record.callee_id,
+                media=record.media,
+                outcome=record.outcome,
+                started_at=record.started_at,
+                answered_at=record.answered_at,
+                ended_at=record.ended_at,
+            )
+            message = Message(
+                room_id=record.room_id,
+                sender_id=record.caller_id,
+                kind="call",
+                text="",
+                client_id=f"call:{record.call_id}",
+                call=call,
+            )
+            db.session.add_all([call, message])
+            room = db.session.get(Room, record.room_id)
+            if room is not None:
+                room.last_activity_at = utcnow()
+            db.session.commit()
+            return message.to_public()
+
+
+class Signaling:
+    """The app's signalling service: sockets, presence, chat and calls."""
+
+    def __init__(self, app: Flask, bus: Bus | None = None) -> None:
+        self.app = app
+        self.store = DbCallStore(app)
+        self.hub = Hub(self._peers_of, bus or InMemoryBus())
+        self.calls = CallRegistry(
+            self.hub,
+            self.store,
+            ThreadScheduler(),
+            ring_timeout=float(app.config["CALL_RING_TIMEOUT"]),
+            grace_period=float(app.config["CALL_GRACE_PERIOD"]),
+            ring_offline=self._ring_offline,
+        )
+        self._sockets: dict[str, Socket] = {}
+        self._lock = threading.Lock()
+
+    # --- hooks the HTTP side and the server call ---------------------------------------------
+
+    def message_posted(self, a: int, b: int, message: dict[str, Any]) -> None:
+        """Deliver a message stored through the HTTP API to every socket of both members."""
+        frame = protocol.dump(ChatDeliver(message=message))
+        self.hub.deliver(a, frame)
+        self.hub.deliver(b, frame)
+
+    def room_created(self, a: int, b: int) -> None:
+        """Let two people who now share a room see each other's presence."""
+        self.hub.link(a, b)
+
+    def signed_out(self, user_id: int, sid: str | None) -> None:
+        """Close the sockets of a session that signed out."""
+        self.hub.close_session(user_id, sid, CLOSE_NORMAL, "signed out")
+
+    def shutdown(self) -> None:
+        """Close every socket with 1001 so clients reconnect to the next server at once."""
+        self.calls.close()
+        with self._lock:
+            sockets = list(self._sockets.values())
+        for conn in sockets:
+            try:
+                conn.close(CLOSE_GOING_AWAY, "server restarting")
+            except Exception:
+                log.debug("closing socket %s at shutdown failed", conn.id, exc_info=True)
+
+    # --- one socket ----------------------------------------------------------------------------
+
+    def serve(self, ws: Server, user: protocol.User, sid: str | None) -> None:
+        """Run one socket from welcome to close."""
+        conn = Socket(ws, user.id, sid)
+        config = self.app.config
+        bucket = TokenBucket(config["WS_MESSAGE_RATE"], config["WS_MESSAGE_BURST"])
+        with self._lock:
+            self._sockets[conn.id] = conn
+        try:
+            self.hub.add(conn)
+            welcome = Welcome(
+                user=user,
+                online=self.hub.online_peers(user.id),
+                calls=self.calls.calls_of(user.id),
+            )
+            self.hub.send(conn, welcome)
+            self.calls.socket_opened(conn)
+            while True:
+                data = ws.receive()
+                if data is None:
+                    continue
+                verdict = bucket.take()
+                if verdict == "abusive":
+                    log.warning("closing socket %s of user %s: message flood", conn.id, user.id)
+                    conn.close(CLOSE_POLICY, "too many messages")
+                    break
+                if verdict == "throttled":
+                    self.hub.send(conn, protocol.error("rate_limited", "slow down"))
+                    continue
+                self._handle(conn, data)
+        except ConnectionClosed:
+            pass
+        finally:
+            with self._lock:
+                self._sockets.pop(conn.id, None)
+            self.hub.remove(conn)
+            self.calls.socket_closed(conn)
+
+    def _handle(self, conn: Socket, data: str | bytes) -> None:
+        try:
+            message = protocol.parse(data)
+        except ProtocolError as exc:
+            self.hub.send(conn, protocol.error(exc.reason, exc.message, exc.ref_type))
+            return
+        try:
+            if isinstance(message, Ping):
+                self.hub.send(conn, Pong(t=message.t))
+            elif isinstance(message, ChatSend):
+                self._chat(conn, message)
+            else:
+                self.calls.handle(conn, message)
+        except Exception:
+            # A bug in one message must not end the socket or the worker.
+            log.exception("handling %s from user %s failed", message.type, conn.user_id)
+            self.hub.send(conn, protocol.error("internal", "the server failed on that message"))
+        finally:
+            db.session.remove()
+
+    def _chat(self, conn: Socket, message: ChatSend) -> None:
+        try:
+            new = chat.validate_new_message({"client_id": message.client_id, "text": message.text})
+            room = chat.room_for(conn.user_id, message.room_id)
+            stored, created = chat.post_message(conn.user_id, room, new)
+            payload = stored.to_public()
+            peer = room.peer_of(conn.user_id).id
+        except chat.ChatError as exc:
+            reason = CHAT_ERROR_REASONS.get(exc.status, "bad_message")
+            self.hub.send(conn, protocol.error(reason, exc.message, message.type))
+            return
+        finally:
+            db.session.remove()
+        frame = protocol.dump(ChatDeliver(message=payload))
+        if created:
+            delivered = self.hub.deliver(peer, frame) > 0
+            self.hub.deliver(conn.user_id, frame, exclude=conn.id)
+        else:
+            # A resend of a stored message: it went out when it was first stored.
+            delivered = self.hub.is_online(peer)
+        self.hub.send(
+            conn, ChatAck(client_id=message.client_id, message=payload, delivered=delivered)
+        )
+
+    # --- adapters ------------------------------------------------------------------------------
+
+    def _peers_of(self, user_id: int) -> set[int]:
+        with self.app.app_context():
+            return chat.peer_ids_of(user_id)
+
+    def _ring_offline(self, user_id: int, payload: dict[str, Any]) -> None:
+        push = self.app.extensions.get("parley.push")
+        if push is not None:
+            push.notify(user_id, payload)
+
+
+def signaling() -> Signaling:
+    """Return this app's signalling service."""
+    service: Signaling = current_app.extensions["parley.signaling"]
+    return service
+
+
+@bp.before_request
+def _guard() -> Any:
+    # Cross-site WebSocket hijacking: a page elsewhere can open a socket with our cookie, so
+    # the Origin must be ours, and the session must be signed in, before the upgrade.
+    if not origin_allowed(request):
+        log.warning("refused /ws upgrade from origin %r", request.headers.get("Origin"))
+        return error_response(403, "cross-origin socket refused (Origin not allowed)")
+    if not current_user.is_authenticated:
+        return error_response(401, "sign in first")
+    return None
+
+
+@sock.route("/ws", bp=bp)
+def ws_route(ws: Server) -> None:
+    user = protocol.User(id=current_user.id, username=current_user.username)
+    sid = session.get("sid")
+    # Release the pooled connection flask-login used: sockets live for hours (TESTING-NOTES).
+    db.session.remove()
+    signaling().serve(ws, user, sid)
+
+
+def _wire(app: Flask, service: Signaling) -> None:
+    app.extensions["parley.signaling"] = service
+    app.extensions["parley.on_message"] = service.message_posted
+    app.extensions["parley.on_room_created"] = service.room_created
+    app.extensions["parley.on_logout"] = service.signed_out
+
+
+def init_app(app: Flask) -> None:
+    """Register `/ws` and the signalling service of this app."""
+    app.register_blueprint(bp)
+    _wire(app, Signaling(app))

@@ -1,0 +1,395 @@
+"""The signalling socket of a real server (gunicorn + gevent over HTTPS), as clients see it."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Callable, Iterator
+
+import pytest
+import websocket
+
+from tests.servers import ParleyServer, make_test_certs, parley_server
+from tests.wsclient import FAKE_SDP, Person, call_id
+
+_names = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ParleyServer]:
+    root = tmp_path_factory.mktemp("ws")
+    certs = make_test_certs(root / "certs")
+    with parley_server(
+        root, certs, CALL_RING_TIMEOUT="2", CALL_GRACE_PERIOD="2", WS_MESSAGE_BURST="30"
+    ) as running:
+        yield running
+
+
+@pytest.fixture
+def person(server: ParleyServer) -> Iterator[Callable[[str], Person]]:
+    made: list[Person] = []
+
+    def make(prefix: str = "user") -> Person:
+        someone = Person(server, f"{prefix}{next(_names)}")
+        made.append(someone)
+        return someone
+
+    yield make
+    for someone in made:
+        someone.close()
+
+
+def pair(person: Callable[[str], Person]) -> tuple[Person, Person, int]:
+    alice, bob = person("alice"), person("bob")
+    return alice, bob, alice.open_room(bob)
+
+
+# --- the upgrade ---------------------------------------------------------------------------
+
+
+def test_signed_out_upgrade_is_refused_with_401(server: ParleyServer) -> None:
+    with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+        websocket.create_connection(
+            server.ws_url, origin=server.url, sslopt={"ca_certs": str(server.certs / "ca.crt")}
+        )
+    assert refused.value.status_code == 401
+
+
+def test_cross_origin_upgrade_is_refused_with_403(person: Callable[[str], Person]) -> None:
+    alice = person("alice")
+    with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+        alice.connect(origin="https://evil.example")
+    assert refused.value.status_code == 403
+
+
+def test_welcome_names_the_user_and_online_room_peers(person: Callable[[str], Person]) -> None:
+    alice, bob, _ = pair(person)
+    bob.connect()
+    welcome = alice.connect(welcome=False).recv()
+    assert welcome["type"] == "welcome"
+    assert welcome["user"] == {"id": alice.id, "username": alice.username}
+    assert welcome["online"] == [bob.id]
+    assert welcome["calls"] == []
+
+
+# --- presence ------------------------------------------------------------------------------
+
+
+def test_presence_goes_to_room_peers_on_first_open_and_last_close(
+    person: Callable[[str], Person],
+) -> None:
+    alice, bob, _ = pair(person)
+    stranger = person("carol")
+    a = alice.connect()
+    s = stranger.connect()
+    phone = bob.connect()
+    assert a.expect("presence") == {"type": "presence", "user_id": bob.id, "online": True}
+    laptop = bob.connect()
+    phone.close()
+    a.quiet("presence")  # bob still has his laptop
+    laptop.close()
+    assert a.expect("presence") == {"type": "presence", "user_id": bob.id, "online": False}
+    s.quiet("presence")  # carol shares no room with bob
+
+
+def test_opening_a_room_shares_presence_at_once(person: Callable[[str], Person]) -> None:
+    alice, bob = person("alice"), person("bob")
+    a, b = alice.connect(), bob.connect()
+    alice.open_room(bob)
+    assert a.expect("presence")["user_id"] == bob.id
+    assert b.expect("presence")["user_id"] == alice.id
+
+
+# --- bad input -----------------------------------------------------------------------------
+
+
+def test_ping_gets_pong_with_the_same_token(person: Callable[[str], Person]) -> None:
+    sock = person("alice").connect()
+    sock.send({"type": "ping", "t": 42})
+    assert sock.expect("pong") == {"type": "pong", "t": 42}
+
+
+@pytest.mark.parametrize(
+    ("frame", "reason"),
+    [
+        ("{not json", "bad_json"),
+        ("[1, 2]", "bad_message"),
+        ('{"type": "teleport"}', "unknown_type"),
+        ('{"type": "chat_message", "room_id": "1", "client_id": "x", "text": "hi"}', "bad_message"),
+        ('{"type": "call_end", "call_id": "not-a-uuid"}', "bad_message"),
+    ],
+)
+def test_bad_frames_get_an_error_and_the_socket_stays_usable(
+    person: Callable[[str], Person], frame: str, reason: str
+) -> None:
+    sock = person("alice").connect()
+    sock.send(frame)
+    error = sock.expect("error")
+    assert error["reason"] == reason
+    assert error["message"]
+    sock.send({"type": "ping", "t": 1})
+    assert sock.expect("pong")["t"] == 1
+
+
+def test_a_frame_over_64_kib_closes_the_socket_with_1009(person: Callable[[str], Person]) -> None:
+    sock = person("alice").connect()
+    sock.send(json.dumps({"type": "ping", "t": "x" * (65 * 1024)}))
+    assert sock.closed_with() == 1009
+
+
+def test_a_flooding_client_is_throttled_then_closed_with_1008(
+    person: Callable[[str], Person],
+) -> None:
+    sock = person("alice").connect()
+    for n in range(200):
+        try:
+            sock.send({"type": "ping", "t": n})
+        except (BrokenPipeError, ConnectionResetError, websocket.WebSocketException):
+            break
+    reasons = []
+    code = None
+    while True:
+        try:
+            opcode, data = sock.raw.recv_data(control_frame=True)
+        except (websocket.WebSocketException, OSError):
+            break
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            code = int.from_bytes(data[:2], "big")
+            break
+        frame = json.loads(data)
+        if frame["type"] == "error":
+            reasons.append(frame["reason"])
+    assert "rate_limited" in reasons
+    assert code == 1008
+
+
+# --- chat ----------------------------------------------------------------------------------
+
+
+def test_chat_over_the_socket_is_stored_acked_and_delivered_with_server_identity(
+    person: Callable[[str], Person],
+) -> None:
+    alice, bob, room = pair(person)
+    a, b = alice.connect(), bob.connect()
+    a.send(
+        {
+            "type": "chat_message",
+            "room_id": room,
+            "client_id": "c-1",
+            "text": "hello",
+            "from": {"id": bob.id, "username": bob.username},  # forged, must be ignored
+        }
+    )
+    ack = a.expect("chat_ack")
+    assert ack["client_id"] == "c-1"
+    assert ack["delivered"] is True
+    got = b.expect("chat_message")["message"]
+    assert got["text"] == "hello"
+    assert got["sender"] == {"id": alice.id, "username": alice.username}
+    assert got["id"] == ack["message"]["id"]
+    assert [m["text"] for m in bob.messages(room)] == ["hello"]
+
+
+def test_a_resent_client_id_is_acked_with_the_same_message_and_not_delivered_twice(
+    person: Callable[[str], Person],
+) -> None:
+    alice, bob, room = pair(person)
+    a, b = alice.connect(), bob.connect()
+    frame = {"type": "chat_message", "room_id": room, "client_id": "same", "text": "once"}
+    a.send(frame)
+    first = a.expect("chat_ack")["message"]
+    b.expect("chat_message")
+    a.send(frame)
+    assert a.expect("chat_ack")["message"]["id"] == first["id"]
+    b.quiet("chat_message")
+    assert len(bob.messages(room)) == 1
+
+
+def test_chat_reaches_the_senders_other_devices(person: Callable[[str], Person]) -> None:
+    alice, bob, room = pair(person)
+    phone, laptop = alice.connect(), alice.connect()
+    phone.send({"type": "chat_message", "room_id": room, "client_id": "d", "text": "sync"})
+    phone.expect("chat_ack")
+    assert laptop.expect("chat_message")["message"]["text"] == "sync"
+
+
+def test_chat_to_a_room_you_are_not_in_is_refused(person: Callable[[str], Person]) -> None:
+    alice, bob, room = pair(person)
+    mallory = person("mallory")
+    m, b = mallory.connect(), bob.connect()
+    m.send({"type": "chat_message", "room_id": room, "client_id": "x", "text": "psst"})
+    assert m.expect("error")["reason"] == "not_found"
+    b.quiet("chat_message")
+    assert bob.messages(room) == []
+
+
+def test_a_message_posted_over_http_arrives_on_the_socket(person: Callable[[str], Person]) -> None:
+    alice, bob, room = pair(person)
+    b = bob.connect()
+    posted = alice.http.post(
+        f"/api/rooms/{room}/messages", json={"client_id": "h-1", "text": "via http"}
+    )
+    assert posted.status_code == 201
+    assert b.expect("chat_message")["message"]["text"] == "via http"
+
+
+def test_signing_out_closes_that_sessions_sockets_only(
+    server: ParleyServer, person: Callable[[str], Person]
+) -> None:
+    alice = person("alice")
+    other_session = Person(server, alice.username)
+    try:
+        mine, theirs = alice.connect(), other_session.connect()
+        assert alice.http.post("/api/logout").status_code == 204
+        assert mine.closed_with() == 1000
+        theirs.send({"type": "ping", "t": 7})
+        assert theirs.expect("pong")["t"] == 7
+    finally:
+        other_session.close()
+
+
+# --- calls ---------------------------------------------------------------------------------
+
+
+def offer(room: int, to: Person, cid: str, media: str = "video") -> dict[str, object]:
+    return {
+        "type": "call_offer",
+        "call_id": cid,
+        "room_id": room,
+        "to": to.id,
+        "media": media,
+        "sdp": FAKE_SDP,
+    }
+
+
+def test_a_call_rings_connects_ends_and_lands_in_the_room_history(
+    person: Callable[[str], Person],
+) -> None:
+    alice, bob, room = pair(person)
+    a, b = alice.connect(), bob.connect()
+    cid = call_id()
+    a.send(offer(room, bob, cid))
+    ringing = a.expect("call_ringing")
+    assert ringing["polite"] is False
+    incoming = b.expect("call_offer")
+    assert incoming["from"] == {"id": alice.id, "username": alice.username}
+    assert incoming["media"] == "video"
+    assert incoming["polite"] is True
+    a.send({"type": "ice_candidate", "call_id": cid, "candidate": {"candidate": "", "sdpMid": "0"}})
+    assert b.expect("ice_candidate")["from"]["id"] == alice.id
+    b.send({"type": "call_answer", "call_id": cid, "sdp": FAKE_SDP})
+    assert a.expect("call_answer")["from"]["id"] == bob.id
+    b.send({"type": "call_end", "call_id": cid})
+    assert a.expect("call_end") == {"type": "call_end", "call_id": cid, "reason": "hangup"}
+    record = a.expect("chat_message")["message"]
+    assert record["kind"] == "call"
+    assert record["call"]["outcome"] == "completed"
+    assert record["call"]["media"] == "video"
+    assert b.expect("chat_message")["message"]["id"] == record["id"]
+    assert [m["kind"] for m in alice.messages(room)] == ["call"]
+
+
+def test_an_unanswered_call_times_out_as_missed(person: Callable[[str], Person]) -> None:
+    alice, bob, room = pair(person)
+    a, b = alice.connect(), bob.connect()
+    cid = call_id()
+    a.send(offer(room, bob, cid, media="audio"))
+    b.expect("call_offer")
+    assert a.expect("call_timeout", timeout=6)["call_id"] == cid
+    assert b.expect("call_timeout", timeout=6)["call_id"] == cid
+    record = a.expect("chat_message")["message"]
+    assert record["call"] == {
+        "id": cid,
+        "media": "audio",
+        "outcome": "missed",
+        "duration": None,
+        "caller_id": alice.id,
+    }
+
+
+def test_call_signals_from_a_third_user_are_refused_and_never_delivered(
+    person: Callable[[str], Person],
+) -> None:
+    alice, bob, room = pair(person)
+    mallory = person("mallory")
+    a, b, m = alice.connect(), bob.connect(), mallory.connect()
+    cid = call_id()
+    a.send(offer(room, bob, cid))
+    b.expect("call_offer")
+    m.send({"type": "call_answer", "call_id": cid, "sdp": FAKE_SDP})
+    assert m.expect("error")["reason"] == "not_found"
+    m.send({"type": "call_end", "call_id": cid})
+    assert m.expect("error")["reason"] == "not_found"
+    m.send(offer(room, bob, call_id()))
+    assert m.expect("error")["reason"] == "not_found"
+    a.quiet("call_answer")
+    a.quiet("call_end")
+    b.send({"type": "call_end", "call_id": cid})
+
+
+def test_calling_someone_already_in_a_call_gets_busy(person: Callable[[str], Person]) -> None:
+    alice, bob, room = pair(person)
+    carol = person("carol")
+    room_cb = carol.open_room(bob)
+    a, b, c = alice.connect(), bob.connect(), carol.connect()
+    first = call_id()
+    a.send(offer(room, bob, first))
+    b.expect("call_offer")
+    b.send({"type": "call_answer", "call_id": first, "sdp": FAKE_SDP})
+    a.expect("call_answer")
+    second = call_id()
+    c.send(offer(room_cb, bob, second))
+    assert c.expect("call_busy")["call_id"] == second
+    assert c.expect("chat_message")["message"]["call"]["outcome"] == "busy"
+    a.send({"type": "call_end", "call_id": first})
+
+
+def test_a_dropped_socket_can_resume_its_call_within_the_grace_period(
+    person: Callable[[str], Person],
+) -> None:
+    alice, bob, room = pair(person)
+    a, b = alice.connect(), bob.connect()
+    cid = call_id()
+    a.send(offer(room, bob, cid))
+    b.expect("call_offer")
+    b.send({"type": "call_answer", "call_id": cid, "sdp": FAKE_SDP})
+    a.expect("call_answer")
+    b.close()
+    b2 = bob.connect(welcome=False)
+    welcome = b2.expect("welcome")
+    assert [c["call_id"] for c in welcome["calls"]] == [cid]
+    b2.send({"type": "call_resume", "call_id": cid})
+    assert b2.expect("call_resumed")["polite"] is True
+    a.send({"type": "ice_candidate", "call_id": cid, "candidate": None})
+    assert b2.expect("ice_candidate")["call_id"] == cid
+    b2.send({"type": "call_end", "call_id": cid})
+    assert a.expect("call_end")["reason"] == "hangup"
+
+
+def test_a_participant_gone_past_the_grace_period_ends_the_call(
+    person: Callable[[str], Person],
+) -> None:
+    alice, bob, room = pair(person)
+    a, b = alice.connect(), bob.connect()
+    cid = call_id()
+    a.send(offer(room, bob, cid))
+    b.expect("call_offer")
+    b.send({"type": "call_answer", "call_id": cid, "sdp": FAKE_SDP})
+    a.expect("call_answer")
+    b.close()
+    assert a.expect("call_end", timeout=6) == {
+        "type": "call_end",
+        "call_id": cid,
+        "reason": "disconnected",
+    }
+
+
+def test_a_server_restart_closes_sockets_with_going_away(server: ParleyServer) -> None:
+    someone = Person(server, f"restart{next(_names)}")
+    try:
+        sock = someone.connect()
+        server.stop()
+        assert sock.closed_with() == 1001
+    finally:
+        server.start()
+        someone.close()

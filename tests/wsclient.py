@@ -1,0 +1,145 @@
+"""A signed-in user of a real Parley server: HTTPS API calls and signalling sockets."""
+
+from __future__ import annotations
+
+import json
+import ssl
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import websocket
+
+from tests.servers import ParleyServer
+
+Frame = dict[str, Any]
+
+
+class Sock:
+    """One signalling socket; `recv` returns decoded frames, `expect` waits for one type."""
+
+    def __init__(self, raw: websocket.WebSocket) -> None:
+        self.raw = raw
+        self.seen: list[Frame] = []
+
+    def send(self, frame: Frame | str) -> None:
+        self.raw.send(frame if isinstance(frame, str) else json.dumps(frame))
+
+    def recv(self, timeout: float = 5) -> Frame:
+        """Return the next frame; raise TimeoutError when none comes in time."""
+        self.raw.settimeout(timeout)
+        try:
+            text = self.raw.recv()
+        except websocket.WebSocketTimeoutException:
+            raise TimeoutError(f"no frame in {timeout}s; seen {self.seen[-5:]}") from None
+        frame: Frame = json.loads(text)
+        self.seen.append(frame)
+        return frame
+
+    def expect(
+        self, kind: str, timeout: float = 5, where: Callable[[Frame], bool] | None = None
+    ) -> Frame:
+        """Skip frames until one of type `kind` (matching `where`) arrives."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no {kind} in {timeout}s; seen {self.seen[-8:]}")
+            frame = self.recv(left)
+            if frame.get("type") == kind and (where is None or where(frame)):
+                return frame
+
+    def quiet(self, kind: str, seconds: float = 0.5) -> None:
+        """Assert that no frame of type `kind` arrives within `seconds`."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                frame = self.recv(left)
+            except (TimeoutError, websocket.WebSocketConnectionClosedException):
+                return
+            assert frame.get("type") != kind, f"unexpected {frame}"
+
+    def closed_with(self, timeout: float = 5) -> int | None:
+        """Read until the server closes; return its close code."""
+        self.raw.settimeout(timeout)
+        try:
+            while True:
+                opcode, data = self.raw.recv_data(control_frame=True)
+                if opcode == websocket.ABNF.OPCODE_CLOSE:
+                    return int.from_bytes(data[:2], "big") if len(data) >= 2 else None
+        except websocket.WebSocketConnectionClosedException:
+            return None
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+class Person:
+    """A user of the server under test, signed in over HTTPS with a cookie jar of their own."""
+
+    def __init__(self, server: ParleyServer, username: str, password: str = "correct horse"):
+        self.server = server
+        self.username = username
+        self.http = httpx.Client(
+            base_url=server.url,
+            verify=server.ssl_context(),
+            headers={"Origin": server.url},
+            timeout=10,
+        )
+        response = self.http.post(
+            "/api/register", json={"username": username, "password": password}
+        )
+        if response.status_code == 409:
+            response = self.http.post(
+                "/api/login", json={"username": username, "password": password}
+            )
+        response.raise_for_status()
+        self.id: int = response.json()["id"]
+        self.sockets: list[Sock] = []
+
+    def cookie_header(self) -> str:
+        return "; ".join(f"{k}={v}" for k, v in self.http.cookies.items())
+
+    def connect(self, origin: str | None = None, welcome: bool = True) -> Sock:
+        """Open a signalling socket (same origin unless told) and read its welcome."""
+        raw = websocket.create_connection(
+            self.server.ws_url,
+            cookie=self.cookie_header(),
+            origin=origin or self.server.url,
+            sslopt={"cert_reqs": ssl.CERT_REQUIRED, "ca_certs": str(self.server.certs / "ca.crt")},
+            timeout=10,
+        )
+        sock = Sock(raw)
+        self.sockets.append(sock)
+        if welcome:
+            frame = sock.recv()
+            assert frame["type"] == "welcome", frame
+        return sock
+
+    def open_room(self, other: Person) -> int:
+        response = self.http.post("/api/rooms", json={"username": other.username})
+        response.raise_for_status()
+        return int(response.json()["id"])
+
+    def messages(self, room_id: int) -> list[Frame]:
+        response = self.http.get(f"/api/rooms/{room_id}/messages", params={"limit": 200})
+        response.raise_for_status()
+        messages: list[Frame] = response.json()["messages"]
+        return messages
+
+    def close(self) -> None:
+        for sock in self.sockets:
+            try:
+                sock.close()
+            except Exception:
+                pass
+        self.http.close()
+
+
+def call_id() -> str:
+    return str(uuid.uuid4())
+
+
+FAKE_SDP = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
