@@ -73,7 +73,12 @@ class Sock:
             return None
 
     def close(self) -> None:
-        self.raw.close()
+        try:
+            self.raw.close(timeout=1)
+        except (OSError, websocket.WebSocketException):
+            pass
+        finally:
+            self.raw.shutdown()  # close() skips the socket when the server closed first
 
 
 class Person:
