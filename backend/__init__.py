@@ -14,6 +14,7 @@ from .extensions import db, limiter, login_manager, migrate, sock
 
 log = logging.getLogger("parley")
 
+
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the Parley app from the environment, overridden by test_config."""
     app = Flask(__name__, instance_relative_config=True, static_folder=None)
@@ -42,10 +43,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     security.init_app(app)
 
-    from . import auth, cli, push, rooms, web
+    from . import auth, cli, push, rooms, turn, web
     from .signaling import views as signaling
 
-    for module in (auth, rooms, push, web):
+    for module in (auth, rooms, turn, push, web):
         app.register_blueprint(module.bp)
     signaling.init_app(app)
     cli.init_app(app)

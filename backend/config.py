@@ -82,6 +82,7 @@ def from_env(instance_path: Path) -> dict[str, Any]:
         "TURN_URLS": turn_urls,
         "TURN_SECRET": turn_secret,
         "TURN_TTL": _int("TURN_TTL", 6 * 3600),
+        "TURN_RATE_LIMIT": os.environ.get("TURN_RATE_LIMIT", "30 per minute"),
         "STUN_URLS": _list("STUN_URLS"),
         "ICE_TRANSPORT_POLICY": os.environ.get("ICE_TRANSPORT_POLICY", "all"),
         "PWA_DIR": os.environ.get("PWA_DIR", str(PROJECT_ROOT / "pwa")),

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .cli import local_addresses
 from .config import PROJECT_ROOT
+from .turnserver import LocalTurn, TurnServerMissing
 
 
 def _urls(host: str, port: int) -> list[str]:
@@ -36,18 +37,15 @@ def main() -> int:
     turn = None
 
     if not env.get("TURN_URLS"):
-        from .turnserver import LocalTurn, TurnServerMissing
-
-        if True:
-            try:
-                turn = LocalTurn(workdir / "coturn", secret=secrets.token_urlsafe(32))
-                turn.start()
-                env["TURN_URLS"] = ",".join(turn.urls)
-                env["TURN_SECRET"] = turn.secret
-                print(f"coturn: relaying on {', '.join(turn.urls)}")
-            except TurnServerMissing as exc:
-                turn = None
-                print(f"coturn: not started ({exc}); calls use direct paths only")
+        try:
+            turn = LocalTurn(workdir / "coturn", secret=secrets.token_urlsafe(32))
+            turn.start()
+            env["TURN_URLS"] = ",".join(turn.urls)
+            env["TURN_SECRET"] = turn.secret
+            print(f"coturn: relaying on {', '.join(turn.urls)}")
+        except TurnServerMissing as exc:
+            turn = None
+            print(f"coturn: not started ({exc}); calls use direct paths only")
 
     gunicorn = [
         str(Path(sys.executable).parent / "gunicorn"),

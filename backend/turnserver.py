@@ -1,0 +1,127 @@
+"""Run a coturn on loopback with TURN REST API credentials: for `make run` and the tests."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+
+class TurnServerMissing(RuntimeError):
+    """coturn's `turnserver` is not installed."""
+
+
+def _free_port(kind: int = socket.SOCK_DGRAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LocalTurn:
+    """One coturn process listening on 127.0.0.1, relaying on 127.0.0.1 (loopback peers allowed)."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        secret: str,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        relay_ports: tuple[int, int] | None = None,
+        extra_lines: tuple[str, ...] = (),
+        allow_loopback: bool = True,
+    ) -> None:
+        self.workdir = workdir
+        self.secret = secret
+        self.host = host
+        self.port = port or _free_port(socket.SOCK_STREAM)
+        if relay_ports is None:
+            start = 20000 + (self.port % 200) * 200
+            relay_ports = (start, start + 199)
+        self.relay_ports = relay_ports
+        self.extra_lines = extra_lines
+        self.allow_loopback = allow_loopback
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def urls(self) -> list[str]:
+        """Return the TURN URIs of this server, UDP and TCP."""
+        return [
+            f"turn:{self.host}:{self.port}?transport=udp",
+            f"turn:{self.host}:{self.port}?transport=tcp",
+        ]
+
+    def config_text(self) -> str:
+        """Return the coturn configuration this server runs with."""
+        lines = [
+            f"listening-ip={self.host}",
+            f"relay-ip={self.host}",
+            f"listening-port={self.port}",
+            f"min-port={self.relay_ports[0]}",
+            f"max-port={self.relay_ports[1]}",
+            "use-auth-secret",
+            f"static-auth-secret={self.secret}",
+            "realm=parley.local",
+            "no-cli",
+            "no-tls",
+            "no-dtls",
+            "fingerprint",
+            f"pidfile={self.workdir / 'turnserver.pid'}",
+            f"log-file={self.workdir / 'turnserver.log'}",
+            "simple-log",
+            *self.extra_lines,
+        ]
+        if self.allow_loopback:
+            lines.append("allow-loopback-peers")  # loopback peers only: never in production
+        return "\n".join(lines) + "\n"
+
+    def start(self, timeout: float = 10) -> None:
+        """Start coturn and wait until it accepts TCP connections."""
+        binary = shutil.which("turnserver") or (
+            "/usr/bin/turnserver" if Path("/usr/bin/turnserver").exists() else None
+        )
+        if binary is None:
+            raise TurnServerMissing("`turnserver` not found; install Debian's coturn package")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        config = self.workdir / "turnserver.conf"
+        config.write_text(self.config_text())
+        config.chmod(0o600)  # it holds the secret
+        self.process = subprocess.Popen(
+            [binary, "-c", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"turnserver exited: {self.log_tail()}")
+            try:
+                socket.create_connection((self.host, self.port), timeout=0.5).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"turnserver did not listen in {timeout}s: {self.log_tail()}")
+
+    def stop(self) -> None:
+        """Stop coturn and wait for it."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+
+    def restart(self) -> None:
+        """Stop and start again on the same ports."""
+        self.stop()
+        self.start()
+
+    def log_tail(self, lines: int = 20) -> str:
+        log = self.workdir / "turnserver.log"
+        if not log.exists():
+            return ""
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])

@@ -1,0 +1,234 @@
+"""TURN: credentials from /api/ice-servers, checked by a real coturn on loopback through aiortc."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import secrets
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiortc import (
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+)
+from aiortc.rtcconfiguration import RTCIceTransportPolicy
+from flask import Flask
+from flask.testing import FlaskClient
+
+from backend import create_app
+from backend.extensions import db
+from backend.turn import turn_credentials
+from backend.turnserver import LocalTurn
+from tests.servers import ParleyServer, make_test_certs, parley_server
+from tests.wsclient import Person
+
+SECRET = "turn-test-secret-" + secrets.token_hex(8)
+
+
+@pytest.fixture(scope="module")
+def coturn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalTurn]:
+    turn = LocalTurn(tmp_path_factory.mktemp("coturn"), secret=SECRET)
+    turn.start()
+    yield turn
+    turn.stop()
+
+
+def turn_app(tmp_path: Path, **config: Any) -> Flask:
+    app = create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "test",
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'turn.db'}",
+            "AUTH_RATE_LIMIT": "1000 per minute",
+            "TURN_URLS": ["turn:127.0.0.1:3478?transport=udp"],
+            "TURN_SECRET": SECRET,
+            "TURN_TTL": 600,
+            "STUN_URLS": ["stun:127.0.0.1:3478"],
+            **config,
+        }
+    )
+    with app.app_context():
+        db.create_all()
+    return app
+
+
+def signed_in(app: Flask) -> FlaskClient:
+    from tests.conftest import ApiClient
+
+    app.test_client_class = ApiClient
+    client = app.test_client()
+    client.post("/api/register", json={"username": "alice", "password": "correct horse"})
+    return client
+
+
+# --- the API -------------------------------------------------------------------------------
+
+
+def test_ice_servers_need_a_signed_in_user(client: FlaskClient) -> None:
+    response = client.get("/api/ice-servers")
+    assert response.status_code == 401
+    assert response.json == {"error": "sign in first"}
+
+
+def test_credentials_follow_the_turn_rest_scheme_and_never_carry_the_secret(
+    tmp_path: Path,
+) -> None:
+    client = signed_in(turn_app(tmp_path))
+    before = int(time.time())
+    response = client.get("/api/ice-servers")
+    assert response.status_code == 200
+    body = response.json
+    expiry, user_id = body["username"].split(":")
+    assert before + 600 <= int(expiry) <= int(time.time()) + 600
+    assert int(user_id) == client.get("/api/me").json["id"]
+    expected = base64.b64encode(
+        hmac.new(SECRET.encode(), body["username"].encode(), hashlib.sha1).digest()
+    ).decode()
+    assert body["password"] == expected
+    assert body["ttl"] == 600
+    assert body["iceTransportPolicy"] == "all"
+    assert body["iceServers"] == [
+        {"urls": ["stun:127.0.0.1:3478"]},
+        {
+            "urls": ["turn:127.0.0.1:3478?transport=udp"],
+            "username": body["username"],
+            "credential": expected,
+        },
+    ]
+    assert SECRET not in response.get_data(as_text=True)
+
+
+def test_without_turn_there_are_no_credentials(tmp_path: Path) -> None:
+    client = signed_in(turn_app(tmp_path, TURN_URLS=[], TURN_SECRET="", STUN_URLS=[]))
+    body = client.get("/api/ice-servers").json
+    assert body == {"iceTransportPolicy": "all", "iceServers": []}
+
+
+def test_ice_servers_are_rate_limited_per_user(tmp_path: Path) -> None:
+    client = signed_in(turn_app(tmp_path, TURN_RATE_LIMIT="3 per minute"))
+    statuses = [client.get("/api/ice-servers").status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
+    assert "error" in client.get("/api/ice-servers").json
+
+
+# --- a real coturn -------------------------------------------------------------------------
+
+
+async def relay_pair(servers: list[RTCIceServer], timeout: float = 10) -> tuple[bool, str]:
+    """Connect two relay-only aiortc peers; return (data flowed, the offer's SDP)."""
+    config = RTCConfiguration(iceServers=servers, iceTransportPolicy=RTCIceTransportPolicy.RELAY)
+    caller, callee = RTCPeerConnection(config), RTCPeerConnection(config)
+    got: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    try:
+        channel = caller.createDataChannel("probe")
+        channel.on("open", lambda: channel.send("through the relay"))
+
+        @callee.on("datachannel")
+        def _on_channel(incoming: Any) -> None:
+            incoming.on("message", lambda m: got.done() or got.set_result(m))
+
+        await caller.setLocalDescription(await caller.createOffer())
+        offer = caller.localDescription
+        if "typ relay" not in offer.sdp:
+            return False, offer.sdp
+        await callee.setRemoteDescription(offer)
+        await callee.setLocalDescription(await callee.createAnswer())
+        await caller.setRemoteDescription(callee.localDescription)
+        try:
+            return await asyncio.wait_for(got, timeout) == "through the relay", offer.sdp
+        except TimeoutError:
+            return False, offer.sdp
+    finally:
+        await caller.close()
+        await callee.close()
+
+
+def candidate_types(sdp: str) -> set[str]:
+    return {line.split(" typ ")[1].split()[0] for line in sdp.splitlines() if " typ " in line}
+
+
+@pytest.fixture(scope="module")
+def turn_server(
+    coturn: LocalTurn, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ParleyServer]:
+    root = tmp_path_factory.mktemp("turn-server")
+    with parley_server(
+        root,
+        make_test_certs(root / "certs"),
+        TURN_URLS=",".join(coturn.urls),
+        TURN_SECRET=SECRET,
+        TURN_TTL="300",
+    ) as server:
+        yield server
+
+
+def test_two_peers_exchange_data_through_coturn_with_credentials_from_the_api(
+    turn_server: ParleyServer,
+) -> None:
+    person = Person(turn_server, "relayuser")
+    try:
+        body = person.http.get("/api/ice-servers").json()
+    finally:
+        person.close()
+    servers = [
+        RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential"))
+        for s in body["iceServers"]
+    ]
+    flowed, sdp = asyncio.run(relay_pair(servers))
+    assert candidate_types(sdp) == {"relay"}
+    assert flowed
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(lambda: turn_credentials(SECRET, 7, -60, time.time()), id="expired"),
+        pytest.param(
+            lambda: (turn_credentials(SECRET, 7, 600, time.time())[0], "d3Jvbmc="),
+            id="wrong-password",
+        ),
+        pytest.param(
+            lambda: turn_credentials("another-secret", 7, 600, time.time()), id="other-secret"
+        ),
+    ],
+)
+def test_coturn_refuses_bad_credentials(coturn: LocalTurn, make: Any) -> None:
+    username, password = make()
+    servers = [RTCIceServer(urls=coturn.urls[0], username=username, credential=password)]
+    flowed, sdp = asyncio.run(relay_pair(servers, timeout=3))
+    assert "relay" not in candidate_types(sdp)
+    assert not flowed
+
+
+def test_the_production_config_denies_relaying_to_loopback(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    production = Path(__file__).resolve().parent.parent / "deploy" / "turnserver.conf"
+    denied = tuple(
+        line.strip()
+        for line in production.read_text().splitlines()
+        if line.strip().startswith(("denied-peer-ip", "no-multicast-peers"))
+    )
+    assert any("127.0.0.0-127.255.255.255" in line for line in denied)
+    turn = LocalTurn(
+        tmp_path_factory.mktemp("coturn-prod"),
+        secret=SECRET,
+        extra_lines=denied,
+        allow_loopback=False,
+    )
+    turn.start()
+    try:
+        username, password = turn_credentials(SECRET, 9, 600, time.time())
+        servers = [RTCIceServer(urls=turn.urls[0], username=username, credential=password)]
+        flowed, sdp = asyncio.run(relay_pair(servers, timeout=4))
+    finally:
+        turn.stop()
+    assert "relay" in candidate_types(sdp)  # the allocation works...
+    assert not flowed  # ...but coturn will not relay to a peer on 127.0.0.1
