@@ -1,0 +1,94 @@
+"""Launch the browsers the e2e suite drives: system builds first, Playwright's own otherwise."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from playwright.sync_api import Browser, BrowserContext, Error, Playwright
+
+ENGINES = ("chromium", "firefox", "webkit")
+SYSTEM_CHROMIUM = Path("/usr/bin/chromium")
+SYSTEM_FIREFOX = Path("/usr/bin/firefox-esr")
+
+# TESTING-NOTES: fake camera and microphone, no prompts, and ICE allowed on 127.0.0.1.
+CHROMIUM_ARGS = [
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--allow-loopback-in-peer-connection",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+FIREFOX_PREFS: dict[str, Any] = {
+    "media.navigator.streams.fake": True,
+    "media.navigator.permission.disabled": True,
+    "media.peerconnection.ice.loopback": True,
+}
+
+
+class EngineUnavailable(Exception):
+    """The engine cannot be launched on this machine; the reason says why."""
+
+
+def _missing_executable(error: Error) -> bool:
+    text = str(error)
+    return "Executable doesn't exist" in text or "playwright install" in text
+
+
+def launch(p: Playwright, engine: str) -> Browser:
+    """Launch one browser of `engine` with fake media, preferring the system package."""
+    headless = os.environ.get("E2E_HEADED", "0") != "1"
+    try:
+        if engine == "chromium":
+            kwargs: dict[str, Any] = {}
+            if SYSTEM_CHROMIUM.exists():
+                kwargs["executable_path"] = str(SYSTEM_CHROMIUM)
+            return p.chromium.launch(headless=headless, args=CHROMIUM_ARGS, **kwargs)
+        if engine == "firefox":
+            if SYSTEM_FIREFOX.exists():
+                # ESR is driven over WebDriver BiDi (TESTING-NOTES: pin playwright 1.64.1).
+                return p.firefox.launch(
+                    headless=headless,
+                    channel="moz-firefox",
+                    executable_path=str(SYSTEM_FIREFOX),
+                    firefox_user_prefs=FIREFOX_PREFS,
+                )
+            return p.firefox.launch(headless=headless, firefox_user_prefs=FIREFOX_PREFS)
+        if engine == "webkit":
+            # Playwright's WebKit has no fake-media switch; its getUserMedia is fake headless.
+            return p.webkit.launch(headless=headless)
+    except Error as error:
+        if _missing_executable(error):
+            first_line = str(error).strip().splitlines()[0]
+            raise EngineUnavailable(f"{engine} not installed here: {first_line}") from error
+        raise
+    raise ValueError(f"unknown engine {engine!r}")
+
+
+def device_args(p: Playwright, engine: str, device: str | None) -> dict[str, Any]:
+    """Return new_context() options emulating `device` (None = desktop) in `engine`."""
+    if device is None:
+        return {"viewport": {"width": 1280, "height": 800}}
+    args = dict(p.devices[device])
+    args.pop("default_browser_type", None)
+    if engine == "firefox":
+        # Firefox rejects mobile emulation; the viewport and pixel ratio are what layout needs.
+        args.pop("is_mobile", None)
+        args.pop("has_touch", None)
+    return args
+
+
+def new_context(browser: Browser, engine: str, **options: Any) -> BrowserContext:
+    """Open a context for one person: own cookie jar, local-CA HTTPS accepted, media allowed."""
+    context = browser.new_context(ignore_https_errors=True, **options)
+    try:
+        context.grant_permissions(["camera", "microphone"])
+    except Error:
+        # Firefox (BiDi) and WebKit do not know these permission names; their prefs or
+        # fake-media defaults already allow getUserMedia.
+        pass
+    return context

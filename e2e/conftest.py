@@ -1,0 +1,119 @@
+"""e2e fixtures: a real Parley over HTTPS, real browsers with fake media, one context per person."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
+
+from e2e.browsers import EngineUnavailable, launch, new_context
+from tests.servers import ParleyServer, make_test_certs, parley_server
+
+PASSWORD = "correct horse"
+_names = itertools.count()
+
+expect.set_options(timeout=15_000)
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ParleyServer]:
+    root = tmp_path_factory.mktemp("e2e")
+    with parley_server(root, make_test_certs(root / "certs"), CALL_RING_TIMEOUT="6") as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="session")
+def browsers(playwright: Playwright) -> Iterator[Callable[[str], Browser]]:
+    launched: dict[str, Browser] = {}
+
+    def get(engine: str) -> Browser:
+        if engine not in launched:
+            try:
+                launched[engine] = launch(playwright, engine)
+            except EngineUnavailable as missing:
+                pytest.skip(str(missing))
+        return launched[engine]
+
+    yield get
+    for browser in launched.values():
+        browser.close()
+
+
+@dataclass
+class User:
+    """One person: a browser context of their own, signed in, on Parley's page."""
+
+    username: str
+    engine: str
+    context: BrowserContext
+    page: Page
+
+    def open_chat_with(self, other: User) -> None:
+        self.page.get_by_role("textbox", name="New chat").fill(other.username)
+        self.page.get_by_role("button", name="Open chat").click()
+        expect(self.page.get_by_role("textbox", name="Message")).to_be_visible()
+
+    def stats(self) -> dict | None:  # type: ignore[type-arg]
+        return self.page.evaluate("() => window.parley.calls && window.parley.calls.stats()")
+
+
+@pytest.fixture
+def make_user(
+    server: ParleyServer, browsers: Callable[[str], Browser]
+) -> Iterator[Callable[..., User]]:
+    contexts: list[BrowserContext] = []
+
+    def make(engine: str = "chromium", sign_up: bool = True, **context_args: object) -> User:
+        context = new_context(browsers(engine), engine, base_url=server.url, **context_args)
+        contexts.append(context)
+        username = f"{engine[:2]}{next(_names)}x{id(context) % 1000}"
+        page = context.new_page()
+        if sign_up:
+            response = context.request.post(
+                "/api/register",
+                data={"username": username, "password": PASSWORD},
+                headers={"Origin": server.url},
+            )
+            assert response.status == 201, response.text()
+        page.goto("/")
+        if sign_up:
+            expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+        return User(username, engine, context, page)
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+ENGINE_PAIRS = [("chromium", "chromium"), ("firefox", "firefox"), ("chromium", "firefox")]
+
+
+@pytest.fixture(params=ENGINE_PAIRS, ids=lambda p: f"{p[0]}-{p[1]}")
+def pair(request: pytest.FixtureRequest, make_user: Callable[..., User]) -> tuple[User, User]:
+    """Two signed-in people in two browsers, each on the page of their shared room."""
+    first, second = request.param
+    alice, bob = make_user(first), make_user(second)
+    alice.open_chat_with(bob)
+    bob.page.get_by_role("link", name=alice.username).click()
+    expect(bob.page.get_by_role("textbox", name="Message")).to_be_visible()
+    return alice, bob
+
+
+def room_id(page: Page) -> int:
+    match = re.search(r"#/room/(\d+)", page.url)
+    assert match, page.url
+    return int(match.group(1))
+
+
+SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"

@@ -1,0 +1,67 @@
+"""Accounts and chat in real browsers: what a person sees."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from playwright.sync_api import expect
+
+from e2e.conftest import PASSWORD, User
+
+
+def test_sign_up_in_the_page_then_sign_out_and_back_in(make_user: Callable[..., User]) -> None:
+    person = make_user("chromium", sign_up=False)
+    page = person.page
+    page.get_by_role("textbox", name="Username").fill(person.username)
+    page.get_by_role("textbox", name="Password").fill(PASSWORD)
+    page.get_by_role("button", name="Create account").click()
+    expect(page.get_by_role("textbox", name="New chat")).to_be_visible()
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+    page.get_by_role("textbox", name="Username").fill(person.username)
+    page.get_by_role("textbox", name="Password").fill("wrong password")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert").filter(has_text="wrong username or password")).to_be_visible()
+    page.get_by_role("textbox", name="Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+
+
+def test_opening_a_chat_with_an_unknown_username_says_so(make_user: Callable[..., User]) -> None:
+    person = make_user("chromium")
+    person.page.get_by_role("textbox", name="New chat").fill("nobody-here")
+    person.page.get_by_role("button", name="Open chat").click()
+    expect(person.page.get_by_role("alert").filter(has_text="no user called")).to_be_visible()
+
+
+def test_a_message_arrives_live_shows_delivered_and_survives_a_reload(
+    pair: tuple[User, User],
+) -> None:
+    alice, bob = pair
+    alice.page.get_by_role("textbox", name="Message").fill("hello bob")
+    alice.page.get_by_role("button", name="Send").click()
+    log_b = bob.page.get_by_role("log", name="Messages")
+    expect(log_b.get_by_text("hello bob")).to_be_visible()
+    expect(alice.page.get_by_role("log", name="Messages").get_by_text("Delivered")).to_be_visible()
+    bob.page.get_by_role("textbox", name="Message").fill("hi alice")
+    bob.page.keyboard.press("Enter")
+    expect(alice.page.get_by_role("log", name="Messages").get_by_text("hi alice")).to_be_visible()
+    bob.page.reload()
+    log_b = bob.page.get_by_role("log", name="Messages")
+    expect(log_b.get_by_text("hello bob")).to_be_visible()
+    expect(log_b.get_by_text("hi alice")).to_be_visible()
+
+
+def test_the_room_list_shows_unread_messages_and_presence(
+    make_user: Callable[..., User],
+) -> None:
+    alice, bob = make_user("chromium"), make_user("chromium")
+    alice.open_chat_with(bob)
+    alice.page.get_by_role("textbox", name="Message").fill("are you there?")
+    alice.page.get_by_role("button", name="Send").click()
+    room = bob.page.get_by_role("link", name=alice.username)
+    expect(room).to_contain_text("are you there?")
+    expect(room.get_by_label("1 unread")).to_be_visible()
+    expect(room.locator(".dot.online")).to_be_visible()
+    alice.page.get_by_role("button", name="Sign out").click()
+    expect(room.locator(".dot.online")).to_have_count(0)

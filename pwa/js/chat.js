@@ -1,0 +1,219 @@
+// Rooms and messages: history over HTTP, live delivery over the socket, and an outbox that keeps
+// unsent messages (in localStorage) and resends them after every reconnect until acknowledged.
+
+import { api } from "./api.js";
+import { chatMessage, newId } from "./protocol.js";
+
+/** @typedef {{id: number, room_id: number, kind: "text"|"call", text: string, client_id: string, created_at: string, sender: {id: number, username: string}, call: null|{id: string, media: "audio"|"video", outcome: string, duration: number|null, caller_id: number}}} Message */
+/** @typedef {{client_id: string, room_id: number, text: string, created_at: string, status: "sending"}} Pending */
+
+const HTTP_FALLBACK_MS = 4000;
+
+export class ChatStore extends EventTarget {
+  /** @param {{signaling: import("./signaling.js").SignalingClient, user: {id: number, username: string}}} deps */
+  constructor({ signaling, user }) {
+    super();
+    this.signaling = signaling;
+    this.user = user;
+    /** @type {any[]} */
+    this.rooms = [];
+    /** @type {Map<number, Message[]>} */
+    this.messages = new Map();
+    /** @type {Map<string, "sent"|"delivered">} */
+    this.status = new Map();
+    /** @type {Set<number>} */
+    this.online = new Set();
+    this.key = `parley.outbox.${user.id}`;
+    /** @type {Pending[]} */
+    this.outbox = JSON.parse(localStorage.getItem(this.key) || "[]");
+    this.fallbackTimer = 0;
+    /** @type {[string, (e: any) => void][]} */
+    this.handlers = [
+      ["chat_message", (e) => this.gotMessage(e.detail.message)],
+      ["chat_ack", (e) => this.gotAck(e.detail)],
+      ["welcome", (e) => this.gotWelcome(e.detail)],
+      ["presence", (e) => this.gotPresence(e.detail)],
+      ["error", (e) => this.gotError(e.detail)],
+    ];
+    for (const [type, handler] of this.handlers) signaling.addEventListener(type, handler);
+  }
+
+  dispose() {
+    clearTimeout(this.fallbackTimer);
+    for (const [type, handler] of this.handlers) this.signaling.removeEventListener(type, handler);
+  }
+
+  async loadRooms() {
+    const body = await api("GET", "/api/rooms");
+    this.rooms = body.rooms;
+    this.emit("rooms");
+    return this.rooms;
+  }
+
+  /** @param {string} username */
+  async openRoom(username) {
+    const room = await api("POST", "/api/rooms", { username });
+    await this.loadRooms().catch(() => {});
+    return room;
+  }
+
+  /** @param {number} roomId */
+  room(roomId) {
+    return this.rooms.find((r) => r.id === roomId) || null;
+  }
+
+  /** @param {number} roomId */
+  async loadRoom(roomId) {
+    const body = await api("GET", `/api/rooms/${roomId}/messages?limit=100`);
+    this.merge(roomId, body.messages);
+    return body;
+  }
+
+  /** Messages of a room, oldest first, with unsent ones last. @param {number} roomId */
+  timeline(roomId) {
+    const stored = this.messages.get(roomId) || [];
+    const pending = this.outbox.filter((p) => p.room_id === roomId);
+    return { stored, pending };
+  }
+
+  /** @param {string} clientId @returns {"Sending"|"Sent"|"Delivered"} */
+  statusOf(clientId) {
+    if (this.outbox.some((p) => p.client_id === clientId)) return "Sending";
+    return this.status.get(clientId) === "delivered" ? "Delivered" : "Sent";
+  }
+
+  /** @param {number} roomId @param {string} text */
+  send(roomId, text) {
+    /** @type {Pending} */
+    const pending = { client_id: newId(), room_id: roomId, text, created_at: new Date().toISOString(), status: "sending" };
+    this.outbox.push(pending);
+    this.save();
+    this.emit("messages", { roomId });
+    this.transmit(pending);
+  }
+
+  /** @param {number} roomId @param {number} messageId */
+  async markRead(roomId, messageId) {
+    const room = this.room(roomId);
+    if (room && room.unread) {
+      room.unread = 0;
+      this.emit("rooms");
+    }
+    await api("POST", `/api/rooms/${roomId}/read`, { message_id: messageId }).catch(() => {});
+  }
+
+  // --- delivery ------------------------------------------------------------------------------
+
+  /** @param {Pending} pending */
+  transmit(pending) {
+    this.signaling.send(chatMessage(pending.room_id, pending.client_id, pending.text));
+    // If the socket stays down, HTTP delivers (the server de-duplicates by client_id).
+    clearTimeout(this.fallbackTimer);
+    this.fallbackTimer = setTimeout(() => this.flushOverHttp(), HTTP_FALLBACK_MS);
+  }
+
+  async flushOverHttp() {
+    for (const pending of [...this.outbox]) {
+      try {
+        const message = await api("POST", `/api/rooms/${pending.room_id}/messages`, {
+          client_id: pending.client_id,
+          text: pending.text,
+        });
+        this.acknowledge(pending.client_id, message, false);
+      } catch (error) {
+        if (/** @type {any} */ (error).status >= 400 && /** @type {any} */ (error).status < 500) {
+          this.drop(pending.client_id);
+        } else {
+          clearTimeout(this.fallbackTimer);
+          this.fallbackTimer = setTimeout(() => this.flushOverHttp(), HTTP_FALLBACK_MS * 2);
+          return;
+        }
+      }
+    }
+  }
+
+  /** @param {{client_id: string, message: Message, delivered: boolean}} ack */
+  gotAck(ack) {
+    this.acknowledge(ack.client_id, ack.message, ack.delivered);
+  }
+
+  /** @param {string} clientId @param {Message} message @param {boolean} delivered */
+  acknowledge(clientId, message, delivered) {
+    if (this.status.get(clientId) !== "delivered") this.status.set(clientId, delivered ? "delivered" : "sent");
+    this.outbox = this.outbox.filter((p) => p.client_id !== clientId);
+    this.save();
+    if (!this.outbox.length) clearTimeout(this.fallbackTimer);
+    this.merge(message.room_id, [message]);
+  }
+
+  /** @param {Message} message */
+  gotMessage(message) {
+    if (!this.rooms.some((r) => r.id === message.room_id)) {
+      this.loadRooms().catch(() => {});
+    }
+    const room = this.room(message.room_id);
+    if (room) {
+      room.last_message = message;
+      room.last_activity_at = message.created_at;
+      if (message.sender.id !== this.user.id && !this.known(message)) room.unread = (room.unread || 0) + 1;
+      this.rooms.sort((a, b) => (a.last_activity_at < b.last_activity_at ? 1 : -1));
+      this.emit("rooms");
+    }
+    if (message.sender.id === this.user.id && message.kind === "text") this.acknowledge(message.client_id, message, this.status.get(message.client_id) === "delivered");
+    else this.merge(message.room_id, [message]);
+  }
+
+  /** After every (re)connect: resend the outbox, catch up on what was missed. */
+  async gotWelcome(/** @type {{online: number[]}} */ welcome) {
+    this.online = new Set(welcome.online);
+    for (const pending of this.outbox) this.signaling.send(chatMessage(pending.room_id, pending.client_id, pending.text));
+    await this.loadRooms().catch(() => {});
+    for (const roomId of this.messages.keys()) await this.loadRoom(roomId).catch(() => {});
+    this.emit("presence");
+  }
+
+  /** @param {{user_id: number, online: boolean}} msg */
+  gotPresence(msg) {
+    if (msg.online) this.online.add(msg.user_id);
+    else this.online.delete(msg.user_id);
+    // Presence from someone not in the list means they just opened a room with us.
+    if (msg.online && !this.rooms.some((r) => r.peer.id === msg.user_id)) this.loadRooms().catch(() => {});
+    this.emit("presence");
+  }
+
+  /** @param {{ref_type?: string, reason: string, message: string}} msg */
+  gotError(msg) {
+    if (msg.ref_type === "chat_message" && msg.reason !== "rate_limited") {
+      this.emit("error", { message: msg.message });
+    }
+  }
+
+  /** @param {string} clientId */
+  drop(clientId) {
+    this.outbox = this.outbox.filter((p) => p.client_id !== clientId);
+    this.save();
+    this.emit("messages", {});
+  }
+
+  /** @param {Message} message */
+  known(message) {
+    return (this.messages.get(message.room_id) || []).some((m) => m.id === message.id);
+  }
+
+  /** @param {number} roomId @param {Message[]} incoming */
+  merge(roomId, incoming) {
+    const byId = new Map((this.messages.get(roomId) || []).map((m) => [m.id, m]));
+    for (const message of incoming) byId.set(message.id, message);
+    this.messages.set(roomId, [...byId.values()].sort((a, b) => a.id - b.id));
+    this.emit("messages", { roomId });
+  }
+
+  save() {
+    localStorage.setItem(this.key, JSON.stringify(this.outbox));
+  }
+
+  /** @param {string} type @param {object} [detail] */
+  emit(type, detail = {}) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+}

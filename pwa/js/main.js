@@ -1,0 +1,207 @@
+// Boot: sign-in state, the socket, calls and chat, the router, the service worker.
+
+import { ApiError, api, iceConfig } from "./api.js";
+import { CallManager } from "./call.js";
+import { ChatStore } from "./chat.js";
+import { SignalingClient } from "./signaling.js";
+import { renderAuth } from "./views/auth.js";
+import { mountCallView, mountIncomingView } from "./views/call.js";
+import { renderRoom } from "./views/room.js";
+import { renderRooms } from "./views/rooms.js";
+
+const app = /** @type {HTMLElement} */ (document.getElementById("app"));
+const title = /** @type {HTMLElement} */ (document.getElementById("title"));
+const back = /** @type {HTMLElement} */ (document.getElementById("back"));
+const signOutButton = /** @type {HTMLElement} */ (document.getElementById("signout"));
+const connection = /** @type {HTMLElement} */ (document.getElementById("connection"));
+const banner = /** @type {HTMLElement} */ (document.getElementById("banner"));
+const toastEl = /** @type {HTMLElement} */ (document.getElementById("toast"));
+
+/** @type {{signaling: SignalingClient|null, calls: CallManager|null, chat: ChatStore|null, user: any}} */
+const session = { signaling: null, calls: null, chat: null, user: null };
+/** @type {any} */ (window).parley = session;
+let stopView = () => {};
+let toastTimer = 0;
+
+/** @param {string} text */
+function toast(text) {
+  toastEl.textContent = text;
+  toastEl.hidden = false;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => (toastEl.hidden = true), 4000);
+}
+
+async function boot() {
+  registerServiceWorker();
+  back.addEventListener("click", () => (location.hash = "#/"));
+  signOutButton.addEventListener("click", signOut);
+  window.addEventListener("hashchange", route);
+  try {
+    startSession(await api("GET", "/api/me"));
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 0) showOffline();
+    else showAuth();
+  }
+}
+
+function showAuth() {
+  stopView();
+  stopView = () => {};
+  title.textContent = "Parley";
+  back.hidden = true;
+  signOutButton.hidden = true;
+  connection.textContent = "";
+  renderAuth(app, {
+    signIn: async (username, password) => startSession(await api("POST", "/api/login", { username, password })),
+    signUp: async (username, password) => startSession(await api("POST", "/api/register", { username, password })),
+  });
+}
+
+function showOffline() {
+  banner.textContent = "You are offline. Parley reconnects when the network is back.";
+  banner.hidden = false;
+  window.addEventListener("online", () => location.reload(), { once: true });
+}
+
+/** @param {{id: number, username: string}} user */
+function startSession(user) {
+  session.user = user;
+  const signaling = new SignalingClient();
+  const calls = new CallManager({ signaling, iceConfig });
+  const chat = new ChatStore({ signaling, user });
+  Object.assign(session, { signaling, calls, chat });
+  signaling.addEventListener("state", (e) => {
+    const { state, reason } = /** @type {CustomEvent} */ (e).detail;
+    connection.textContent = state === "open" ? "" : state === "reconnecting" ? "Reconnecting…" : "Connecting…";
+    if (state === "reconnecting" && reason === "closed-before-open") {
+      // The upgrade may have been refused because the session ended elsewhere.
+      api("GET", "/api/me").catch((error) => {
+        if (error instanceof ApiError && error.status === 401) signOut();
+      });
+    }
+  });
+  calls.addEventListener("ended", (e) => {
+    const { call } = /** @type {CustomEvent} */ (e).detail;
+    if (call.error) toast(call.error);
+  });
+  mountCallView(calls, signaling);
+  mountIncomingView(calls);
+  signaling.connect();
+  signOutButton.hidden = false;
+  chat.loadRooms().catch(() => {});
+  route();
+}
+
+async function signOut() {
+  const { signaling, calls, chat } = session;
+  if (calls) calls.dispose();
+  if (chat) chat.dispose();
+  if (signaling) signaling.close();
+  Object.assign(session, { signaling: null, calls: null, chat: null, user: null });
+  await api("POST", "/api/logout").catch(() => {});
+  location.hash = "";
+  location.reload();
+}
+
+function route() {
+  const chat = session.chat;
+  if (!chat) return;
+  stopView();
+  const match = location.hash.match(/^#\/room\/(\d+)$/);
+  if (match) {
+    const roomId = Number(match[1]);
+    back.hidden = false;
+    const setTitle = () => {
+      const room = chat.room(roomId);
+      title.textContent = room ? (room.peer.username === "echo" ? "Echo test" : room.peer.username) : "Chat";
+    };
+    setTitle();
+    chat.addEventListener("rooms", setTitle);
+    const stopRoom = renderRoom(app, chat, roomId, {
+      call: (media) => {
+        const room = chat.room(roomId);
+        const calls = session.calls;
+        if (!room || !calls) return;
+        calls.start({ roomId, peer: room.peer, media }).catch((error) => toast(error.message));
+      },
+    });
+    stopView = () => {
+      stopRoom();
+      chat.removeEventListener("rooms", setTitle);
+    };
+  } else {
+    back.hidden = true;
+    title.textContent = "Parley";
+    stopView = renderRooms(app, chat, {
+      openChat: async (username) => {
+        const room = await chat.openRoom(username);
+        location.hash = `#/room/${room.id}`;
+      },
+    });
+  }
+}
+
+// --- service worker, install, update ----------------------------------------------------------
+
+function registerServiceWorker() {
+  if (!("serviceWorker" in navigator)) return;
+  navigator.serviceWorker
+    .register("/sw.js", { scope: "/" })
+    .then((registration) => {
+      const offer = (/** @type {ServiceWorker} */ worker) => {
+        banner.replaceChildren("A new version of Parley is ready. ");
+        const button = document.createElement("button");
+        button.type = "button";
+        button.textContent = "Reload to update";
+        button.addEventListener("click", () => {
+          if (session.calls && session.calls.call && session.calls.call.state !== "ended") {
+            toast("Parley will update after your call.");
+            return; // never reload in the middle of a call
+          }
+          worker.postMessage({ type: "skip-waiting" });
+        });
+        banner.append(button);
+        banner.hidden = false;
+      };
+      if (registration.waiting && navigator.serviceWorker.controller) offer(registration.waiting);
+      registration.addEventListener("updatefound", () => {
+        const worker = registration.installing;
+        if (!worker) return;
+        worker.addEventListener("statechange", () => {
+          if (worker.state === "installed" && navigator.serviceWorker.controller) offer(worker);
+        });
+      });
+    })
+    .catch(() => {});
+  let reloading = false;
+  navigator.serviceWorker.addEventListener("controllerchange", () => {
+    if (reloading || !navigator.serviceWorker.controller) return;
+    reloading = true;
+    location.reload();
+  });
+}
+
+const installButton = /** @type {HTMLElement} */ (document.getElementById("install"));
+/** @type {any} */
+let installPrompt = null;
+window.addEventListener("beforeinstallprompt", (e) => {
+  e.preventDefault();
+  installPrompt = e;
+  installButton.hidden = false;
+});
+installButton.addEventListener("click", async () => {
+  if (!installPrompt) return;
+  installPrompt.prompt();
+  await installPrompt.userChoice.catch(() => null);
+  installPrompt = null;
+  installButton.hidden = true;
+});
+const isIos = /iphone|ipad|ipod/i.test(navigator.userAgent);
+const standalone = window.matchMedia("(display-mode: standalone)").matches || /** @type {any} */ (navigator).standalone;
+if (isIos && !standalone && !localStorage.getItem("parley.ios-hint")) {
+  banner.textContent = "Install Parley: tap Share, then “Add to Home Screen”.";
+  banner.hidden = false;
+  localStorage.setItem("parley.ios-hint", "1");
+}
+
+boot();

@@ -1,0 +1,84 @@
+// Camera and microphone: constraints, device choice, camera flip, and errors in plain words.
+
+export class MediaError extends Error {
+  /** @param {"no-device"|"denied"|"busy"|"insecure"|"unknown"} code @param {string} message */
+  constructor(code, message) {
+    super(message);
+    this.code = code;
+  }
+}
+
+const AUDIO = { echoCancellation: true, noiseSuppression: true, autoGainControl: true };
+
+/** @param {string} facingMode @param {string} [deviceId] */
+const video = (facingMode, deviceId) =>
+  deviceId
+    ? { deviceId: { exact: deviceId }, width: { ideal: 640 }, height: { ideal: 480 } }
+    : { facingMode, width: { ideal: 640 }, height: { ideal: 480 } };
+
+/** @param {any} error @param {"audio"|"video"} kind */
+function explain(error, kind) {
+  const what = kind === "video" ? "camera or microphone" : "microphone";
+  switch (error && error.name) {
+    case "NotAllowedError":
+    case "SecurityError":
+      return new MediaError("denied", `Permission to use your ${what} was denied. Allow it in the browser's site settings and try again.`);
+    case "NotFoundError":
+    case "OverconstrainedError":
+      return new MediaError("no-device", `No ${what} was found on this device.`);
+    case "NotReadableError":
+    case "AbortError":
+      return new MediaError("busy", `Your ${what} is in use by another app. Close it and try again.`);
+    default:
+      return new MediaError("unknown", `Could not start your ${what}: ${(error && error.message) || error}`);
+  }
+}
+
+/**
+ * Get a stream for a call. A video call on a device without a camera falls back to audio only and
+ * says so in `stream.parleyWarning`.
+ * @param {"audio"|"video"} kind
+ * @param {{audioDeviceId?: string, videoDeviceId?: string, facingMode?: string}} [choice]
+ * @returns {Promise<MediaStream & {parleyWarning?: string}>}
+ */
+export async function getMedia(kind, choice = {}) {
+  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+    throw new MediaError("insecure", "Calls need a secure (https) connection and a browser with camera support.");
+  }
+  const audio = choice.audioDeviceId ? { ...AUDIO, deviceId: { exact: choice.audioDeviceId } } : AUDIO;
+  try {
+    if (kind === "audio") return await navigator.mediaDevices.getUserMedia({ audio });
+    return await navigator.mediaDevices.getUserMedia({ audio, video: video(choice.facingMode || "user", choice.videoDeviceId) });
+  } catch (error) {
+    if (kind === "video" && error && (error.name === "NotFoundError" || error.name === "OverconstrainedError")) {
+      try {
+        /** @type {MediaStream & {parleyWarning?: string}} */
+        const stream = await navigator.mediaDevices.getUserMedia({ audio });
+        stream.parleyWarning = "No camera found: you are sending audio only.";
+        return stream;
+      } catch (audioError) {
+        throw explain(audioError, "audio");
+      }
+    }
+    throw explain(error, kind);
+  }
+}
+
+/** List microphones and cameras (labels appear once permission was granted). */
+export async function listDevices() {
+  const devices = navigator.mediaDevices ? await navigator.mediaDevices.enumerateDevices() : [];
+  return {
+    audioInputs: devices.filter((d) => d.kind === "audioinput"),
+    videoInputs: devices.filter((d) => d.kind === "videoinput"),
+  };
+}
+
+export async function canSwitchCamera() {
+  return (await listDevices()).videoInputs.length > 1;
+}
+
+/** Get a video track from the other camera (front <-> back). @param {string} facingMode */
+export async function otherCamera(facingMode) {
+  const stream = await navigator.mediaDevices.getUserMedia({ video: video(facingMode) });
+  return stream.getVideoTracks()[0];
+}

@@ -1,0 +1,43 @@
+// The signalling wire protocol (mirror of backend/signaling/protocol.py; docs/protocol.md).
+// Every message is one JSON object per WebSocket text frame with a "type".
+
+/** @typedef {{id: number, username: string}} User */
+/** @typedef {{candidate: string, sdpMid?: string|null, sdpMLineIndex?: number|null, usernameFragment?: string|null}} IceCandidateInit */
+/** @typedef {{type: "offer"|"answer", sdp: string}} Description */
+/** @typedef {{call_id: string, room_id: number, media: "audio"|"video", state: "ringing"|"active", role: "caller"|"callee", peer: User, polite: boolean}} CallInfo */
+/**
+ * Server -> client.
+ * @typedef {{type: "welcome", user: User, online: number[], calls: CallInfo[]}} Welcome
+ * @typedef {{type: "pong", t?: number}} Pong
+ * @typedef {{type: "presence", user_id: number, online: boolean}} Presence
+ * @typedef {{type: "chat_message", message: object}} ChatDelivered
+ * @typedef {{type: "chat_ack", client_id: string, message: object, delivered: boolean}} ChatAck
+ * @typedef {{type: "call_offer", call_id: string, room_id: number, from: User, media: "audio"|"video", sdp: string, polite: boolean}} CallOfferIn
+ * @typedef {{type: "call_ringing", call_id: string, polite: boolean}} CallRinging
+ * @typedef {{type: "call_answer", call_id: string, sdp: string, from: User, polite: boolean}} CallAnswerIn
+ * @typedef {{type: "ice_candidate", call_id: string, candidate: IceCandidateInit|null, from: User}} IceIn
+ * @typedef {{type: "call_description", call_id: string, description: Description, from: User}} DescriptionIn
+ * @typedef {{type: "call_rejected", call_id: string, reason: "declined"|"busy"|"timeout"}} CallRejected
+ * @typedef {{type: "call_cancelled"|"call_timeout"|"call_busy"|"call_answered_elsewhere", call_id: string}} CallOver
+ * @typedef {{type: "call_end", call_id: string, reason: "hangup"|"disconnected"|"gone"}} CallEndIn
+ * @typedef {{type: "call_merged", call_id: string, into: string}} CallMerged
+ * @typedef {{type: "call_resumed", call_id: string, polite: boolean}} CallResumed
+ * @typedef {{type: "error", reason: string, message: string, ref_type?: string, call_id?: string}} ErrorIn
+ */
+
+export const newId = () => crypto.randomUUID();
+
+export const ping = (/** @type {number} */ t) => ({ type: "ping", t });
+export const chatMessage = (/** @type {number} */ roomId, /** @type {string} */ clientId, /** @type {string} */ text) =>
+  ({ type: "chat_message", room_id: roomId, client_id: clientId, text });
+export const callOffer = (/** @type {string} */ callId, /** @type {number} */ roomId, /** @type {number} */ to, /** @type {"audio"|"video"} */ media, /** @type {string} */ sdp) =>
+  ({ type: "call_offer", call_id: callId, room_id: roomId, to, media, sdp });
+export const callAnswer = (/** @type {string} */ callId, /** @type {string} */ sdp) => ({ type: "call_answer", call_id: callId, sdp });
+export const iceCandidate = (/** @type {string} */ callId, /** @type {IceCandidateInit|null} */ candidate) =>
+  ({ type: "ice_candidate", call_id: callId, candidate });
+export const callDescription = (/** @type {string} */ callId, /** @type {Description} */ description) =>
+  ({ type: "call_description", call_id: callId, description });
+export const callRejected = (/** @type {string} */ callId, /** @type {"declined"|"busy"|"timeout"} */ reason) =>
+  ({ type: "call_rejected", call_id: callId, reason });
+export const callEnd = (/** @type {string} */ callId) => ({ type: "call_end", call_id: callId });
+export const callResume = (/** @type {string} */ callId) => ({ type: "call_resume", call_id: callId });

@@ -1,0 +1,44 @@
+// Sign in / create account.
+
+import { h } from "./dom.js";
+
+/**
+ * @param {HTMLElement} root
+ * @param {{signIn: (u: string, p: string) => Promise<void>, signUp: (u: string, p: string) => Promise<void>}} intents
+ */
+export function renderAuth(root, intents) {
+  const username = h("input", { name: "username", autocomplete: "username", autocapitalize: "none", spellcheck: false, required: true });
+  const password = h("input", { name: "password", type: "password", autocomplete: "current-password", required: true });
+  const error = h("p", { class: "error", role: "alert" });
+  /** @param {"signIn"|"signUp"} which */
+  const submit = async (which) => {
+    error.textContent = "";
+    const u = /** @type {HTMLInputElement} */ (username).value.trim();
+    const p = /** @type {HTMLInputElement} */ (password).value;
+    if (!u || !p) {
+      error.textContent = "Enter a username and a password.";
+      return;
+    }
+    try {
+      await intents[which](u, p);
+    } catch (e) {
+      error.textContent = /** @type {Error} */ (e).message;
+    }
+  };
+  const form = h(
+    "form",
+    { class: "auth", onsubmit: (/** @type {Event} */ e) => { e.preventDefault(); submit("signIn"); } },
+    h("p", {}, "Chat, voice and video calls with the people you know."),
+    h("label", {}, "Username", username),
+    h("label", {}, "Password", password),
+    error,
+    h(
+      "div",
+      { class: "actions" },
+      h("button", { type: "submit", class: "primary" }, "Sign in"),
+      h("button", { type: "button", onclick: () => submit("signUp") }, "Create account"),
+    ),
+  );
+  root.replaceChildren(form);
+  username.focus();
+}

@@ -1,0 +1,199 @@
+// The call screen and the incoming-call dialog: they render the CallManager's state and turn taps
+// into intents. They never touch RTCPeerConnection.
+
+import { canSwitchCamera } from "../media.js";
+import { duration } from "./dom.js";
+
+/** @type {Record<string, string>} */
+const STATUS = {
+  calling: "Calling…",
+  ringing: "Ringing…",
+  incoming: "Connecting…",
+  connecting: "Connecting…",
+  connected: "Connected",
+  reconnecting: "Reconnecting…",
+  ended: "Call ended",
+};
+/** @type {Record<string, string>} */
+const ENDED = {
+  declined: "Declined",
+  busy: "Busy",
+  timeout: "No answer",
+  cancelled: "Cancelled",
+  disconnected: "Connection lost",
+  failed: "Call failed",
+  error: "Call failed",
+  hangup: "",
+  remote_hangup: "",
+};
+
+const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
+
+/**
+ * @param {import("../call.js").CallManager} calls
+ * @param {import("../signaling.js").SignalingClient} signaling
+ */
+export function mountCallView(calls, signaling) {
+  const screen = $("call");
+  const remoteVideo = /** @type {HTMLVideoElement} */ ($("remote-video"));
+  const remoteAudio = /** @type {HTMLAudioElement} */ ($("remote-audio"));
+  const localVideo = /** @type {HTMLVideoElement} */ ($("local-video"));
+  const mute = $("mute");
+  const camera = $("camera");
+  const flip = $("switch-camera");
+  let ticker = 0;
+  /** @type {WakeLockSentinel|null} */
+  let wakeLock = null;
+
+  mute.addEventListener("click", () => calls.call && calls.setMuted(!calls.call.muted));
+  camera.addEventListener("click", () => calls.call && calls.setCameraOff(!calls.call.cameraOff));
+  flip.addEventListener("click", () => calls.switchCamera().catch(() => {}));
+  $("hangup").addEventListener("click", () => calls.end());
+
+  /** @param {HTMLMediaElement} el @param {MediaStream|null} stream */
+  const attach = (el, stream) => {
+    if (el.srcObject !== stream) {
+      el.srcObject = stream;
+      if (stream) el.play().catch(() => {}); // autoplay is allowed: the tap that started the call
+    }
+  };
+
+  const render = () => {
+    const call = calls.call;
+    if (!call) {
+      screen.hidden = true;
+      clearInterval(ticker);
+      ticker = 0;
+      attach(remoteVideo, null);
+      attach(remoteAudio, null);
+      attach(localVideo, null);
+      if (wakeLock) wakeLock.release().catch(() => {});
+      wakeLock = null;
+      return;
+    }
+    screen.hidden = false;
+    const video = call.media === "video";
+    const hasCamera = Boolean(call.localStream && call.localStream.getVideoTracks().length);
+    remoteVideo.hidden = !video;
+    localVideo.hidden = !video || !hasCamera;
+    $("audio-only").hidden = video;
+    $("avatar").textContent = call.peer.username.slice(0, 1).toUpperCase();
+    $("call-peer").textContent = call.peer.username;
+    if (video) attach(remoteVideo, call.remoteStream);
+    else attach(remoteAudio, call.remoteStream);
+    attach(localVideo, call.localStream);
+    let status = STATUS[call.state] || "";
+    if (call.state !== "ended" && call.state !== "calling" && signaling.state !== "open" && call.state === "connected") {
+      status = "Connected · reconnecting to the server…";
+    }
+    if (call.state === "ended" && call.endReason && ENDED[call.endReason]) status = `Call ended · ${ENDED[call.endReason]}`;
+    $("call-status").textContent = status;
+    $("call-error").textContent = call.error || call.warning || "";
+    mute.textContent = call.muted ? "Unmute" : "Mute";
+    mute.setAttribute("aria-pressed", String(call.muted));
+    camera.hidden = !video || !hasCamera;
+    camera.textContent = call.cameraOff ? "Camera on" : "Camera off";
+    camera.setAttribute("aria-pressed", String(call.cameraOff));
+    const q = call.quality;
+    $("call-quality").textContent = q
+      ? `Quality: ${q.label}${q.rttMs !== null ? ` · ${q.rttMs} ms` : ""}${q.bitrateKbps !== null ? ` · ${q.bitrateKbps} kbit/s` : ""}`
+      : "";
+    tick();
+    if (!ticker && call.state !== "ended") ticker = setInterval(tick, 1000);
+    if (call.state === "ended") {
+      clearInterval(ticker);
+      ticker = 0;
+    }
+  };
+  const tick = () => {
+    const call = calls.call;
+    const since = call && call.connectedAt;
+    $("call-duration").textContent = since ? duration((Date.now() - since) / 1000) : "0:00";
+  };
+  calls.addEventListener("call", async () => {
+    render();
+    flip.hidden = !(await canSwitchCamera().catch(() => false));
+    if ("wakeLock" in navigator && !wakeLock) {
+      wakeLock = await navigator.wakeLock.request("screen").catch(() => null);
+    }
+  });
+  calls.addEventListener("change", render);
+  calls.addEventListener("ended", render);
+  calls.addEventListener("cleared", render);
+  signaling.addEventListener("state", render);
+}
+
+/** @param {import("../call.js").CallManager} calls */
+export function mountIncomingView(calls) {
+  const dialog = $("incoming");
+  const accept = $("accept");
+  const decline = $("decline");
+  /** @type {Element|null} */
+  let returnFocus = null;
+  /** @type {{ctx: AudioContext, stop: () => void}|null} */
+  let ring = null;
+
+  accept.addEventListener("click", () => {
+    stopRinging();
+    calls.accept();
+  });
+  decline.addEventListener("click", () => calls.decline());
+  // Keep focus inside the dialog while it is open.
+  dialog.addEventListener("keydown", (e) => {
+    if (e.key === "Escape") calls.decline();
+    if (e.key !== "Tab") return;
+    const first = accept;
+    const last = decline;
+    if (e.shiftKey && document.activeElement === first) {
+      e.preventDefault();
+      last.focus();
+    } else if (!e.shiftKey && document.activeElement === last) {
+      e.preventDefault();
+      first.focus();
+    }
+  });
+
+  calls.addEventListener("incoming", (e) => {
+    const incoming = /** @type {CustomEvent} */ (e).detail;
+    $("incoming-caller").textContent = `${incoming.from.username} is calling`;
+    $("incoming-kind").textContent = incoming.media === "video" ? "Video call" : "Voice call";
+    returnFocus = document.activeElement;
+    dialog.hidden = false;
+    accept.focus();
+    startRinging();
+  });
+  calls.addEventListener("incoming_end", () => {
+    stopRinging();
+    dialog.hidden = true;
+    if (returnFocus instanceof HTMLElement) returnFocus.focus();
+  });
+
+  function startRinging() {
+    stopRinging();
+    try {
+      const ctx = new AudioContext();
+      const gain = ctx.createGain();
+      gain.gain.value = 0;
+      gain.connect(ctx.destination);
+      const tone = ctx.createOscillator();
+      tone.frequency.value = 440;
+      tone.connect(gain);
+      tone.start();
+      const now = ctx.currentTime;
+      for (let i = 0; i < 30; i++) {
+        gain.gain.setValueAtTime(0.15, now + i * 3);
+        gain.gain.setValueAtTime(0, now + i * 3 + 1.2);
+      }
+      ring = { ctx, stop: () => { tone.stop(); ctx.close(); } };
+    } catch {
+      ring = null;
+    }
+    if ("vibrate" in navigator) navigator.vibrate([600, 400, 600, 400, 600]);
+  }
+
+  function stopRinging() {
+    if (ring) ring.stop();
+    ring = null;
+    if ("vibrate" in navigator) navigator.vibrate(0);
+  }
+}

@@ -1,0 +1,52 @@
+// A tiny element builder for the views (no framework, no innerHTML with data).
+
+/**
+ * @param {string} tag
+ * @param {Record<string, any>} [attrs]
+ * @param {(Node|string|null|undefined|false)[]} children
+ * @returns {HTMLElement}
+ */
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key.startsWith("on")) el.addEventListener(key.slice(2), value);
+    else if (key === "class") el.className = value;
+    else if (key in el && key !== "list") /** @type {any} */ (el)[key] = value;
+    else el.setAttribute(key, value === true ? "" : String(value));
+  }
+  for (const child of children) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(typeof child === "string" ? document.createTextNode(child) : child);
+  }
+  return el;
+}
+
+/** @param {number} seconds */
+export function duration(seconds) {
+  const s = Math.max(0, Math.round(seconds));
+  const hours = Math.floor(s / 3600);
+  const minutes = Math.floor((s % 3600) / 60);
+  const rest = String(s % 60).padStart(2, "0");
+  return hours ? `${hours}:${String(minutes).padStart(2, "0")}:${rest}` : `${minutes}:${rest}`;
+}
+
+/** How a call record reads in the timeline. @param {{media: string, outcome: string, duration: number|null}} call */
+export function callRecordText(call) {
+  const kind = call.media === "video" ? "video call" : "voice call";
+  const Kind = kind[0].toUpperCase() + kind.slice(1);
+  switch (call.outcome) {
+    case "completed":
+      return `${Kind} · ${duration(call.duration || 0)}`;
+    case "missed":
+      return `Missed ${kind}`;
+    case "declined":
+      return `Declined ${kind}`;
+    case "cancelled":
+      return `Cancelled ${kind}`;
+    case "busy":
+      return `Busy · ${kind}`;
+    default:
+      return `Failed ${kind}`;
+  }
+}
