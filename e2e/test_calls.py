@@ -15,8 +15,13 @@ def status(page: Page):  # type: ignore[no-untyped-def]
     return page.locator("#call-status")
 
 
+def timeline(user: User, text: str):  # type: ignore[no-untyped-def]
+    return user.page.get_by_role("log", name="Messages").get_by_text(text)
+
+
 def place_call(caller: User, callee: User, media: str = "video") -> None:
-    caller.page.get_by_role("button", name="Video call" if media == "video" else "Voice call").click()
+    button = "Video call" if media == "video" else "Voice call"
+    caller.page.get_by_role("button", name=button).click()
     dialog = callee.page.get_by_role("alertdialog", name="Incoming call")
     expect(dialog).to_be_visible()
     expect(dialog).to_contain_text(f"{caller.username} is calling")
@@ -83,7 +88,7 @@ def test_a_voice_call_uses_the_audio_only_view(pair: tuple[User, User]) -> None:
     wait_media_flowing(alice, video=False)
     wait_media_flowing(bob, video=False)
     alice.page.get_by_role("button", name="End call").click()
-    expect(bob.page.get_by_role("log", name="Messages").get_by_text("Voice call ·")).to_be_visible()
+    expect(timeline(bob, "Voice call ·")).to_be_visible()
 
 
 def test_a_declined_call_tells_the_caller_and_both_rooms(pair: tuple[User, User]) -> None:
@@ -93,7 +98,7 @@ def test_a_declined_call_tells_the_caller_and_both_rooms(pair: tuple[User, User]
     expect(status(alice.page)).to_have_text("Call ended · Declined")
     expect(bob.page.get_by_role("alertdialog", name="Incoming call")).to_be_hidden()
     for person in (alice, bob):
-        expect(person.page.get_by_role("log", name="Messages").get_by_text("Declined video call")).to_be_visible()
+        expect(timeline(person, "Declined video call")).to_be_visible()
 
 
 def test_a_call_cancelled_while_ringing_stops_the_callees_dialog(pair: tuple[User, User]) -> None:
@@ -102,7 +107,7 @@ def test_a_call_cancelled_while_ringing_stops_the_callees_dialog(pair: tuple[Use
     alice.page.get_by_role("button", name="End call").click()
     expect(bob.page.get_by_role("alertdialog", name="Incoming call")).to_be_hidden()
     for person in (alice, bob):
-        expect(person.page.get_by_role("log", name="Messages").get_by_text("Cancelled video call")).to_be_visible()
+        expect(timeline(person, "Cancelled video call")).to_be_visible()
 
 
 @pytest.mark.parametrize("engines", ENGINE_PAIRS[:1], ids=["chromium-chromium"])
@@ -117,7 +122,7 @@ def test_an_unanswered_call_times_out_as_missed(
     expect(status(alice.page)).to_have_text("Call ended · No answer", timeout=20_000)
     expect(bob.page.get_by_role("alertdialog", name="Incoming call")).to_be_hidden()
     for person in (alice, bob):
-        expect(person.page.get_by_role("log", name="Messages").get_by_text("Missed video call")).to_be_visible()
+        expect(timeline(person, "Missed video call")).to_be_visible()
 
 
 def test_calling_someone_in_a_call_gets_busy(make_user: Callable[..., User]) -> None:
@@ -130,5 +135,5 @@ def test_calling_someone_in_a_call_gets_busy(make_user: Callable[..., User]) -> 
     expect(status(alice.page)).to_have_text("Connected")
     carol.page.get_by_role("button", name="Video call").click()
     expect(status(carol.page)).to_have_text("Call ended · Busy")
-    expect(carol.page.get_by_role("log", name="Messages").get_by_text("Busy · video call")).to_be_visible()
+    expect(timeline(carol, "Busy · video call")).to_be_visible()
     alice.page.get_by_role("button", name="End call").click()
