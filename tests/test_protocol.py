@@ -1,0 +1,154 @@
+"""The wire protocol's validation: what a client may send, and what it gets for anything else."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from backend.signaling import protocol
+from backend.signaling.protocol import ProtocolError, parse
+
+CALL = "0f8fad5b-d9cb-469f-a165-70867728950e"
+
+VALID = [
+    {"type": "ping"},
+    {"type": "ping", "t": 12},
+    {"type": "chat_message", "room_id": 1, "client_id": "c", "text": "hi"},
+    {"type": "call_offer", "call_id": CALL, "room_id": 1, "to": 2, "media": "audio", "sdp": "v=0"},
+    {"type": "call_answer", "call_id": CALL, "sdp": "v=0"},
+    {"type": "ice_candidate", "call_id": CALL, "candidate": None},
+    {
+        "type": "ice_candidate",
+        "call_id": CALL,
+        "candidate": {"candidate": "candidate:1", "sdpMid": "0"},
+    },
+    {"type": "call_description", "call_id": CALL, "description": {"type": "offer", "sdp": "v=0"}},
+    {"type": "call_rejected", "call_id": CALL, "reason": "busy"},
+    {"type": "call_end", "call_id": CALL.upper()},
+    {"type": "call_resume", "call_id": CALL},
+]
+
+
+@pytest.mark.parametrize("frame", VALID, ids=lambda f: f["type"])
+def test_every_client_message_type_parses(frame: dict[str, Any]) -> None:
+    message = parse(json.dumps(frame))
+    assert message.type == frame["type"]
+
+
+def test_call_ids_are_normalised_to_lower_case() -> None:
+    message = parse(json.dumps({"type": "call_end", "call_id": CALL.upper()}))
+    assert message.call_id == CALL  # type: ignore[union-attr]
+
+
+def test_a_forged_from_is_dropped() -> None:
+    frame = {"type": "call_answer", "call_id": CALL, "sdp": "v=0", "from": {"id": 1}}
+    message = parse(json.dumps(frame))
+    assert "from" not in message.model_dump(by_alias=True)
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("{", "bad_json"),
+        ("[]", "bad_message"),
+        ('"ping"', "bad_message"),
+        ("{}", "bad_message"),
+        ('{"type": 5}', "bad_message"),
+        ('{"type": "call_offer_please"}', "unknown_type"),
+        ('{"type": "ping", "t": {"nested": 1}}', "bad_message"),
+        ('{"type": "chat_message", "room_id": "1", "client_id": "c", "text": "x"}', "bad_message"),
+        ('{"type": "chat_message", "room_id": 1, "client_id": "c", "text": ""}', "bad_message"),
+        ('{"type": "chat_message", "room_id": 0, "client_id": "c", "text": "x"}', "bad_message"),
+        ('{"type": "chat_message", "room_id": 1, "client_id": "", "text": "x"}', "bad_message"),
+        (
+            json.dumps(
+                {"type": "chat_message", "room_id": 1, "client_id": "c", "text": "x" * 4001}
+            ),
+            "bad_message",
+        ),
+        (json.dumps({"type": "call_answer", "call_id": CALL, "sdp": "x" * 40000}), "bad_message"),
+        ('{"type": "call_end", "call_id": "not-a-uuid"}', "bad_message"),
+        (
+            '{"type": "call_offer", "call_id": "'
+            + CALL
+            + '", "room_id": 1, "to": 2, "media": "screen", "sdp": "v"}',
+            "bad_message",
+        ),
+        ('{"type": "call_rejected", "call_id": "' + CALL + '", "reason": "bored"}', "bad_message"),
+        (
+            '{"type": "call_description", "call_id": "'
+            + CALL
+            + '", "description": {"type": "rollback", "sdp": "v"}}',
+            "bad_message",
+        ),
+        (
+            '{"type": "ice_candidate", "call_id": "' + CALL + '", "candidate": {"candidate": 5}}',
+            "bad_message",
+        ),
+    ],
+)
+def test_malformed_frames_raise_protocol_errors_with_a_reason(text: str, reason: str) -> None:
+    with pytest.raises(ProtocolError) as refused:
+        parse(text)
+    assert refused.value.reason == reason
+    assert refused.value.message
+
+
+def test_binary_frames_are_refused() -> None:
+    with pytest.raises(ProtocolError) as refused:
+        parse(b'{"type": "ping"}')
+    assert refused.value.reason == "bad_message"
+
+
+def test_server_messages_serialise_with_from_and_without_empty_optionals() -> None:
+    user = protocol.User(id=1, username="alice")
+    offer = protocol.CallOffer.model_validate(
+        {"call_id": CALL, "room_id": 1, "from": user, "media": "video", "sdp": "v=0"}
+    )
+    assert json.loads(protocol.dump(offer))["from"] == {"id": 1, "username": "alice"}
+    assert json.loads(protocol.dump(protocol.error("busy", "in a call"))) == {
+        "type": "error",
+        "reason": "busy",
+        "message": "in a call",
+    }
+    assert json.loads(protocol.dump(protocol.Pong())) == {"type": "pong"}
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+frames = st.fixed_dictionaries(
+    {"type": st.sampled_from(sorted(protocol.CLIENT_TYPES) + ["x", ""])},
+    optional={
+        "call_id": st.one_of(st.just(CALL), json_values),
+        "room_id": json_values,
+        "to": json_values,
+        "sdp": json_values,
+        "candidate": json_values,
+        "text": json_values,
+        "client_id": json_values,
+        "media": st.one_of(st.sampled_from(["audio", "video"]), json_values),
+        "description": json_values,
+        "reason": json_values,
+        "t": json_values,
+    },
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(frames.map(json.dumps), st.text(max_size=200)))
+def test_parse_returns_a_message_or_raises_protocol_error_for_anything(text: str) -> None:
+    try:
+        message = parse(text)
+    except ProtocolError as refused:
+        assert refused.reason in {"bad_json", "bad_message", "unknown_type"}
+    else:
+        assert message.type in protocol.CLIENT_TYPES
