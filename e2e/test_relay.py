@@ -1,0 +1,122 @@
+"""Calls through a real coturn only (iceTransportPolicy relay), with credentials that expire."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, expect
+
+from backend.turnserver import LocalTurn
+from e2e.browsers import new_context
+from e2e.conftest import PASSWORD, User
+from e2e.test_calls import place_call, status, wait_media_flowing
+from tests.servers import ParleyServer, make_test_certs, parley_server
+
+TTL = 4
+
+
+@pytest.fixture(scope="module")
+def relay_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ParleyServer]:
+    root = tmp_path_factory.mktemp("relay")
+    turn = LocalTurn(root / "coturn", secret=secrets.token_urlsafe(24))
+    turn.start()
+    try:
+        with parley_server(
+            root,
+            make_test_certs(root / "certs"),
+            TURN_URLS=turn.urls[0],
+            TURN_SECRET=turn.secret,
+            TURN_TTL=str(TTL),
+            ICE_TRANSPORT_POLICY="relay",  # the test-only setting: no host or STUN paths
+        ) as server:
+            yield server
+    finally:
+        turn.stop()
+
+
+@pytest.fixture
+def relay_user(
+    relay_server: ParleyServer, browsers: Callable[[str], Browser]
+) -> Iterator[Callable[[str], User]]:
+    contexts: list[BrowserContext] = []
+
+    def make(engine: str) -> User:
+        context = new_context(browsers(engine), engine, base_url=relay_server.url)
+        contexts.append(context)
+        username = f"relay{engine[:2]}{secrets.token_hex(3)}"
+        response = context.request.post(
+            "/api/register",
+            data={"username": username, "password": PASSWORD},
+            headers={"Origin": relay_server.url},
+        )
+        assert response.status == 201
+        page = context.new_page()
+        page.goto("/")
+        return User(username, engine, context, page)
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+def selected_pairs(user: User) -> list[dict]:  # type: ignore[type-arg]
+    stats = user.stats()
+    assert stats is not None
+    return [
+        p for p in stats["pairs"] if p["selected"] or (p["nominated"] and p["state"] == "succeeded")
+    ]
+
+
+def relay_call(relay_user: Callable[[str], User], engines: tuple[str, str]) -> tuple[User, User]:
+    alice, bob = relay_user(engines[0]), relay_user(engines[1])
+    alice.open_chat_with(bob)
+    bob.page.get_by_role("link", name=alice.username).click()
+    place_call(alice, bob)
+    bob.page.get_by_role("button", name="Accept").click()
+    expect(status(alice.page)).to_have_text("Connected")
+    wait_media_flowing(alice, video=True)
+    wait_media_flowing(bob, video=True)
+    return alice, bob
+
+
+@pytest.mark.parametrize(
+    "engines", [("chromium", "chromium"), ("chromium", "firefox")], ids="-".join
+)
+def test_a_relay_only_call_connects_with_every_selected_pair_relayed(
+    relay_user: Callable[[str], User], engines: tuple[str, str]
+) -> None:
+    alice, bob = relay_call(relay_user, engines)
+    for person in (alice, bob):
+        pairs = selected_pairs(person)
+        assert pairs, person.stats()
+        assert all(p["localType"] == "relay" and p["remoteType"] == "relay" for p in pairs), pairs
+    alice.page.get_by_role("button", name="End call").click()
+    expect(status(bob.page)).to_contain_text("Call ended")
+
+
+def test_a_relay_call_outlives_its_credentials_and_restarts_with_fresh_ones(
+    relay_user: Callable[[str], User],
+) -> None:
+    alice, bob = relay_call(relay_user, ("chromium", "chromium"))
+    fetched: list[str] = []
+    alice.page.on("request", lambda r: fetched.append(r.url) if "/ice-servers" in r.url else None)
+    # Past TURN_TTL the media keeps flowing on the allocation made with the old credential...
+    time.sleep(TTL + 1)
+    wait_media_flowing(alice, video=True)
+    wait_media_flowing(bob, video=True)
+    # ...and an ICE restart after the expiry fetches fresh credentials and connects again.
+    alice.page.evaluate("() => window.parley.calls.restartIce()")
+    deadline = time.monotonic() + 10
+    while not fetched and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert fetched, "no fresh credentials before the ICE restart"
+    time.sleep(2)
+    expect(status(alice.page)).to_have_text("Connected")
+    wait_media_flowing(alice, video=True)
+    wait_media_flowing(bob, video=True)
+    for person in (alice, bob):
+        assert all(p["localType"] == "relay" for p in selected_pairs(person))
+    alice.page.get_by_role("button", name="End call").click()
