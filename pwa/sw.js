@@ -13,6 +13,7 @@ const SHELL = [
   "/js/main.js",
   "/js/media.js",
   "/js/protocol.js",
+  "/js/push.js",
   "/js/signaling.js",
   "/js/views/auth.js",
   "/js/views/call.js",

@@ -242,3 +242,14 @@ def test_resuming_an_ended_call_says_gone_and_call_ids_are_never_reused(w: World
     )
     assert a.of("error")[-1]["reason"] == "forbidden"
     assert len(b.of("call_offer")) == 1
+
+
+def test_devices_rung_by_push_are_told_when_the_ringing_ends(w: World) -> None:
+    a = w.socket(ALICE)
+    cid = w.offer(a)
+    w.send(a, {"type": "call_end", "call_id": cid})
+    assert [p["type"] for user, p in w.pushes if user == BOB] == ["call_offer", "call_cancelled"]
+    assert w.pushes[-1][1] == {"type": "call_cancelled", "call_id": cid}
+    timed_out = w.offer(a)
+    w.clock.fire(RING)
+    assert w.pushes[-1][1] == {"type": "call_timeout", "call_id": timed_out}

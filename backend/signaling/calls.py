@@ -62,6 +62,7 @@ MAX_BACKLOG = 200
 # Ended call ids remembered, so a resume gets "gone" and an id cannot be reused.
 MAX_ENDED = 10_000
 
+PUSH_CLOSE: dict[str, str] = {"cancelled": "call_cancelled", "missed": "call_timeout"}
 REJECT_OUTCOME: dict[str, Outcome] = {"declined": "declined", "busy": "busy", "timeout": "missed"}
 
 
@@ -147,6 +148,7 @@ class LiveCall:
     offer_sdp: str = ""
     early_candidates: list[IceCandidateInit | None] = field(default_factory=list)
     ringing_sent: bool = False
+    pushed: bool = False  # the callee's devices were rung by Web Push
     ring_timer: Cancellable | None = None
     grace: dict[int, Cancellable] = field(default_factory=dict)
     backlog: dict[int, list[str]] = field(default_factory=dict)
@@ -371,6 +373,7 @@ class CallRegistry:
                 call.ringing_sent = True
                 out.conn(conn.id, CallRinging(call_id=call.id))
             else:
+                call.pushed = True
                 out.ring_offline(
                     msg.to,
                     {
@@ -408,6 +411,9 @@ class CallRegistry:
             out,
         )
         out.user(call.callee.id, CallAnsweredElsewhere(call_id=call.id), exclude=conn.id)
+        if call.pushed:
+            payload = {"type": "call_answered_elsewhere", "call_id": call.id}
+            out.ring_offline(call.callee.id, payload)
 
     def _ice(self, conn: Connection, call: LiveCall, msg: IceCandidateSend, out: _Out) -> None:
         sender = conn.user_id
@@ -569,6 +575,10 @@ class CallRegistry:
             backlog.append(dump(frame))
 
     def _finish(self, call: LiveCall, outcome: Outcome, out: _Out) -> None:
+        if call.pushed and call.state == "ringing":
+            # Close the incoming-call notification on the devices that were rung by push.
+            kind = PUSH_CLOSE.get(outcome, "call_rejected")
+            out.ring_offline(call.callee.id, {"type": kind, "call_id": call.id})
         self._live.pop(call.id, None)
         for user_id in (call.caller.id, call.callee.id):
             ids = self._of_user.get(user_id)

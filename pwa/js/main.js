@@ -2,6 +2,7 @@
 
 import { ApiError, api, iceConfig } from "./api.js";
 import { CallManager } from "./call.js";
+import { disablePush, enablePush, pushState } from "./push.js";
 import { ChatStore } from "./chat.js";
 import { SignalingClient } from "./signaling.js";
 import { renderAuth } from "./views/auth.js";
@@ -33,6 +34,11 @@ function toast(text) {
 
 async function boot() {
   registerServiceWorker();
+  if ("serviceWorker" in navigator) {
+    navigator.serviceWorker.addEventListener("message", (e) => {
+      if (e.data && e.data.type === "notification-action") notificationAction(e.data.action, e.data.call_id);
+    });
+  }
   back.addEventListener("click", () => (location.hash = "#/"));
   signOutButton.addEventListener("click", signOut);
   window.addEventListener("hashchange", route);
@@ -90,10 +96,60 @@ function startSession(user) {
   signOutButton.hidden = false;
   chat.loadRooms().catch(() => {});
   route();
+  offerNotifications();
+  const params = new URLSearchParams(location.search);
+  if (params.get("call")) {
+    notificationAction(params.get("action") || "accept", /** @type {string} */ (params.get("call")));
+    history.replaceState(null, "", `/${location.hash}`);
+  }
+}
+
+/** After sign-in, a clear prompt to let calls ring while Parley is closed. */
+async function offerNotifications() {
+  if ((await pushState().catch(() => "unsupported")) !== "prompt" || localStorage.getItem("parley.push-asked")) return;
+  banner.replaceChildren("Get calls even when Parley is closed. ");
+  const yes = document.createElement("button");
+  yes.type = "button";
+  yes.textContent = "Allow notifications";
+  yes.addEventListener("click", async () => {
+    banner.hidden = true;
+    localStorage.setItem("parley.push-asked", "1");
+    const on = await enablePush().catch(() => false);
+    toast(on ? "Calls will ring on this device." : "Notifications stay off; you can allow them in the browser settings.");
+  });
+  const no = document.createElement("button");
+  no.type = "button";
+  no.textContent = "Not now";
+  no.addEventListener("click", () => {
+    banner.hidden = true;
+    localStorage.setItem("parley.push-asked", "1");
+  });
+  banner.append(yes, no);
+  banner.hidden = false;
+}
+
+/** Act on a tap on an incoming-call notification (from sw.js or the URL it opened). */
+function notificationAction(/** @type {string} */ action, /** @type {string} */ callId) {
+  const calls = session.calls;
+  if (!calls) return;
+  const act = () => {
+    if (!calls.incoming || calls.incoming.callId !== callId) return false;
+    if (action === "decline") calls.decline();
+    else calls.accept();
+    return true;
+  };
+  if (act()) return;
+  // The offer arrives once the socket is up: act on it then (for up to 10 s).
+  const onIncoming = () => {
+    if (act()) calls.removeEventListener("incoming", onIncoming);
+  };
+  calls.addEventListener("incoming", onIncoming);
+  setTimeout(() => calls.removeEventListener("incoming", onIncoming), 10000);
 }
 
 async function signOut() {
   const { signaling, calls, chat } = session;
+  await disablePush().catch(() => {});
   if (calls) calls.dispose();
   if (chat) chat.dispose();
   if (signaling) signaling.close();

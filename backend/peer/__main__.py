@@ -1,0 +1,90 @@
+"""`python -m backend.peer echo|call USER|answer`: the echo bot and a scriptable test peer."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import sys
+
+from .calls import Peer
+from .client import ParleyClient
+from .echo import run_echo
+
+
+async def _call(args: argparse.Namespace) -> int:
+    client = ParleyClient(args.url, args.username, args.password, args.ca_file)
+    await client.sign_in()
+    peer = Peer(client)
+    runner = asyncio.ensure_future(client.run(peer.handle))
+    await asyncio.wait_for(client.connected.wait(), 15)
+    call = await peer.call(args.user, args.media)
+    try:
+        await asyncio.wait_for(call.answered.wait(), args.ring)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(call.ended.wait(), args.seconds)
+        stats = await call.stats()
+    except TimeoutError:
+        stats = await call.stats()
+        stats["end_reason"] = stats["end_reason"] or "no answer"
+    await peer.close()
+    await client.stop()
+    runner.cancel()
+    print(json.dumps(stats))
+    return 0 if stats["frames_received"]["audio"] > 0 else 1
+
+
+async def _answer(args: argparse.Namespace) -> int:
+    client = ParleyClient(args.url, args.username, args.password, args.ca_file)
+    await client.sign_in()
+    peer = Peer(client)
+    runner = asyncio.ensure_future(client.run(peer.handle))
+    while not peer.finished and not peer.calls:
+        await asyncio.sleep(0.2)
+    call = next(iter(peer.calls.values()), None) or peer.finished[0]
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(call.ended.wait(), args.seconds)
+    stats = await call.stats()
+    await peer.close()
+    await client.stop()
+    runner.cancel()
+    print(json.dumps(stats))
+    return 0
+
+
+def main() -> int:
+    """Parse the command line and run."""
+    parser = argparse.ArgumentParser(prog="python -m backend.peer", description=__doc__)
+    parser.add_argument("--url", default=os.environ.get("PARLEY_URL", "https://localhost:8443"))
+    parser.add_argument("--ca-file", default=os.environ.get("PARLEY_CA_FILE"))
+    commands = parser.add_subparsers(dest="command", required=True)
+    echo = commands.add_parser("echo", help="run the echo-test bot")
+    echo.add_argument(
+        "--max-seconds", type=float, default=float(os.environ.get("ECHO_MAX_SECONDS", "120"))
+    )
+    for name in ("call", "answer"):
+        sub = commands.add_parser(name, help=f"{name} a call as PEER_USERNAME and print stats")
+        sub.add_argument("--username", default=os.environ.get("PEER_USERNAME", "peer"))
+        sub.add_argument("--password", default=os.environ.get("PEER_PASSWORD", "peer-password"))
+        sub.add_argument("--seconds", type=float, default=10)
+        if name == "call":
+            sub.add_argument("user", help="the username to call")
+            sub.add_argument("--media", choices=["audio", "video"], default="video")
+            sub.add_argument("--ring", type=float, default=30, help="seconds to wait for an answer")
+    args = parser.parse_args()
+    logging.basicConfig(
+        level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(name)s %(message)s"
+    )
+    if args.command == "echo":
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(run_echo(args.url, args.ca_file, args.max_seconds))
+        return 0
+    runner = _call if args.command == "call" else _answer
+    return asyncio.run(runner(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
