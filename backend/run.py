@@ -54,6 +54,10 @@ def main() -> int:
         "backend:create_app()",
     ]
     children.append(subprocess.Popen(gunicorn, cwd=PROJECT_ROOT, env=env))
+    # The echo-test bot signs in like any browser would (its own asyncio process, aiortc).
+    echo_env = dict(env, PARLEY_URL=env.get("PARLEY_URL", f"https://localhost:{port}"))
+    echo = [sys.executable, "-m", "backend.peer", "echo"]
+    children.append(subprocess.Popen(echo, cwd=PROJECT_ROOT, env=echo_env))
 
     print("\nParley is starting. Open:")
     for url in _urls(host, port):

@@ -79,8 +79,6 @@ def installed(
 def ready_page(context: BrowserContext) -> Page:
     page = context.pages[0] if context.pages else context.new_page()
     page.goto("/")
-    page.evaluate("() => navigator.serviceWorker.ready.then(() => true)")
-    page.reload()  # now controlled by the worker
     page.wait_for_function("() => navigator.serviceWorker.controller !== null")
     return page
 

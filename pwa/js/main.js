@@ -230,8 +230,10 @@ function registerServiceWorker() {
     })
     .catch(() => {});
   let reloading = false;
+  // Only an update replaces a controller; the first install just starts controlling the page.
+  const hadController = Boolean(navigator.serviceWorker.controller);
   navigator.serviceWorker.addEventListener("controllerchange", () => {
-    if (reloading || !navigator.serviceWorker.controller) return;
+    if (reloading || !hadController) return;
     reloading = true;
     location.reload();
   });
