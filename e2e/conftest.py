@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import itertools
+import os
 import re
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,9 +16,10 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
 
 from e2e.browsers import EngineUnavailable, launch, new_context
-from tests.servers import ParleyServer, make_test_certs, parley_server
+from tests.servers import ROOT, ParleyServer, make_test_certs, parley_server
 
 PASSWORD = "correct horse"
+ECHO_PASSWORD = "e2e-echo-password"
 _names = itertools.count()
 
 expect.set_options(timeout=15_000)
@@ -23,8 +28,39 @@ expect.set_options(timeout=15_000)
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ParleyServer]:
     root = tmp_path_factory.mktemp("e2e")
-    with parley_server(root, make_test_certs(root / "certs"), CALL_RING_TIMEOUT="6") as running:
+    with parley_server(
+        root, make_test_certs(root / "certs"), CALL_RING_TIMEOUT="6", ECHO_PASSWORD=ECHO_PASSWORD
+    ) as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def echo_bot(
+    server: ParleyServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[subprocess.Popen[bytes]]:
+    """The echo-test bot as its own process, signed in to the e2e server like a browser."""
+    env = dict(
+        os.environ,
+        PARLEY_URL=server.url,
+        PARLEY_CA_FILE=str(server.certs / "ca.crt"),
+        ECHO_PASSWORD=ECHO_PASSWORD,
+        ECHO_MAX_SECONDS="60",
+    )
+    log = tmp_path_factory.mktemp("echo") / "echo.log"
+    with log.open("wb") as out:
+        bot = subprocess.Popen(
+            [sys.executable, "-m", "backend.peer", "echo"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=out,
+        )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and "signed in as echo" not in log.read_text():
+        time.sleep(0.2)
+    yield bot
+    bot.terminate()
+    bot.wait(10)
 
 
 @pytest.fixture(scope="session")

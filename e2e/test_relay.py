@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from collections.abc import Callable, Iterator
@@ -120,3 +121,21 @@ def test_a_relay_call_outlives_its_credentials_and_restarts_with_fresh_ones(
     for person in (alice, bob):
         assert all(p["localType"] == "relay" for p in selected_pairs(person))
     alice.page.get_by_role("button", name="End call").click()
+
+
+def test_a_relay_only_call_between_the_python_peer_and_a_browser(
+    relay_server: ParleyServer, relay_user: Callable[[str], User]
+) -> None:
+    from e2e.test_echo import run_peer
+
+    me = relay_user("chromium")
+    peer = run_peer(relay_server, "call", me.username, "--media", "video", "--seconds", "8")
+    expect(me.page.get_by_role("alertdialog", name="Incoming call")).to_be_visible(timeout=20_000)
+    me.page.get_by_role("button", name="Accept").click()
+    expect(status(me.page)).to_have_text("Connected")
+    wait_media_flowing(me, video=True)
+    pairs = selected_pairs(me)
+    assert pairs and all(p["localType"] == "relay" and p["remoteType"] == "relay" for p in pairs)
+    out, _ = peer.communicate(timeout=60)
+    stats = json.loads(out.strip().splitlines()[-1])
+    assert stats["frames_received"]["video"] > 20, stats
