@@ -133,9 +133,12 @@ def make_user(
 
 
 ENGINE_PAIRS = [("chromium", "chromium"), ("firefox", "firefox"), ("chromium", "firefox")]
+# WebKit (every iPhone browser) runs where Playwright's WebKit is installed; here it is reported as
+# skipped with the reason.
+WEBKIT_PAIR = ("webkit", "webkit")
 
 
-@pytest.fixture(params=ENGINE_PAIRS, ids=lambda p: f"{p[0]}-{p[1]}")
+@pytest.fixture(params=[*ENGINE_PAIRS, WEBKIT_PAIR], ids=lambda p: f"{p[0]}-{p[1]}")
 def pair(request: pytest.FixtureRequest, make_user: Callable[..., User]) -> tuple[User, User]:
     """Two signed-in people in two browsers, each on the page of their shared room."""
     first, second = request.param
