@@ -522,6 +522,49 @@ class CallRegistry:
                 self._finish(call, "completed", out)
         self._flush(out)
 
+    def snapshot(self) -> list[dict[str, Any]]:
+        """Describe the active calls, so a restarted server can take them over (restore)."""
+        with self._lock:
+            return [
+                {
+                    "id": call.id,
+                    "room_id": call.room_id,
+                    "media": call.media,
+                    "caller": call.caller.model_dump(),
+                    "callee": call.callee.model_dump(),
+                    "started_at": call.started_at.isoformat(),
+                    "answered_at": call.answered_at.isoformat() if call.answered_at else None,
+                }
+                for call in self._live.values()
+                if call.state == "active"
+            ]
+
+    def restore(self, calls: list[dict[str, Any]]) -> None:
+        """Take over active calls from a snapshot; each side has the grace period to resume."""
+        with self._lock:
+            for item in calls:
+                if item["id"] in self._live:
+                    continue
+                call = LiveCall(
+                    id=item["id"],
+                    room_id=item["room_id"],
+                    media=item["media"],
+                    caller=User.model_validate(item["caller"]),
+                    callee=User.model_validate(item["callee"]),
+                    started_at=datetime.fromisoformat(item["started_at"]),
+                    caller_conn=None,
+                    state="active",
+                    answered_at=(
+                        datetime.fromisoformat(item["answered_at"]) if item["answered_at"] else None
+                    ),
+                )
+                self._live[call.id] = call
+                for user_id in (call.caller.id, call.callee.id):
+                    self._of_user.setdefault(user_id, set()).add(call.id)
+                    call.grace[user_id] = self.scheduler.call_later(
+                        self.grace_period, self._grace_callback(call.id, user_id)
+                    )
+
     def close(self) -> None:
         """Cancel every timer (app shutdown, tests)."""
         with self._lock:

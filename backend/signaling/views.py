@@ -7,9 +7,12 @@ CallRegistry (live calls), adapts the database to what they need, and is what th
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
+import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Flask, current_app, request, session
@@ -37,6 +40,8 @@ CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY = 1008
 
+CALLS_FILE = "live_calls.json"
+HANDOVER_WINDOW = 120  # seconds a restart may take and still take over the live calls
 CHAT_ERROR_REASONS = {400: "bad_message", 404: "not_found", 409: "forbidden"}
 
 
@@ -64,6 +69,25 @@ class Socket:
         with self._lock:
             if self.ws.connected:
                 self.ws.close(code, reason)
+
+    def drain(self, seconds: float = 1.0) -> None:
+        """Read and drop what the client still sends after our close, for up to `seconds`.
+
+        Closing a TCP socket with unread data sends a reset, and the reset can destroy our close
+        frame before the client reads it; draining lets the client see the close code.
+        """
+        raw = self.ws.sock
+        deadline = time.monotonic() + seconds
+        try:
+            raw.settimeout(0.2)
+            while time.monotonic() < deadline:
+                try:
+                    if not raw.recv(65536):
+                        return
+                except TimeoutError:
+                    return
+        except Exception:  # the socket's own reader may hold it: then it drains for us
+            return
 
 
 class DbCallStore:
@@ -133,6 +157,7 @@ class Signaling:
         )
         self._sockets: dict[str, Socket] = {}
         self._lock = threading.Lock()
+        self._restore_calls()
 
     # --- hooks the HTTP side and the server call ---------------------------------------------
 
@@ -151,7 +176,8 @@ class Signaling:
         self.hub.close_session(user_id, sid, CLOSE_NORMAL, "signed out")
 
     def shutdown(self) -> None:
-        """Close every socket with 1001 so clients reconnect to the next server at once."""
+        """Hand live calls to the next server, then close every socket with 1001."""
+        self._save_calls()
         self.calls.close()
         with self._lock:
             sockets = list(self._sockets.values())
@@ -187,6 +213,7 @@ class Signaling:
                 if verdict == "abusive":
                     log.warning("closing socket %s of user %s: message flood", conn.id, user.id)
                     conn.close(CLOSE_POLICY, "too many messages")
+                    conn.drain()
                     break
                 if verdict == "throttled":
                     self.hub.send(conn, protocol.error("rate_limited", "slow down"))
@@ -243,6 +270,37 @@ class Signaling:
         self.hub.send(
             conn, ChatAck(client_id=message.client_id, message=payload, delivered=delivered)
         )
+
+    # --- calls across a restart ------------------------------------------------------------------
+
+    @property
+    def _calls_file(self) -> Path:
+        return Path(self.app.instance_path) / CALLS_FILE
+
+    def _save_calls(self) -> None:
+        live = self.calls.snapshot()
+        if not live:
+            return
+        payload = {"saved_at": time.time(), "database": self.app.config["SQLALCHEMY_DATABASE_URI"]}
+        self._calls_file.write_text(json.dumps({**payload, "calls": live}))
+        log.info("handing %d live call(s) to the next server", len(live))
+
+    def _restore_calls(self) -> None:
+        # A restart on the same machine and database takes over the calls of the last process;
+        # the media never went through the server, so the calls only need their signalling back.
+        path = self._calls_file
+        if not path.exists():
+            return
+        try:
+            saved = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return
+        if saved.get("database") != self.app.config["SQLALCHEMY_DATABASE_URI"]:
+            return  # another server's calls (tests run several on one instance folder)
+        path.unlink(missing_ok=True)
+        if time.time() - float(saved.get("saved_at", 0)) < HANDOVER_WINDOW:
+            self.calls.restore(saved.get("calls", []))
+            log.info("took over %d live call(s)", len(saved.get("calls", [])))
 
     # --- adapters ------------------------------------------------------------------------------
 
