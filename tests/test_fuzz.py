@@ -1,0 +1,172 @@
+"""Hypothesis throws 10,000+ malformed, mistyped and out-of-order frames at a live server.
+
+The server must answer each with an error (or the normal reply), never crash, never deliver a
+frame to anyone else, and a call between two other people must carry on through all of it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.servers import ParleyServer, make_test_certs, parley_server
+from tests.wsclient import FAKE_SDP, Person, Sock, call_id
+
+FRAMES_PER_EXAMPLE = 20
+EXAMPLES = 520
+REPLIES = {"error", "pong", "call_end", "chat_ack"}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ParleyServer]:
+    root = tmp_path_factory.mktemp("fuzz")
+    # The fuzzer sends far faster than any client may; the rate limit has its own test.
+    with parley_server(
+        root, make_test_certs(root / "certs"), WS_MESSAGE_RATE="1000000", WS_MESSAGE_BURST="1000000"
+    ) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def live_call(server: ParleyServer) -> Iterator[tuple[Person, Person, Sock, Sock, str, int]]:
+    alice, bob = Person(server, "fz_alice"), Person(server, "fz_bob")
+    room = alice.open_room(bob)
+    a, b = alice.connect(), bob.connect()
+    cid = call_id()
+    a.send(
+        {
+            "type": "call_offer",
+            "call_id": cid,
+            "room_id": room,
+            "to": bob.id,
+            "media": "video",
+            "sdp": FAKE_SDP,
+        }
+    )
+    b.expect("call_offer")
+    b.send({"type": "call_answer", "call_id": cid, "sdp": FAKE_SDP})
+    a.expect("call_answer")
+    yield alice, bob, a, b, cid, room
+    alice.close()
+    bob.close()
+
+
+scalars = (
+    st.none() | st.booleans() | st.integers(-(2**64), 2**64) | st.floats() | st.text(max_size=50)
+)
+values = st.recursive(
+    scalars,
+    lambda inner: (
+        st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=8), inner, max_size=5)
+    ),
+    max_leaves=15,
+)
+
+
+def frame_strategy(
+    call_ids: list[str], user_ids: list[int], rooms: list[int]
+) -> st.SearchStrategy[str]:
+    kinds = st.sampled_from(
+        [
+            "ping",
+            "chat_message",
+            "call_offer",
+            "call_answer",
+            "ice_candidate",
+            "call_description",
+            "call_rejected",
+            "call_end",
+            "call_resume",
+            "presence",
+            "welcome",
+            "",
+            "PING",
+        ]
+    )
+    plausible = st.fixed_dictionaries(
+        {"type": kinds},
+        optional={
+            "call_id": st.sampled_from(call_ids) | st.uuids().map(str) | values,
+            "room_id": st.sampled_from(rooms) | values,
+            "to": st.sampled_from(user_ids) | values,
+            "media": st.sampled_from(["audio", "video", "screen"]) | values,
+            "sdp": st.text(max_size=300) | values,
+            "candidate": st.fixed_dictionaries({"candidate": st.text(max_size=80)}) | values,
+            "description": st.fixed_dictionaries(
+                {
+                    "type": st.sampled_from(["offer", "answer", "rollback"]),
+                    "sdp": st.text(max_size=50),
+                }
+            )
+            | values,
+            "reason": st.sampled_from(["declined", "busy", "timeout", "bored"]) | values,
+            "text": st.text(max_size=100) | values,
+            "client_id": st.text(max_size=70) | values,
+            "from": st.fixed_dictionaries({"id": st.sampled_from(user_ids)}),
+            "t": values,
+        },
+    ).map(json.dumps)
+    truncated = plausible.flatmap(
+        lambda text: st.integers(0, max(0, len(text) - 1)).map(lambda n: text[:n])
+    )
+    garbage = st.text(max_size=200) | values.map(json.dumps)
+    return st.one_of(plausible, plausible, truncated, garbage)
+
+
+def test_ten_thousand_bad_frames_get_errors_and_leave_a_call_between_others_alone(
+    server: ParleyServer, live_call: tuple[Person, Person, Sock, Sock, str, int]
+) -> None:
+    alice, bob, a, b, cid, room = live_call
+    mallory = Person(server, "fz_mallory")
+    fuzz = mallory.connect()
+    sent = 0
+
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(
+        st.lists(
+            frame_strategy([cid], [alice.id, bob.id, mallory.id], [room]),
+            min_size=FRAMES_PER_EXAMPLE,
+            max_size=FRAMES_PER_EXAMPLE,
+        )
+    )
+    def blast(frames: list[str]) -> None:
+        nonlocal sent
+        for text in frames:
+            fuzz.send(text)
+        for _ in frames:
+            reply = fuzz.recv(timeout=10)
+            assert reply["type"] in REPLIES, reply
+            if reply["type"] == "error":
+                assert reply["reason"] != "internal", reply
+        sent += len(frames)
+
+    try:
+        blast()
+        assert sent >= 10_000
+        # Nothing reached the two people in the call, and their call still works both ways.
+        for sock in (a, b):
+            sock.quiet("call_end", 0.3)
+        assert not [
+            f
+            for f in a.seen + b.seen
+            if f.get("type") in {"call_offer", "chat_message"}
+            and f.get("from", {}).get("id") == mallory.id
+        ]
+        a.send({"type": "ice_candidate", "call_id": cid, "candidate": None})
+        assert b.expect("ice_candidate")["from"]["id"] == alice.id
+        b.send({"type": "call_end", "call_id": cid})
+        assert a.expect("call_end")["reason"] == "hangup"
+        # And the server is still there for everyone.
+        fuzz.send({"type": "ping", "t": 1})
+        assert fuzz.expect("pong")["t"] == 1
+    finally:
+        mallory.close()
