@@ -20,22 +20,27 @@ TTL = 4
 
 
 @pytest.fixture(scope="module")
-def relay_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ParleyServer]:
-    root = tmp_path_factory.mktemp("relay")
-    turn = LocalTurn(root / "coturn", secret=secrets.token_urlsafe(24))
+def coturn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalTurn]:
+    turn = LocalTurn(tmp_path_factory.mktemp("coturn"), secret=secrets.token_urlsafe(24))
     turn.start()
-    try:
-        with parley_server(
-            root,
-            make_test_certs(root / "certs"),
-            TURN_URLS=turn.urls[0],
-            TURN_SECRET=turn.secret,
-            TURN_TTL=str(TTL),
-            ICE_TRANSPORT_POLICY="relay",  # the test-only setting: no host or STUN paths
-        ) as server:
-            yield server
-    finally:
-        turn.stop()
+    yield turn
+    turn.stop()
+
+
+@pytest.fixture(scope="module")
+def relay_server(
+    coturn: LocalTurn, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ParleyServer]:
+    root = tmp_path_factory.mktemp("relay")
+    with parley_server(
+        root,
+        make_test_certs(root / "certs"),
+        TURN_URLS=coturn.urls[0],
+        TURN_SECRET=coturn.secret,
+        TURN_TTL=str(TTL),
+        ICE_TRANSPORT_POLICY="relay",  # the test-only setting: no host or STUN paths
+    ) as server:
+        yield server
 
 
 @pytest.fixture
@@ -139,3 +144,18 @@ def test_a_relay_only_call_between_the_python_peer_and_a_browser(
     out, _ = peer.communicate(timeout=60)
     stats = json.loads(out.strip().splitlines()[-1])
     assert stats["frames_received"]["video"] > 20, stats
+
+
+def test_a_broken_relay_path_heals_by_ice_restart_when_it_returns(
+    coturn: LocalTurn, relay_user: Callable[[str], User]
+) -> None:
+    alice, bob = relay_call(relay_user, ("chromium", "chromium"))
+    coturn.stop()  # the only path between them is gone
+    expect(status(alice.page)).to_have_text("Reconnecting…", timeout=30_000)
+    coturn.start()
+    back = time.monotonic()
+    wait_media_flowing(alice, video=True, seconds=30)
+    wait_media_flowing(bob, video=True, seconds=30)
+    print(f"media back {time.monotonic() - back:.1f} s after the relay returned")
+    expect(status(alice.page)).to_have_text("Connected")
+    alice.page.get_by_role("button", name="End call").click()

@@ -18,7 +18,8 @@ import {
 /** @typedef {{id: number, username: string}} User */
 /** @typedef {{callId: string, roomId: number, from: User, media: "audio"|"video", sdp: string, candidates: RTCIceCandidateInit[], timer: number}} Incoming */
 
-const RESTART_AFTER_MS = 3000;
+const RESTART_AFTER_MS = 1500; // a "disconnected" path gets this long to heal by itself
+const RETRY_GAP_MS = 2000; // between ICE restarts while the path stays down
 const LOCAL_RING_TIMEOUT_MS = 35000;
 const ENDED_SHOWN_MS = 2500;
 const CREDENTIAL_MARGIN_MS = 60000;
@@ -64,6 +65,8 @@ export class Call {
     this.configFetchedAt = 0;
     this.ttlMs = 0;
     this.timers = { restart: 0, quality: 0 };
+    this.lastRestart = 0;
+    this.downSince = 0;
     this.lastBytes = { at: 0, bytes: 0 };
   }
 }
@@ -235,6 +238,7 @@ export class CallManager extends EventTarget {
   async restartIce() {
     const call = this._call;
     if (!call || !call.pc || call.state === "ended") return;
+    call.lastRestart = Date.now();
     await this.refreshCredentials(call);
     call.pc.restartIce();
   }
@@ -350,22 +354,26 @@ export class CallManager extends EventTarget {
     if (!pc || this._call !== call || call.state === "ended") return;
     const state = pc.connectionState;
     if (state === "connected") {
-      clearTimeout(call.timers.restart);
+      clearInterval(call.timers.restart);
       call.timers.restart = 0;
       if (call.connectedAt === null) call.connectedAt = Date.now();
       call.state = "connected";
       this.startQuality(call);
-    } else if (state === "disconnected") {
+    } else if (state === "disconnected" || state === "failed" || pc.iceConnectionState === "failed") {
+      if (call.state !== "reconnecting") call.downSince = Date.now();
       call.state = "reconnecting";
+      if (state !== "disconnected") this.restartIce();
+      // Keep trying while the path is down, so media returns soon after the network does.
       if (!call.timers.restart) {
-        call.timers.restart = setTimeout(() => {
-          call.timers.restart = 0;
-          if (call.pc && call.pc.connectionState !== "connected") this.restartIce();
-        }, RESTART_AFTER_MS);
+        call.timers.restart = setInterval(() => {
+          const now = call.pc && call.pc.connectionState;
+          if (now !== "disconnected" && now !== "failed") return; // connected, or a restart is under way
+          if (Date.now() - call.lastRestart < RETRY_GAP_MS) return;
+          // "disconnected" often heals by itself: give it RESTART_AFTER_MS first.
+          if (now === "disconnected" && Date.now() - call.downSince < RESTART_AFTER_MS) return;
+          this.restartIce();
+        }, 1000);
       }
-    } else if (state === "failed" || pc.iceConnectionState === "failed") {
-      call.state = "reconnecting";
-      this.restartIce();
     }
     this.changed(call);
   }
@@ -660,7 +668,7 @@ export class CallManager extends EventTarget {
     if (call.state === "ended") return;
     call.state = "ended";
     call.endReason = reason;
-    clearTimeout(call.timers.restart);
+    clearInterval(call.timers.restart);
     clearInterval(call.timers.quality);
     if (call.localStream) for (const track of call.localStream.getTracks()) track.stop();
     const pc = call.pc;
