@@ -15,7 +15,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Flask, current_app, request, session
+from flask import Blueprint, Flask, current_app, g, request, session
 from flask_login import current_user
 from simple_websocket import ConnectionClosed, Server
 from wsproto.events import TextMessage
@@ -329,6 +329,9 @@ def _guard() -> Any:
         return error_response(403, "cross-origin socket refused (Origin not allowed)")
     if not current_user.is_authenticated:
         return error_response(401, "sign in first")
+    # Decline permessage-deflate: its zlib state cost about 37 KB per socket, most of a socket's
+    # memory (docs/benchmarks.md), for frames that are small and mostly sent once.
+    request.environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
     return None
 
 
@@ -336,7 +339,9 @@ def _guard() -> Any:
 def ws_route(ws: Server) -> None:
     user = protocol.User(id=current_user.id, username=current_user.username)
     sid = session.get("sid")
-    # Release the pooled connection flask-login used: sockets live for hours (TESTING-NOTES).
+    # Release the pooled connection flask-login used, and the ORM user it keeps in `g`: sockets
+    # live for hours and each keeps its request context (TESTING-NOTES, docs/benchmarks.md).
+    g.pop("_login_user", None)
     db.session.remove()
     signaling().serve(ws, user, sid)
 
