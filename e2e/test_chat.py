@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from playwright.sync_api import expect
+import pytest
+from playwright.sync_api import Playwright, expect
 
+from e2e.browsers import device_args
 from e2e.conftest import PASSWORD, User
 
 
@@ -65,3 +67,23 @@ def test_the_room_list_shows_unread_messages_and_presence(
     expect(room.locator(".dot.online")).to_be_visible()
     alice.page.get_by_role("button", name="Sign out").click()
     expect(room.locator(".dot.online")).to_have_count(0)
+
+
+@pytest.mark.parametrize("engine", ["chromium", "firefox"])
+def test_two_people_chat_at_a_phone_viewport(
+    make_user: Callable[..., User], playwright: Playwright, engine: str
+) -> None:
+    pixel = device_args(playwright, engine, "Pixel 7")
+    alice, bob = make_user(engine, **pixel), make_user(engine, **pixel)
+    alice.open_chat_with(bob)
+    bob.page.get_by_role("link", name=alice.username).click()
+    alice.page.get_by_role("textbox", name="Message").fill("from my phone")
+    alice.page.get_by_role("button", name="Send").click()
+    expect(
+        bob.page.get_by_role("log", name="Messages").get_by_text("from my phone")
+    ).to_be_visible()
+    bob.page.get_by_role("textbox", name="Message").fill("mine too")
+    bob.page.get_by_role("button", name="Send").click()
+    expect(alice.page.get_by_role("log", name="Messages").get_by_text("mine too")).to_be_visible()
+    for page in (alice.page, bob.page):
+        assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
