@@ -300,3 +300,22 @@ def test_a_third_users_page_receives_none_of_the_calls_signals(
     alice.page.get_by_role("button", name="End call").click()
     expect(status(bob.page)).to_contain_text("Call ended")
     assert carol.page.evaluate("() => window.seen") == []
+
+
+def test_the_chosen_camera_and_microphone_are_used_for_the_next_call(
+    make_user: Callable[..., User],
+) -> None:
+    alice, bob = make_user("chromium"), make_user("chromium")
+    alice.page.get_by_text("Microphone and camera").click()
+    camera = alice.page.get_by_role("combobox", name="Camera")
+    expect(camera.locator("option")).not_to_have_count(1)  # default + at least one camera
+    chosen = camera.locator("option").nth(1).get_attribute("value")
+    camera.select_option(chosen)
+    alice.open_chat_with(bob)
+    bob.page.get_by_role("link", name=alice.username).click()
+    place_call(alice, bob)
+    used = alice.page.evaluate(
+        "() => window.parley.calls.call.localStream.getVideoTracks()[0].getSettings().deviceId"
+    )
+    assert used == chosen
+    alice.page.get_by_role("button", name="End call").click()

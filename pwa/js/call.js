@@ -84,6 +84,8 @@ export class CallManager extends EventTarget {
     this._call = null;
     /** @type {Incoming|null} */
     this._incoming = null;
+    /** @type {{audioDeviceId?: string, videoDeviceId?: string}} the person's chosen devices */
+    this.devices = {};
     /** @type {Incoming|null} an offer from the peer we are calling at the same moment (glare) */
     this.glare = null;
     /** @type {[string, (e: any) => void][]} */
@@ -294,7 +296,7 @@ export class CallManager extends EventTarget {
 
   /** Get media and ICE servers, then build the peer connection. @param {Call} call */
   async prepare(call) {
-    const [stream, config] = await Promise.all([getMedia(call.media), this.iceConfig()]);
+    const [stream, config] = await Promise.all([getMedia(call.media, this.devices), this.iceConfig()]);
     if (this._call !== call) {
       for (const track of stream.getTracks()) track.stop();
       return;

@@ -74,6 +74,7 @@ function startSession(user) {
   session.user = user;
   const signaling = new SignalingClient();
   const calls = new CallManager({ signaling, iceConfig });
+  calls.devices = JSON.parse(localStorage.getItem("parley.devices") || "{}");
   const chat = new ChatStore({ signaling, user });
   Object.assign(session, { signaling, calls, chat });
   signaling.addEventListener("state", (e) => {
@@ -188,7 +189,13 @@ function route() {
   } else {
     back.hidden = true;
     title.textContent = "Parley";
+    const calls = /** @type {CallManager} */ (session.calls);
     stopView = renderRooms(app, chat, {
+      devices: calls.devices,
+      chooseDevices: (choice) => {
+        calls.devices = choice;
+        localStorage.setItem("parley.devices", JSON.stringify(choice));
+      },
       openChat: async (username) => {
         const room = await chat.openRoom(username);
         location.hash = `#/room/${room.id}`;

@@ -1,11 +1,14 @@
 // The room list: open a chat by username, rooms newest first with unread counts and presence.
 
+import { listDevices } from "../media.js";
 import { callRecordText, h } from "./dom.js";
 
 /**
  * @param {HTMLElement} root
  * @param {import("../chat.js").ChatStore} store
- * @param {{openChat: (username: string) => Promise<void>}} intents
+ * @param {{openChat: (username: string) => Promise<void>,
+ *          devices: {audioDeviceId?: string, videoDeviceId?: string},
+ *          chooseDevices: (choice: {audioDeviceId?: string, videoDeviceId?: string}) => void}} intents
  * @returns {() => void} a function that stops updating
  */
 export function renderRooms(root, store, intents) {
@@ -56,7 +59,7 @@ export function renderRooms(root, store, intents) {
       }),
     );
   };
-  root.replaceChildren(form, error, list);
+  root.replaceChildren(form, error, list, devicePicker(intents));
   draw();
   store.addEventListener("rooms", draw);
   store.addEventListener("presence", draw);
@@ -64,4 +67,32 @@ export function renderRooms(root, store, intents) {
     store.removeEventListener("rooms", draw);
     store.removeEventListener("presence", draw);
   };
+}
+
+/** Microphone and camera choice, for the next call. @param {any} intents */
+function devicePicker(intents) {
+  const mic = /** @type {HTMLSelectElement} */ (h("select", { name: "microphone" }));
+  const cam = /** @type {HTMLSelectElement} */ (h("select", { name: "camera" }));
+  const save = () => intents.chooseDevices({ audioDeviceId: mic.value || undefined, videoDeviceId: cam.value || undefined });
+  mic.addEventListener("change", save);
+  cam.addEventListener("change", save);
+  const fill = async () => {
+    const { audioInputs, videoInputs } = await listDevices().catch(() => ({ audioInputs: [], videoInputs: [] }));
+    /** @param {HTMLSelectElement} select @param {MediaDeviceInfo[]} devices @param {string} what @param {string|undefined} chosen */
+    const options = (select, devices, what, chosen) =>
+      select.replaceChildren(
+        h("option", { value: "" }, `Default ${what}`),
+        ...devices.map((d, i) => h("option", { value: d.deviceId, selected: d.deviceId === chosen }, d.label || `${what} ${i + 1}`)),
+      );
+    options(mic, audioInputs, "microphone", intents.devices.audioDeviceId);
+    options(cam, videoInputs, "camera", intents.devices.videoDeviceId);
+  };
+  fill();
+  return h(
+    "details",
+    { class: "devices", ontoggle: fill }, // labels appear once camera permission was granted
+    h("summary", {}, "Microphone and camera"),
+    h("label", {}, "Microphone", mic),
+    h("label", {}, "Camera", cam),
+  );
 }
