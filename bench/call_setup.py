@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 from playwright.sync_api import Page, sync_playwright  # noqa: E402
 
 from e2e.browsers import launch, new_context  # noqa: E402
-from tests.servers import make_test_certs, parley_server  # noqa: E402
+from tests.servers import free_port, make_test_certs, parley_server  # noqa: E402
 
 TAP = """(name) => {
   const t = Date.now();
@@ -76,6 +78,37 @@ def measure(engine: str, url: str, calls: int) -> tuple[list[float], list[float]
     return ring, media
 
 
+def measure_floor(engine: str, calls: int) -> tuple[list[float], list[float]]:
+    """The same two steps between two bare pages on bench/floor_relay.py (plain http://127.0.0.1)."""
+    port = free_port()
+    relay = subprocess.Popen([sys.executable, str(ROOT / "bench" / "floor_relay.py"), str(port)])
+    ring: list[float] = []
+    media: list[float] = []
+    try:
+        time.sleep(1)
+        with sync_playwright() as p:
+            browser = launch(p, engine)
+            a = new_context(browser, engine).new_page()
+            b = new_context(browser, engine).new_page()
+            a.goto(f"http://127.0.0.1:{port}/?user=1")
+            b.goto(f"http://127.0.0.1:{port}/?user=2")
+            for page in (a, b):
+                page.evaluate("() => window.ready")
+            for _ in range(calls):
+                tapped = a.evaluate("() => window.call(2)")
+                b.wait_for_function("() => window.rang > 0")
+                ring.append(b.evaluate("() => window.rang") - tapped)
+                accepted = b.evaluate("() => window.accept()")
+                media.append(a.evaluate("() => window.firstFrame()") - accepted)
+                a.evaluate("() => window.hangUp(2)")
+                time.sleep(0.3)
+            browser.close()
+    finally:
+        relay.terminate()
+        relay.wait(5)
+    return ring, media
+
+
 def row(name: str, values: list[float]) -> str:
     return (
         f"| {name} | {statistics.median(values):.0f} ms | {min(values):.0f}-{max(values):.0f} ms |"
@@ -93,8 +126,11 @@ def main() -> None:
         print("|---|---|---|")
         for engine in args.engines.split(","):
             ring, media = measure(engine, server.url, args.calls)
-            print(row(f"{engine}: tap -> callee rings", ring), flush=True)
-            print(row(f"{engine}: Accept -> first remote frame", media), flush=True)
+            print(row(f"Parley, {engine}: tap -> callee rings", ring), flush=True)
+            print(row(f"Parley, {engine}: Accept -> first remote frame", media), flush=True)
+            ring, media = measure_floor(engine, args.calls)
+            print(row(f"bare floor, {engine}: tap -> callee gets the offer", ring), flush=True)
+            print(row(f"bare floor, {engine}: accept -> first remote frame", media), flush=True)
 
 
 if __name__ == "__main__":

@@ -10,9 +10,12 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from http import HTTPStatus
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import ServerConnection, serve
+from websockets.http11 import Request, Response
 
 sockets: dict[int, set[ServerConnection]] = {}
 
@@ -33,9 +36,25 @@ async def handler(ws: ServerConnection) -> None:
         sockets[user].discard(ws)
 
 
+PAGE = (Path(__file__).resolve().parent / "floor_page.html").read_bytes()
+
+
+def page(connection: ServerConnection, request: Request) -> Response | None:
+    """Serve the floor's call page (bench/call_setup.py) to plain HTTP requests."""
+    if request.headers.get("Upgrade", "").lower() == "websocket":
+        return None
+    response = connection.respond(HTTPStatus.OK, "")
+    response.body = PAGE
+    response.headers["Content-Type"] = "text/html; charset=utf-8"
+    response.headers["Content-Length"] = str(len(PAGE))
+    return response
+
+
 async def main(port: int) -> None:
     """Serve until killed."""
-    async with serve(handler, "127.0.0.1", port, max_size=65536, ping_interval=25) as server:
+    async with serve(
+        handler, "127.0.0.1", port, max_size=65536, ping_interval=25, process_request=page
+    ) as server:
         await server.serve_forever()
 
 

@@ -128,7 +128,9 @@ class Floor(Target):
         await wait_port(self.port)
 
     async def open(self, user: int) -> ClientConnection:
-        return await connect(f"ws://127.0.0.1:{self.port}/?user={user}", max_size=None)
+        return await connect(
+            f"ws://127.0.0.1:{self.port}/?user={user}", max_size=None, open_timeout=60
+        )
 
     def signal(self, call_id: str, to: int, stamp: int) -> str:
         return json.dumps(
@@ -185,6 +187,7 @@ class Parley(Target):
             origin=f"http://127.0.0.1:{self.port}",  # type: ignore[arg-type]
             additional_headers={"Cookie": f"parley_session={self.cookies[user]}"},
             max_size=None,
+            open_timeout=60,
         )
         welcome = json.loads(await ws.recv())
         assert welcome["type"] == "welcome", welcome
