@@ -46,6 +46,7 @@ def page(connection: ServerConnection, request: Request) -> Response | None:
     response = connection.respond(HTTPStatus.OK, "")
     response.body = PAGE
     response.headers["Content-Type"] = "text/html; charset=utf-8"
+    del response.headers["Content-Length"]
     response.headers["Content-Length"] = str(len(PAGE))
     return response
 
