@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -10,6 +11,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from aiortc import MediaStreamTrack
+from aiortc.mediastreams import MediaStreamError
 
 from backend.peer.calls import Peer, PeerCall
 from backend.peer.client import ParleyClient
@@ -37,7 +40,7 @@ def echo_bot(
         PARLEY_URL=server.url,
         PARLEY_CA_FILE=str(server.certs / "ca.crt"),
         ECHO_PASSWORD=ECHO_PASSWORD,
-        ECHO_MAX_SECONDS="6",
+        ECHO_MAX_SECONDS="8",
     )
     with log.open("wb") as out:
         bot = subprocess.Popen(
@@ -102,7 +105,21 @@ def test_echo_bot_answers_plays_back_and_hangs_up_with_a_note(
 ) -> None:
     async def scenario() -> None:
         a = client(server, "echofan")
-        peer = Peer(a)
+        loudest = [0]
+
+        async def listen(call: PeerCall, track: MediaStreamTrack) -> None:
+            with contextlib.suppress(MediaStreamError):
+                while True:
+                    frame = await track.recv()
+                    call.received[track.kind] += 1
+                    if track.kind == "audio" and time.monotonic() - call.started > 4:
+                        pcm = bytes(frame.planes[0])[
+                            : frame.samples * 2 * len(frame.layout.channels)
+                        ]
+                        samples = memoryview(pcm).cast("h")
+                        loudest[0] = max(loudest[0], max(abs(v) for v in samples))
+
+        peer = Peer(a, on_remote_track=listen)
         task = await online(a, peer)
         # The bot may still be signing in; new users get the echo room once it has.
         deadline = time.monotonic() + 20
@@ -116,12 +133,15 @@ def test_echo_bot_answers_plays_back_and_hangs_up_with_a_note(
         call = await peer.call("echo", "video")
         await asyncio.wait_for(call.answered.wait(), 15)
         await flowing(call, ("audio", "video"))
-        await asyncio.wait_for(call.ended.wait(), 15)  # ECHO_MAX_SECONDS=6
+        # After the 2 s delay line our own tone comes back, not silence.
+        await asyncio.sleep(3.5)
+        assert loudest[0] > 1000, loudest
+        await asyncio.wait_for(call.ended.wait(), 15)  # ECHO_MAX_SECONDS=8
         texts = [
             m["text"]
             for m in (await a.api("GET", f"/api/rooms/{call.room_id}/messages"))["messages"]
         ]
-        assert "Echo test calls end after 6 seconds. Call again any time." in texts
+        assert "Echo test calls end after 8 seconds. Call again any time." in texts
         await a.stop()
         task.cancel()
 

@@ -102,11 +102,8 @@ class EchoAudio(MediaStreamTrack):
         self.line.append(frame)
         self.buffered += frame.samples / frame.sample_rate
         if self.buffered - self.line[0].samples / frame.sample_rate >= AUDIO_DELAY_S:
-            out = self.line.popleft()
+            out = self.line.popleft()  # a decoded frame is ours to send on as it is
             self.buffered -= out.samples / out.sample_rate
-            data = bytes(out.planes[0])
-            out = av.AudioFrame(format=out.format.name, layout=out.layout.name, samples=out.samples)
-            out.planes[0].update(data)
         else:
             out = av.AudioFrame(
                 format=frame.format.name, layout=frame.layout.name, samples=frame.samples
