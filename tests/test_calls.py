@@ -253,3 +253,13 @@ def test_devices_rung_by_push_are_told_when_the_ringing_ends(w: World) -> None:
     timed_out = w.offer(a)
     w.clock.fire(RING)
     assert w.pushes[-1][1] == {"type": "call_timeout", "call_id": timed_out}
+
+
+def test_an_account_that_takes_many_calls_is_never_busy() -> None:
+    w = World()
+    w.calls._takes_many = lambda user_id: user_id == BOB  # the echo bot's account
+    a, b, c = w.socket(ALICE), w.socket(BOB), w.socket(CAROL)
+    first = w.offer(a)
+    second = w.offer(c, to=BOB, room=ROOM_CB)
+    assert [o["call_id"] for o in b.of("call_offer")] == [first, second]
+    assert not c.of("call_busy")

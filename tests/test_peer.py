@@ -174,3 +174,23 @@ def test_echo_bot_reconnects_after_a_server_restart(
 
     asyncio.run(scenario())
     assert echo_bot.poll() is None
+
+
+def test_echo_bot_serves_several_calls_at_once(
+    server: ParleyServer, echo_bot: subprocess.Popen[bytes]
+) -> None:
+    async def scenario() -> None:
+        clients = [client(server, f"together{n}") for n in range(3)]
+        peers = [Peer(c) for c in clients]
+        tasks = [await online(c, p) for c, p in zip(clients, peers, strict=True)]
+        calls = await asyncio.gather(*(p.call("echo", "audio") for p in peers))
+        await asyncio.gather(*(asyncio.wait_for(c.answered.wait(), 20) for c in calls))
+        for call in calls:
+            await flowing(call, ("audio",))
+        for peer, c in zip(peers, clients, strict=True):
+            await peer.close()
+            await c.stop()
+        for task in tasks:
+            task.cancel()
+
+    asyncio.run(scenario())

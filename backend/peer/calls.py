@@ -176,8 +176,10 @@ class Peer:
         answer: Callable[[dict[str, Any]], bool] | None = None,
         on_remote_track: RemoteTrackHook | None = None,
         on_call: Callable[[PeerCall], None] | None = None,
+        many: bool = False,
     ) -> None:
         self.client = client
+        self.many = many  # answer calls while in others (the echo bot); else reply busy
         self.tracks = tracks
         self.should_answer = answer
         self.on_remote_track = on_remote_track
@@ -245,8 +247,9 @@ class Peer:
             await self._finish(call, "error")
 
     async def _incoming(self, offer: dict[str, Any]) -> None:
-        if self.calls or (self.should_answer is not None and not self.should_answer(offer)):
-            reason = "busy" if self.calls else "declined"
+        busy = bool(self.calls) and not self.many
+        if busy or (self.should_answer is not None and not self.should_answer(offer)):
+            reason = "busy" if busy else "declined"
             await self.client.send(
                 {"type": "call_rejected", "call_id": offer["call_id"], "reason": reason}
             )

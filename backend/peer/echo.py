@@ -129,6 +129,7 @@ class EchoBot:
             tracks=self._tracks,
             on_remote_track=self._remote_track,
             on_call=self._on_call,
+            many=True,
         )
 
     def _on_call(self, call: PeerCall) -> None:
