@@ -263,3 +263,11 @@ def test_an_account_that_takes_many_calls_is_never_busy() -> None:
     second = w.offer(c, to=BOB, room=ROOM_CB)
     assert [o["call_id"] for o in b.of("call_offer")] == [first, second]
     assert not c.of("call_busy")
+
+
+def test_resuming_someone_elses_live_call_is_refused_once(w: World) -> None:
+    a, _, m = w.socket(ALICE), w.socket(BOB), w.socket(MALLORY)
+    cid = w.offer(a)
+    w.send(m, {"type": "call_resume", "call_id": cid})
+    assert m.types()[-1:] == ["error"] and len(m.of("error")) == 1
+    assert m.of("call_end") == [] and m.of("call_resumed") == []

@@ -292,11 +292,12 @@ class CallRegistry:
             self._offer(conn, message, out)
         else:
             with self._lock:
-                call = self._call_for(conn, message.type, message.call_id, out)
-                if call is not None:
-                    self._dispatch(conn, call, message, out)
-                elif isinstance(message, CallResumeSend):
+                if isinstance(message, CallResumeSend) and message.call_id not in self._live:
                     self._resume_unknown(conn, message, out)
+                else:
+                    call = self._call_for(conn, message.type, message.call_id, out)
+                    if call is not None:
+                        self._dispatch(conn, call, message, out)
         self._flush(out)
 
     def _dispatch(self, conn: Connection, call: LiveCall, message: CallMessage, out: _Out) -> None:

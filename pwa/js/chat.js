@@ -104,9 +104,15 @@ export class ChatStore extends EventTarget {
 
   // --- delivery ------------------------------------------------------------------------------
 
-  /** @param {Pending} pending */
+  /**
+   * Send the oldest unacknowledged message. One at a time, so the server stores them in the order
+   * they were written even when some must be resent (rate limit, reconnect).
+   * @param {Pending} [pending] the message just queued (sent only if it is the oldest)
+   */
   transmit(pending) {
-    this.signaling.send(chatMessage(pending.room_id, pending.client_id, pending.text));
+    const head = this.outbox[0];
+    if (!head || (pending && head !== pending)) return;
+    this.signaling.send(chatMessage(head.room_id, head.client_id, head.text));
     // If the socket stays down, HTTP delivers (the server de-duplicates by client_id).
     clearTimeout(this.fallbackTimer);
     this.fallbackTimer = setTimeout(() => this.flushOverHttp(), HTTP_FALLBACK_MS);
@@ -140,10 +146,12 @@ export class ChatStore extends EventTarget {
   /** @param {string} clientId @param {Message} message @param {boolean} delivered */
   acknowledge(clientId, message, delivered) {
     if (this.status.get(clientId) !== "delivered") this.status.set(clientId, delivered ? "delivered" : "sent");
+    const wasHead = this.outbox.length > 0 && this.outbox[0].client_id === clientId;
     this.outbox = this.outbox.filter((p) => p.client_id !== clientId);
     this.save();
     if (!this.outbox.length) clearTimeout(this.fallbackTimer);
     this.merge(message.room_id, [message]);
+    if (wasHead) this.transmit(); // the next one, now the oldest
   }
 
   /** @param {Message} message */
@@ -166,7 +174,7 @@ export class ChatStore extends EventTarget {
   /** After every (re)connect: resend the outbox, catch up on what was missed. */
   async gotWelcome(/** @type {{online: number[]}} */ welcome) {
     this.online = new Set(welcome.online);
-    for (const pending of this.outbox) this.signaling.send(chatMessage(pending.room_id, pending.client_id, pending.text));
+    this.transmit(); // resend from the oldest unacknowledged message
     await this.loadRooms().catch(() => {});
     for (const roomId of this.messages.keys()) await this.loadRoom(roomId).catch(() => {});
     this.emit("presence");
@@ -183,9 +191,12 @@ export class ChatStore extends EventTarget {
 
   /** @param {{ref_type?: string, reason: string, message: string}} msg */
   gotError(msg) {
-    if (msg.ref_type === "chat_message" && msg.reason !== "rate_limited") {
-      this.emit("error", { message: msg.message });
+    if (msg.ref_type !== "chat_message") return;
+    if (msg.reason === "rate_limited") {
+      setTimeout(() => this.transmit(), 1000); // typing faster than the server allows: wait
+      return;
     }
+    this.emit("error", { message: msg.message });
   }
 
   /** @param {string} clientId */
@@ -193,6 +204,7 @@ export class ChatStore extends EventTarget {
     this.outbox = this.outbox.filter((p) => p.client_id !== clientId);
     this.save();
     this.emit("messages", {});
+    this.transmit();
   }
 
   /** @param {Message} message */
