@@ -152,3 +152,26 @@ def test_parse_returns_a_message_or_raises_protocol_error_for_anything(text: str
         assert refused.reason in {"bad_json", "bad_message", "unknown_type"}
     else:
         assert message.type in protocol.CLIENT_TYPES
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        r'{"type": "\ud800"}',
+        r'{"type": "chat_message", "room_id": 1, "client_id": "c", "text": "a\udfffb"}',
+        r'{"type": "ping", "t": "\uD83D"}',
+    ],
+)
+def test_lone_surrogates_are_refused_before_they_reach_a_reply(text: str) -> None:
+    with pytest.raises(ProtocolError) as refused:
+        parse(text)
+    assert refused.value.reason == "bad_message"
+    json.dumps(protocol.error(refused.value.reason, refused.value.message).model_dump())
+    protocol.dump(protocol.error(refused.value.reason, refused.value.message))
+
+
+def test_a_real_emoji_escape_pair_is_fine() -> None:
+    message = parse(
+        r'{"type": "chat_message", "room_id": 1, "client_id": "c", "text": "\ud83d\ude00"}'
+    )
+    assert message.text == "\U0001f600"  # type: ignore[union-attr]

@@ -131,6 +131,7 @@ def test_ping_gets_pong_with_the_same_token(person: Callable[[str], Person]) -> 
         ('{"type": "teleport"}', "unknown_type"),
         ('{"type": "chat_message", "room_id": "1", "client_id": "x", "text": "hi"}', "bad_message"),
         ('{"type": "call_end", "call_id": "not-a-uuid"}', "bad_message"),
+        (r'{"type": "\ud800"}', "bad_message"),
     ],
 )
 def test_bad_frames_get_an_error_and_the_socket_stays_usable(

@@ -34,6 +34,7 @@ MAX_CLIENT_ID = 64
 MAX_PING_TOKEN = 64
 MAX_ID = 2**53 - 1  # the largest integer a JavaScript number holds exactly
 
+_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
@@ -201,6 +202,12 @@ def parse(text: str | bytes) -> ClientMessage:
         raise ProtocolError("bad_json", "the frame is not valid JSON") from None
     if not isinstance(data, dict):
         raise ProtocolError("bad_message", "send one JSON object per frame")
+    if _SURROGATE.search(text):
+        # "\ud800"-style escapes decode to lone surrogates, which no UTF-8 frame can carry back.
+        try:
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ProtocolError("bad_message", "strings must be valid Unicode") from None
     kind = data.get("type")
     if not isinstance(kind, str):
         raise ProtocolError("bad_message", 'every message needs a string "type"')

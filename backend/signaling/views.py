@@ -236,6 +236,10 @@ class Signaling:
         except ProtocolError as exc:
             self.hub.send(conn, protocol.error(exc.reason, exc.message, exc.ref_type))
             return
+        except Exception:  # parse must only raise ProtocolError; if not, answer, don't die
+            log.exception("parsing a frame from user %s failed", conn.user_id)
+            self.hub.send(conn, protocol.error("internal", "the server failed on that message"))
+            return
         try:
             if isinstance(message, Ping):
                 self.hub.send(conn, Pong(t=message.t))
