@@ -365,3 +365,21 @@ def test_every_new_user_finds_the_echo_test_room(app: Flask, make_client) -> Non
     someone.post("/api/register", json={"username": "newbie", "password": "correct horse"})
     rooms = someone.get("/api/rooms").get_json()
     assert [room["peer"]["username"] for room in rooms["rooms"]] == ["echo"]
+
+
+def test_a_message_with_a_lone_surrogate_is_refused_not_a_server_error(
+    client: FlaskClient,
+    auth: Auth,
+    make_client,  # type: ignore[no-untyped-def]
+) -> None:
+    other = make_client()
+    other.post("/api/register", json={"username": "bob", "password": "correct horse"})
+    auth.register()
+    room = client.post("/api/rooms", json={"username": "bob"}).json["id"]
+    response = client.post(
+        f"/api/rooms/{room}/messages",
+        data=r'{"client_id": "s", "text": "bad \ud800"}',
+        content_type="application/json",
+    )
+    assert response.status_code == 400
+    assert response.json["error"].startswith("text: ")
