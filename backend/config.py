@@ -66,6 +66,10 @@ def from_env(instance_path: Path) -> dict[str, Any]:
         "SESSION_COOKIE_SECURE": _bool("SESSION_COOKIE_SECURE", True),
         "SESSION_COOKIE_NAME": "parley_session",
         "REDIS_URL": redis_url,
+        # Keys and channels of this deployment in Redis, and how often a worker says it is alive
+        # (it counts as dead after three missed beats).
+        "REDIS_PREFIX": os.environ.get("REDIS_PREFIX", "parley"),
+        "CLUSTER_HEARTBEAT": float(os.environ.get("CLUSTER_HEARTBEAT") or 2),
         # The echo-test bot's account: the name is reserved for whoever knows the password.
         "ECHO_USERNAME": os.environ.get("ECHO_USERNAME", "echo").strip().lower(),
         "ECHO_PASSWORD": os.environ.get("ECHO_PASSWORD")

@@ -26,3 +26,16 @@ loglevel = os.environ.get("LOG_LEVEL", "info")
 if os.environ.get("PARLEY_TLS", "1") != "0" and (_certs / "server.crt").exists():
     certfile = str(_certs / "server.crt")
     keyfile = str(_certs / "server.key")
+
+
+def post_worker_init(worker):  # type: ignore[no-untyped-def]
+    """Log Parley's messages with gunicorn's, and start signalling (REDIS_URL: join the cluster)."""
+    import logging
+
+    parley = logging.getLogger("parley")
+    parley.handlers = list(logging.getLogger("gunicorn.error").handlers)
+    parley.setLevel(loglevel.upper())
+    parley.propagate = False
+    service = getattr(worker.wsgi, "extensions", {}).get("parley.signaling")
+    if service is not None:
+        service.start()

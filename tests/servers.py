@@ -167,3 +167,48 @@ def parley_server(
         yield server
     finally:
         server.stop()
+
+
+@dataclass
+class RedisServer:
+    """A redis-server on a free loopback port."""
+
+    port: int
+    process: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+
+def _spawn_redis(workdir: Path, port: int, log: Any) -> subprocess.Popen[bytes]:
+    command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+               "--appendonly", "no", "--dir", str(workdir)]  # fmt: skip
+    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+
+
+@contextmanager
+def redis_server(workdir: Path) -> Iterator[RedisServer]:
+    """Run a throwaway redis-server (no persistence) on 127.0.0.1 for the block."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    with (workdir / "redis.log").open("ab") as log:  # the child keeps its own descriptor
+        process = _spawn_redis(workdir, port, log)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                s.sendall(b"PING\r\n")
+                if s.recv(16).startswith(b"+PONG"):
+                    break
+        except OSError:
+            pass
+        if time.monotonic() > deadline or process.poll() is not None:
+            process.kill()
+            raise RuntimeError("redis-server did not start")
+        time.sleep(0.05)
+    try:
+        yield RedisServer(port, process)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

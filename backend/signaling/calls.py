@@ -233,6 +233,9 @@ class CallRegistry:
         self._live: dict[str, LiveCall] = {}
         self._of_user: dict[int, set[str]] = {}
         self._ended: OrderedDict[str, tuple[int, int]] = OrderedDict()
+        # Called after a change of call state and before its effects are sent, so an owner that
+        # persists the calls (routing.LeaderCalls) never lets a peer see a state it lost.
+        self.on_change: Callable[[], None] | None = None
 
     # --- queries ---------------------------------------------------------------------------
 
@@ -298,6 +301,8 @@ class CallRegistry:
                     call = self._call_for(conn, message.type, message.call_id, out)
                     if call is not None:
                         self._dispatch(conn, call, message, out)
+        if not isinstance(message, IceCandidateSend | CallDescriptionSend):
+            self._changed()
         self._flush(out)
 
     def _dispatch(self, conn: Connection, call: LiveCall, message: CallMessage, out: _Out) -> None:
@@ -494,6 +499,9 @@ class CallRegistry:
     def _grace_callback(self, call_id: str, user_id: int) -> Callable[[], None]:
         return lambda: self._grace_over(call_id, user_id)
 
+    def _ring_callback(self, call_id: str) -> Callable[[], None]:
+        return lambda: self._ring_over(call_id)
+
     def _ring_over(self, call_id: str) -> None:
         out = _Out()
         with self._lock:
@@ -505,6 +513,7 @@ class CallRegistry:
             self._to_participant(call, call.caller.id, frame, out)
             out.user(call.callee.id, frame)
             self._finish(call, "missed", out)
+        self._changed()
         self._flush(out)
 
     def _grace_over(self, call_id: str, user_id: int) -> None:
@@ -524,31 +533,53 @@ class CallRegistry:
                 frame = CallEnd(call_id=call.id, reason="disconnected")
                 self._to_participant(call, call.other(user_id).id, frame, out)
                 self._finish(call, "completed", out)
+        self._changed()
         self._flush(out)
 
-    def snapshot(self) -> list[dict[str, Any]]:
-        """Describe the active calls, so a restarted server can take them over (restore)."""
+    def snapshot(self, *, ringing: bool = False) -> list[dict[str, Any]]:
+        """Describe the live calls, so another registry can take them over (restore).
+
+        Active calls only, unless `ringing`; the sockets bound to each call are included.
+        """
         with self._lock:
             return [
                 {
                     "id": call.id,
                     "room_id": call.room_id,
                     "media": call.media,
+                    "state": call.state,
                     "caller": call.caller.model_dump(),
                     "callee": call.callee.model_dump(),
                     "started_at": call.started_at.isoformat(),
                     "answered_at": call.answered_at.isoformat() if call.answered_at else None,
+                    "caller_conn": call.caller_conn,
+                    "callee_conn": call.callee_conn,
+                    "offer_sdp": call.offer_sdp,
+                    "early_candidates": [
+                        None if c is None else c.model_dump(exclude_none=True)
+                        for c in call.early_candidates
+                    ],
+                    "ringing_sent": call.ringing_sent,
+                    "pushed": call.pushed,
                 }
                 for call in self._live.values()
-                if call.state == "active"
+                if ringing or call.state == "active"
             ]
 
-    def restore(self, calls: list[dict[str, Any]]) -> None:
-        """Take over active calls from a snapshot; each side has the grace period to resume."""
+    def restore(
+        self, calls: list[dict[str, Any]], alive: Callable[[str], bool] = lambda conn_id: False
+    ) -> None:
+        """Take over calls from a snapshot.
+
+        A socket the snapshot names stays bound when `alive(socket id)` says it is still open
+        (another worker took over the registry; the sockets stayed); every other participant has
+        the grace period to resume. A ringing call rings for a full ring timeout again.
+        """
         with self._lock:
             for item in calls:
                 if item["id"] in self._live:
                     continue
+                state: State = "ringing" if item.get("state") == "ringing" else "active"
                 call = LiveCall(
                     id=item["id"],
                     room_id=item["room_id"],
@@ -557,17 +588,52 @@ class CallRegistry:
                     callee=User.model_validate(item["callee"]),
                     started_at=datetime.fromisoformat(item["started_at"]),
                     caller_conn=None,
-                    state="active",
+                    state=state,
                     answered_at=(
                         datetime.fromisoformat(item["answered_at"]) if item["answered_at"] else None
                     ),
+                    offer_sdp=item.get("offer_sdp", ""),
+                    early_candidates=[
+                        None if c is None else IceCandidateInit.model_validate(c)
+                        for c in item.get("early_candidates", [])
+                    ],
+                    ringing_sent=bool(item.get("ringing_sent")),
+                    pushed=bool(item.get("pushed")),
                 )
                 self._live[call.id] = call
-                for user_id in (call.caller.id, call.callee.id):
-                    self._of_user.setdefault(user_id, set()).add(call.id)
-                    call.grace[user_id] = self.scheduler.call_later(
-                        self.grace_period, self._grace_callback(call.id, user_id)
+                if state == "ringing":
+                    call.ring_timer = self.scheduler.call_later(
+                        self.ring_timeout, self._ring_callback(call.id)
                     )
+                for user_id, key in (
+                    (call.caller.id, "caller_conn"),
+                    (call.callee.id, "callee_conn"),
+                ):
+                    self._of_user.setdefault(user_id, set()).add(call.id)
+                    conn_id = item.get(key)
+                    if conn_id and alive(conn_id):
+                        call.bind(user_id, conn_id)
+                    elif state == "active" or user_id == call.caller.id:
+                        call.grace[user_id] = self.scheduler.call_later(
+                            self.grace_period, self._grace_callback(call.id, user_id)
+                        )
+
+    def bound_sockets(self) -> list[tuple[str, int]]:
+        """Return (socket id, user id) of every socket bound to a live call."""
+        with self._lock:
+            return [
+                (conn_id, user_id)
+                for call in self._live.values()
+                for user_id in (call.caller.id, call.callee.id)
+                if (conn_id := call.conn_of(user_id)) is not None
+            ]
+
+    def reset(self) -> None:
+        """Forget every live call and cancel its timers (this registry stops being the owner)."""
+        self.close()
+        with self._lock:
+            self._live.clear()
+            self._of_user.clear()
 
     def close(self) -> None:
         """Cancel every timer (app shutdown, tests)."""
@@ -702,6 +768,13 @@ class CallRegistry:
         out.conn(conn.id, error(reason, text, kind, call_id))
 
     # --- effects (called without the lock) -------------------------------------------------
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            try:
+                self.on_change()
+            except Exception:
+                log.exception("saving the call state failed")
 
     def _flush(self, out: _Out) -> None:
         for kind, a, b, c in out.actions:

@@ -29,8 +29,10 @@ from ..security import origin_allowed
 from . import protocol
 from .calls import CallRecord, CallRegistry, ThreadScheduler
 from .hub import Bus, Hub, InMemoryBus
-from .protocol import ChatAck, ChatDeliver, ChatSend, Ping, Pong, ProtocolError, Welcome
+from .protocol import ChatAck, ChatDeliver, ChatSend, Ping, Pong, ProtocolError
 from .ratelimit import TokenBucket
+from .redisbus import RedisBus
+from .routing import CallRouter, LeaderCalls, LocalCalls
 
 log = logging.getLogger("parley.signaling")
 
@@ -49,8 +51,8 @@ CHAT_ERROR_REASONS = {400: "bad_message", 404: "not_found", 409: "forbidden"}
 class Socket:
     """One open WebSocket of one signed-in session, safe to send to from any greenlet."""
 
-    def __init__(self, ws: Server, user_id: int, sid: str | None) -> None:
-        self.id = uuid.uuid4().hex
+    def __init__(self, ws: Server, user_id: int, sid: str | None, node: str) -> None:
+        self.id = f"{node}.{uuid.uuid4().hex}"
         self.user_id = user_id
         self.sid = sid
         self.ws = ws
@@ -142,46 +144,80 @@ class DbCallStore:
 
 
 class Signaling:
-    """The app's signalling service: sockets, presence, chat and calls."""
+    """The app's signalling service: sockets, presence, chat and calls.
+
+    It starts on first use (or from gunicorn's post_worker_init), so a `flask db upgrade` run
+    with REDIS_URL set never joins the cluster.
+    """
 
     def __init__(self, app: Flask, bus: Bus | None = None) -> None:
         self.app = app
         self.store = DbCallStore(app)
-        self.hub = Hub(self._peers_of, bus or InMemoryBus())
-        self.calls = CallRegistry(
-            self.hub,
-            self.store,
-            ThreadScheduler(),
-            ring_timeout=float(app.config["CALL_RING_TIMEOUT"]),
-            grace_period=float(app.config["CALL_GRACE_PERIOD"]),
-            ring_offline=self._ring_offline,
-            takes_many=self._is_echo_bot,
-        )
+        self._bus = bus
         self._echo_id: int | None = None
         self._sockets: dict[str, Socket] = {}
         self._lock = threading.Lock()
-        self._restore_calls()
+        self._started = False
+
+    def start(self) -> None:
+        """Connect the bus (Redis when REDIS_URL is set) and take up the calls."""
+        with self._lock:
+            if self._started:
+                return
+            config = self.app.config
+            bus = self._bus
+            if bus is None and config["REDIS_URL"]:
+                bus = RedisBus(
+                    config["REDIS_URL"],
+                    prefix=config["REDIS_PREFIX"],
+                    heartbeat=config["CLUSTER_HEARTBEAT"],
+                    dead_after=3 * config["CLUSTER_HEARTBEAT"],
+                )
+            self.bus: Bus = bus or InMemoryBus()
+            self.hub = Hub(self._peers_of, self.bus)
+            self.calls = CallRegistry(
+                self.hub,
+                self.store,
+                ThreadScheduler(),
+                ring_timeout=float(config["CALL_RING_TIMEOUT"]),
+                grace_period=float(config["CALL_GRACE_PERIOD"]),
+                ring_offline=self._ring_offline,
+                takes_many=self._is_echo_bot,
+            )
+            self.router: CallRouter
+            if isinstance(self.bus, RedisBus):
+                self.router = LeaderCalls(self.hub, self.calls, self.bus)
+            else:
+                self.router = LocalCalls(self.hub, self.calls)
+                self._restore_calls()
+            self._started = True
 
     # --- hooks the HTTP side and the server call ---------------------------------------------
 
     def message_posted(self, a: int, b: int, message: dict[str, Any]) -> None:
         """Deliver a message stored through the HTTP API to every socket of both members."""
+        self.start()
         frame = protocol.dump(ChatDeliver(message=message))
         self.hub.deliver(a, frame)
         self.hub.deliver(b, frame)
 
     def room_created(self, a: int, b: int) -> None:
         """Let two people who now share a room see each other's presence."""
+        self.start()
         self.hub.link(a, b)
 
     def signed_out(self, user_id: int, sid: str | None) -> None:
         """Close the sockets of a session that signed out."""
+        self.start()
         self.hub.close_session(user_id, sid, CLOSE_NORMAL, "signed out")
 
     def shutdown(self) -> None:
         """Hand live calls to the next server, then close every socket with 1001."""
-        self._save_calls()
-        self.calls.close()
+        if not self._started:
+            return
+        if isinstance(self.router, LocalCalls):
+            self._save_calls()
+        self.router.shutdown()
         with self._lock:
             sockets = list(self._sockets.values())
         for conn in sockets:
@@ -189,25 +225,22 @@ class Signaling:
                 conn.close(CLOSE_GOING_AWAY, "server restarting")
             except Exception:
                 log.debug("closing socket %s at shutdown failed", conn.id, exc_info=True)
+        if isinstance(self.bus, RedisBus):
+            self.bus.close()
 
     # --- one socket ----------------------------------------------------------------------------
 
     def serve(self, ws: Server, user: protocol.User, sid: str | None) -> None:
         """Run one socket from welcome to close."""
-        conn = Socket(ws, user.id, sid)
+        self.start()
+        conn = Socket(ws, user.id, sid, self.bus.node)
         config = self.app.config
         bucket = TokenBucket(config["WS_MESSAGE_RATE"], config["WS_MESSAGE_BURST"])
         with self._lock:
             self._sockets[conn.id] = conn
         try:
             self.hub.add(conn)
-            welcome = Welcome(
-                user=user,
-                online=self.hub.online_peers(user.id),
-                calls=self.calls.calls_of(user.id),
-            )
-            self.hub.send(conn, welcome)
-            self.calls.socket_opened(conn)
+            self.router.opened(conn, user)
             while True:
                 data = ws.receive()
                 if data is None:
@@ -228,7 +261,7 @@ class Signaling:
             with self._lock:
                 self._sockets.pop(conn.id, None)
             self.hub.remove(conn)
-            self.calls.socket_closed(conn)
+            self.router.closed(conn)
 
     def _handle(self, conn: Socket, data: str | bytes) -> None:
         try:
@@ -246,7 +279,7 @@ class Signaling:
             elif isinstance(message, ChatSend):
                 self._chat(conn, message)
             else:
-                self.calls.handle(conn, message)
+                self.router.handle(conn, message, data)
         except Exception:
             # A bug in one message must not end the socket or the worker.
             log.exception("handling %s from user %s failed", message.type, conn.user_id)

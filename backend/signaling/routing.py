@@ -1,0 +1,322 @@
+"""Where call signals are decided: this process's registry, or the cluster's one leader.
+
+One worker (no broker): `LocalCalls` hands every socket event to the local CallRegistry.
+
+Several workers or hosts (`REDIS_URL`): the call registry must see every signal of a call in one
+place, because busy, glare and "answered elsewhere" compare calls of different users. One node at
+a time holds the lease `<prefix>:leader` (renewed every second, lost after `lease` seconds) and
+runs the registry. Every other node forwards its sockets' events to the list `<prefix>:calls-queue`
+(a list, not a pub/sub channel: what is pushed while no node leads waits for the next leader;
+events older than `FORWARD_PATIENCE` seconds are dropped). The leader moves them in order to
+`<prefix>:calls-inflight` while it applies them, so those a dying leader had taken are applied by
+the next one (at least once: a candidate may arrive twice, which WebRTC ignores). The leader
+answers sockets on other nodes through the hub, which routes by socket id. Before the effects of
+a change of call state go out, the leader writes a snapshot of the live calls to
+`<prefix>:calls-snapshot`; a node that takes the lease over restores it, keeping the sockets
+that are still open bound, so a dead leader costs a few seconds of signalling and no call.
+The leader also unbinds sockets of dead nodes, which starts their grace period as if they closed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import redis
+
+from . import protocol
+from .calls import CallRegistry
+from .hub import Connection, Hub, node_of
+from .protocol import CallMessage, ProtocolError, Welcome
+from .redisbus import RedisBus
+
+log = logging.getLogger("parley.signaling")
+
+FORWARD_PATIENCE = 10.0  # seconds a forwarded event waits for a leader before it is dropped
+
+# Renew the lease only if this node still holds it.
+RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+# Move up to ARGV[1] more events from the queue to the in-flight list; return them.
+TAKE = """
+local out = {}
+for i = 1, tonumber(ARGV[1]) do
+  local v = redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT')
+  if not v then break end
+  out[i] = v
+end
+return out
+"""
+# Put what a dead leader had in flight back at the head of the queue, in order.
+REQUEUE = """
+local n = 0
+while redis.call('LMOVE', KEYS[2], KEYS[1], 'RIGHT', 'LEFT') do n = n + 1 end
+return n
+"""
+RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class CallRouter(Protocol):
+    """Takes a socket's call events to the registry that owns the calls."""
+
+    def opened(self, conn: Connection, user: protocol.User) -> None:
+        """A socket opened: send its welcome and ring it if a call is ringing for its user."""
+
+    def handle(self, conn: Connection, message: CallMessage, raw: str | bytes) -> None:
+        """A socket sent a call signal (parsed, and its frame as received)."""
+
+    def closed(self, conn: Connection) -> None:
+        """A socket closed."""
+
+    def shutdown(self) -> None:
+        """Hand the calls over (if owned) and stop."""
+
+
+def welcome(hub: Hub, registry: CallRegistry, user: protocol.User) -> Welcome:
+    """Return the first frame of a socket: who you are, who is online, your live calls."""
+    return Welcome(user=user, online=hub.online_peers(user.id), calls=registry.calls_of(user.id))
+
+
+class LocalCalls:
+    """One process: the local registry owns every call."""
+
+    def __init__(self, hub: Hub, registry: CallRegistry) -> None:
+        self.hub = hub
+        self.registry = registry
+
+    def opened(self, conn: Connection, user: protocol.User) -> None:
+        self.hub.send(conn, welcome(self.hub, self.registry, user))
+        self.registry.socket_opened(conn)
+
+    def handle(self, conn: Connection, message: CallMessage, raw: str | bytes) -> None:
+        self.registry.handle(conn, message)
+
+    def closed(self, conn: Connection) -> None:
+        self.registry.socket_closed(conn)
+
+    def shutdown(self) -> None:
+        self.registry.close()
+
+
+@dataclass
+class RemoteConn:
+    """A socket on another node, as the leader's registry sees it; sends go through the hub."""
+
+    id: str
+    user_id: int
+    hub: Hub
+    sid: str | None = None
+
+    def send(self, text: str) -> None:
+        if not self.hub.send(self.id, text):
+            raise ConnectionError("socket gone")
+
+    def close(self, code: int, reason: str) -> None:
+        """The leader never closes sockets; their own node does."""
+
+
+class LeaderCalls:
+    """Several nodes: forward call events to the node holding the lease, or be that node."""
+
+    def __init__(self, hub: Hub, registry: CallRegistry, bus: RedisBus, lease: float = 3.0):
+        self.hub = hub
+        self.registry = registry
+        self.bus = bus
+        self.redis = bus.redis
+        self.lease = lease
+        self.queue_key = bus.key("calls-queue")
+        self.inflight_key = bus.key("calls-inflight")
+        self.lease_key = bus.key("leader")
+        self.snapshot_key = bus.key("calls-snapshot")
+        self._renew = self.redis.register_script(RENEW)
+        self._release = self.redis.register_script(RELEASE)
+        self._take = self.redis.register_script(TAKE)
+        self._requeue = self.redis.register_script(REQUEUE)
+        self._leading = False
+        self._consumer_stop = threading.Event()
+        self._lock = threading.RLock()
+        self._save_lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._tick()
+        threading.Thread(target=self._lease_loop, name="parley-leader-lease", daemon=True).start()
+
+    @property
+    def leading(self) -> bool:
+        """Tell whether this node runs the cluster's call registry now."""
+        return self._leading
+
+    # --- CallRouter ------------------------------------------------------------------------
+
+    def opened(self, conn: Connection, user: protocol.User) -> None:
+        self._submit({"e": "opened", "conn": conn.id, "user": user.model_dump()})
+
+    def handle(self, conn: Connection, message: CallMessage, raw: str | bytes) -> None:
+        text = raw.decode() if isinstance(raw, bytes) else raw
+        self._submit({"e": "signal", "conn": conn.id, "user_id": conn.user_id, "raw": text})
+
+    def closed(self, conn: Connection) -> None:
+        self._submit({"e": "closed", "conn": conn.id, "user_id": conn.user_id})
+
+    def shutdown(self) -> None:
+        self._stopped.set()
+        with self._lock:
+            if not self._leading:
+                return
+            try:
+                self._save()
+                self._release(keys=[self.lease_key], args=[self.bus.node])
+            except redis.RedisError:
+                log.warning("could not hand the call registry over", exc_info=True)
+            self._stop_leading()
+
+    # --- forwarding ------------------------------------------------------------------------
+
+    def _submit(self, event: dict[str, Any]) -> None:
+        if self._leading:
+            self._apply(event)
+            return
+        event["t"] = time.time()
+        try:
+            self.redis.rpush(self.queue_key, json.dumps(event, separators=(",", ":")))
+        except redis.RedisError:
+            log.exception("could not forward a %s event to the call leader", event["e"])
+
+    def _consume(self, stop: threading.Event) -> None:
+        """The leader's loop: apply forwarded events in the order they were queued.
+
+        Events move to an in-flight list while they are applied (Redis's reliable-queue
+        pattern): a leader that dies with events in flight leaves them for the next one.
+        """
+        keys = [self.queue_key, self.inflight_key]
+        while not stop.is_set():
+            try:
+                first = self.redis.blmove(self.queue_key, self.inflight_key, 1, "LEFT", "RIGHT")
+                if first is None:
+                    continue
+                batch = [first, *self._take(keys=keys, args=[199])]
+            except redis.RedisError:
+                log.warning("reading forwarded call events failed", exc_info=True)
+                stop.wait(0.5)
+                continue
+            if stop.is_set():  # the lease was lost meanwhile: the next leader requeues them
+                return
+            for payload in batch:
+                event = json.loads(payload)
+                if time.time() - float(event.get("t", 0)) > FORWARD_PATIENCE:
+                    log.error("dropped a stale %s event (no call leader for a while)", event["e"])
+                    continue
+                try:
+                    self._apply(event)
+                except Exception:
+                    log.exception("applying a forwarded %s event failed", event["e"])
+            try:
+                self.redis.ltrim(self.inflight_key, len(batch), -1)
+            except redis.RedisError:
+                log.warning("could not clear applied call events", exc_info=True)
+
+    # --- leading ---------------------------------------------------------------------------
+
+    def _apply(self, event: dict[str, Any]) -> None:
+        conn_id = event["conn"]
+        local = self.hub.connection(conn_id)
+        kind = event["e"]
+        if kind == "opened":
+            user = protocol.User.model_validate(event["user"])
+            conn: Connection = local or RemoteConn(conn_id, user.id, self.hub)
+            self.hub.send(conn, welcome(self.hub, self.registry, user))
+            self.registry.socket_opened(conn)
+        else:
+            conn = local or RemoteConn(conn_id, int(event["user_id"]), self.hub)
+            if kind == "closed":
+                self.registry.socket_closed(conn)
+            else:
+                try:
+                    message = protocol.parse(event["raw"])
+                except ProtocolError:  # its node parsed it already; never expected here
+                    log.exception("a forwarded call signal did not parse")
+                    return
+                self.registry.handle(conn, message)  # type: ignore[arg-type]
+                return  # the registry saved any change of state (on_change)
+        self._save()
+
+    def _save(self) -> None:
+        # One save at a time: a snapshot taken earlier must never land after a later one.
+        with self._save_lock:
+            snapshot = self.registry.snapshot(ringing=True)
+            self.redis.set(self.snapshot_key, json.dumps(snapshot, separators=(",", ":")))
+
+    def _lease_loop(self) -> None:
+        while not self._stopped.wait(self.lease / 3):
+            try:
+                self._tick()
+            except redis.RedisError:
+                log.warning("call leader lease check failed", exc_info=True)
+            except Exception:
+                log.exception("call leader tick failed")
+
+    def _tick(self) -> None:
+        ttl = int(self.lease * 1000)
+        with self._lock:
+            if self._stopped.is_set():
+                return
+            if self._leading:
+                if not self._renew(keys=[self.lease_key], args=[self.bus.node, ttl]):
+                    log.warning("node %s lost the call leader lease", self.bus.node)
+                    self._stop_leading()
+                    return
+                self._unbind_dead()
+                self._save()
+            elif self.redis.set(self.lease_key, self.bus.node, nx=True, px=ttl):
+                self._start_leading()
+
+    def _start_leading(self) -> None:
+        raw = self.redis.get(self.snapshot_key)
+        calls = json.loads(raw) if raw else []
+        self.registry.reset()
+        self.registry.restore(calls, alive=self._socket_alive)
+        requeued = self._requeue(keys=[self.queue_key, self.inflight_key])
+        if requeued:
+            log.warning("%d call event(s) were in flight at the last leader", requeued)
+        self._consumer_stop = threading.Event()
+        consumer = threading.Thread(
+            target=self._consume, args=(self._consumer_stop,), name="parley-calls", daemon=True
+        )
+        self.registry.on_change = self._save
+        self._leading = True
+        consumer.start()
+        log.info("node %s leads the call registry (%d live call(s))", self.bus.node, len(calls))
+
+    def _stop_leading(self) -> None:
+        self._leading = False
+        self.registry.on_change = None
+        self._consumer_stop.set()
+        self.registry.reset()
+
+    def _socket_alive(self, conn_id: str) -> bool:
+        node = node_of(conn_id)
+        if node == self.bus.node:
+            return self.hub.connection(conn_id) is not None
+        return self.bus.alive(node)
+
+    def _unbind_dead(self) -> None:
+        verdict: dict[str, bool] = {}
+        for conn_id, user_id in self.registry.bound_sockets():
+            node = node_of(conn_id)
+            if node == self.bus.node:
+                continue
+            if node not in verdict:
+                verdict[node] = self.bus.alive(node)
+            if not verdict[node]:
+                log.info("socket %s of user %s went with node %s", conn_id, user_id, node)
+                self.registry.socket_closed(RemoteConn(conn_id, user_id, self.hub))

@@ -1,0 +1,312 @@
+"""Several workers and instances behind one Redis: calls, chat and presence between them.
+
+Real gunicorn servers on loopback share one database and a real redis-server started here.
+Which worker holds a socket is read from Redis (the presence hash), and workers are killed
+with SIGKILL to see the cluster clean up after them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.servers import ParleyServer, RedisServer, make_test_certs, parley_server, redis_server
+from tests.wsclient import FAKE_SDP, Person, Sock, call_id
+
+_names = itertools.count()
+GRACE = 3
+CLUSTER = {"CALL_GRACE_PERIOD": str(GRACE), "CALL_RING_TIMEOUT": "20", "CLUSTER_HEARTBEAT": "0.5"}
+
+
+class Cluster:
+    """Parley servers sharing a database and a Redis prefix."""
+
+    def __init__(self, servers: list[ParleyServer], rds: redis.Redis, prefix: str) -> None:
+        self.servers = servers
+        self.redis = rds
+        self.prefix = prefix
+        self.people: list[Person] = []
+
+    def person(self, prefix: str = "user") -> Person:
+        someone = Person(self.servers[0], f"{prefix}{next(_names)}")
+        self.people.append(someone)
+        return someone
+
+    def key(self, *parts: object) -> str:
+        return ":".join([self.prefix, *map(str, parts)])
+
+    def nodes_of(self, user: Person) -> set[str]:
+        """The workers holding the user's sockets."""
+        return set(self.redis.hkeys(self.key("presence", user.id)))
+
+    def pid_of(self, node: str) -> int:
+        return int(self.redis.get(self.key("alive", node)) or 0)
+
+    def leader(self) -> str:
+        deadline = time.monotonic() + 10
+        while not (node := self.redis.get(self.key("leader"))):
+            assert time.monotonic() < deadline, "no call leader"
+            time.sleep(0.1)
+        return str(node)
+
+    def kill(self, node: str) -> None:
+        """SIGKILL the worker process of a node (gunicorn starts a new one)."""
+        pid = self.pid_of(node)
+        assert pid > 0, f"node {node} has no pid"
+        os.kill(pid, signal.SIGKILL)
+        status = Path(f"/proc/{pid}/status")
+        self._wait(lambda: not status.exists() or "State:\tZ" in status.read_text())
+
+    def connect_on(
+        self, person: Person, want: Callable[[str], bool], server: ParleyServer | None = None
+    ) -> tuple[Sock, str]:
+        """Open sockets until one lands on a node `want` accepts; return it and its node."""
+        for _ in range(40):
+            before = self.nodes_of(person)
+            sock = person.connect(server=server)
+            new = self.nodes_of(person) - before
+            if len(new) == 1 and want(node := new.pop()):
+                return sock, node
+            sock.close()
+            person.sockets.remove(sock)
+            self._wait(lambda before=before: self.nodes_of(person) == before)
+        raise AssertionError("no socket landed on the node wanted")
+
+    @staticmethod
+    def _wait(condition: Callable[[], bool], timeout: float = 5) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            assert time.monotonic() < deadline, "timed out"
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        for someone in self.people:
+            someone.close()
+
+
+@pytest.fixture(scope="module")
+def redis_proc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    with redis_server(tmp_path_factory.mktemp("redis")) as running:
+        yield running
+
+
+def _cluster_env(redis_proc: RedisServer, prefix: str) -> dict[str, str]:
+    return {**CLUSTER, "REDIS_URL": redis_proc.url, "REDIS_PREFIX": prefix}
+
+
+@pytest.fixture(scope="module")
+def instances(
+    tmp_path_factory: pytest.TempPathFactory, redis_proc: RedisServer
+) -> Iterator[Cluster]:
+    """Two gunicorn instances (one worker each) on two ports."""
+    root = tmp_path_factory.mktemp("instances")
+    certs = make_test_certs(root / "certs")
+    database = f"sqlite:///{root / 'parley.db'}"
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    env = _cluster_env(redis_proc, prefix)
+    with (
+        parley_server(root / "a", certs, database, **env) as a,
+        parley_server(root / "b", certs, database, **env) as b,
+    ):
+        cluster = Cluster(
+            [a, b], redis.Redis.from_url(redis_proc.url, decode_responses=True), prefix
+        )
+        yield cluster
+        cluster.close()
+
+
+@pytest.fixture(scope="module")
+def workers(tmp_path_factory: pytest.TempPathFactory, redis_proc: RedisServer) -> Iterator[Cluster]:
+    """One gunicorn instance with two workers."""
+    root = tmp_path_factory.mktemp("workers")
+    certs = make_test_certs(root / "certs")
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    env = {**_cluster_env(redis_proc, prefix), "WEB_CONCURRENCY": "2"}
+    with parley_server(root, certs, **env) as server:
+        cluster = Cluster(
+            [server], redis.Redis.from_url(redis_proc.url, decode_responses=True), prefix
+        )
+        yield cluster
+        cluster.close()
+
+
+def offer(room: int, to: Person, cid: str) -> dict[str, object]:
+    return {"type": "call_offer", "call_id": cid, "room_id": room, "to": to.id, "media": "audio",
+            "sdp": FAKE_SDP}  # fmt: skip
+
+
+def ice(cid: str, n: int) -> dict[str, object]:
+    candidate = {"candidate": f"candidate:{n} 1 udp 1 127.0.0.1 9 typ host", "sdpMid": "0"}
+    return {"type": "ice_candidate", "call_id": cid, "candidate": candidate}
+
+
+def online(user: Person, state: bool) -> Callable[[dict[str, object]], bool]:
+    return lambda f: f["user_id"] == user.id and f["online"] is state
+
+
+def start_call(a: Sock, b: Sock, room: int, bob: Person) -> str:
+    """alice (socket a) calls bob (socket b), bob answers; return the call id."""
+    cid = call_id()
+    a.send(offer(room, bob, cid))
+    a.expect("call_ringing", timeout=10)
+    assert b.expect("call_offer", timeout=10)["call_id"] == cid
+    b.send({"type": "call_answer", "call_id": cid, "sdp": FAKE_SDP})
+    a.expect("call_answer", timeout=10)
+    return cid
+
+
+def test_presence_chat_and_a_call_between_two_instances(instances: Cluster) -> None:
+    a_server, b_server = instances.servers
+    alice, bob = instances.person("alice"), instances.person("bob")
+    room = alice.open_room(bob)
+    a = alice.connect(server=a_server)
+    b = bob.connect(server=b_server)
+    assert instances.nodes_of(alice) != instances.nodes_of(bob)
+    assert b.welcome["online"] == [alice.id]
+    a.expect("presence", where=online(bob, True))
+
+    # Chat over the socket, acked as delivered to someone on the other instance.
+    b.send({"type": "chat_message", "room_id": room, "client_id": "c1", "text": "hi from B"})
+    assert b.expect("chat_ack")["delivered"] is True
+    got = a.expect("chat_message")["message"]
+    assert (got["text"], got["sender"]["id"]) == ("hi from B", bob.id)
+    # And a message posted over HTTPS on A reaches bob's socket on B.
+    alice.http.post(f"/api/rooms/{room}/messages", json={"client_id": "h1", "text": "via A"})
+    assert b.expect("chat_message")["message"]["text"] == "via A"
+
+    # A whole call: offer, ringing, answer, candidates both ways, hang-up, the record.
+    cid = start_call(a, b, room, bob)
+    a.send(ice(cid, 1))
+    assert b.expect("ice_candidate")["from"]["id"] == alice.id
+    b.send(ice(cid, 2))
+    assert a.expect("ice_candidate")["from"]["id"] == bob.id
+    b.send({"type": "call_end", "call_id": cid})
+    assert a.expect("call_end")["reason"] == "hangup"
+    assert a.expect("chat_message")["message"]["call"]["outcome"] == "completed"
+    assert b.expect("chat_message")["message"]["call"]["outcome"] == "completed"
+
+    # Going offline on B is seen on A.
+    b.close()
+    a.expect("presence", where=online(bob, False))
+
+
+def test_busy_and_answered_elsewhere_span_instances(instances: Cluster) -> None:
+    a_server, b_server = instances.servers
+    alice, bob, carol = (instances.person(n) for n in ("alice", "bob", "carol"))
+    room = alice.open_room(bob)
+    carol_room = carol.open_room(bob)
+    a = alice.connect(server=a_server)
+    phone, laptop = bob.connect(server=a_server), bob.connect(server=b_server)
+    cid = call_id()
+    a.send(offer(room, bob, cid))
+    phone.expect("call_offer")
+    laptop.expect("call_offer")
+    laptop.send({"type": "call_answer", "call_id": cid, "sdp": FAKE_SDP})
+    a.expect("call_answer")
+    assert phone.expect("call_answered_elsewhere")["call_id"] == cid
+
+    c = carol.connect(server=b_server)
+    busy = call_id()
+    c.send(offer(carol_room, bob, busy))
+    assert c.expect("call_busy")["call_id"] == busy
+    phone.quiet("call_offer")
+
+
+def test_two_workers_of_one_instance_route_chat_and_calls(workers: Cluster) -> None:
+    alice, bob = workers.person("alice"), workers.person("bob")
+    room = alice.open_room(bob)
+    a = alice.connect()
+    (alice_node,) = workers.nodes_of(alice)
+    b, bob_node = workers.connect_on(bob, lambda node: node != alice_node)
+    assert workers.pid_of(alice_node) != workers.pid_of(bob_node)
+
+    a.send({"type": "chat_message", "room_id": room, "client_id": "w1", "text": "across"})
+    assert a.expect("chat_ack")["delivered"] is True
+    assert b.expect("chat_message")["message"]["text"] == "across"
+    cid = start_call(a, b, room, bob)
+    b.send(ice(cid, 1))
+    assert a.expect("ice_candidate")["call_id"] == cid
+    a.send({"type": "call_end", "call_id": cid})
+    assert b.expect("call_end")["reason"] == "hangup"
+
+
+def test_a_killed_worker_takes_its_users_offline_and_ends_their_calls(workers: Cluster) -> None:
+    alice, bob, carol = (workers.person(n) for n in ("alice", "bob", "carol"))
+    room = alice.open_room(bob)
+    bob.open_room(carol)
+    a = alice.connect()
+    (alice_node,) = workers.nodes_of(alice)
+    b, bob_node = workers.connect_on(bob, lambda node: node != alice_node)
+    cid = start_call(a, b, room, bob)
+
+    workers.kill(bob_node)
+    # Presence: bob's only socket went with the worker.
+    a.expect("presence", timeout=10, where=online(bob, False))
+    # The registry unbinds his socket; the grace period runs out; alice is told.
+    end = a.expect("call_end", timeout=10 + GRACE)
+    assert (end["call_id"], end["reason"]) == (cid, "disconnected")
+    assert a.expect("chat_message")["message"]["call"]["outcome"] == "completed"
+    # Nobody is left "busy": bob, back on a new worker, can be called again.
+    b2 = bob.connect()
+    again = call_id()
+    a.send(offer(room, bob, again))
+    a.expect("call_ringing", timeout=10)
+    assert b2.expect("call_offer", timeout=10)["call_id"] == again
+    assert workers.redis.hkeys(workers.key("presence", bob.id)) != [bob_node]
+
+
+def test_a_call_survives_its_worker_dying_when_the_user_resumes(workers: Cluster) -> None:
+    alice, bob = workers.person("alice"), workers.person("bob")
+    room = alice.open_room(bob)
+    a = alice.connect()
+    (alice_node,) = workers.nodes_of(alice)
+    b, bob_node = workers.connect_on(bob, lambda node: node != alice_node)
+    cid = start_call(a, b, room, bob)
+
+    workers.kill(bob_node)
+    b2 = bob.connect()  # what the app does: reconnect at once, then resume
+    assert [c["call_id"] for c in b2.welcome["calls"]] == [cid]
+    b2.send({"type": "call_resume", "call_id": cid})
+    b2.expect("call_resumed", timeout=10)
+    a.send(ice(cid, 7))
+    assert b2.expect("ice_candidate", timeout=10)["candidate"]["candidate"].startswith(
+        "candidate:7"
+    )
+    a.quiet("call_end", seconds=GRACE + 2)
+
+
+def test_calls_go_on_when_the_call_leader_dies(instances: Cluster) -> None:
+    leader = instances.leader()
+    # Put both people on the instance that does not lead.
+    alice, bob = instances.person("alice"), instances.person("bob")
+    room = alice.open_room(bob)
+    sockets = {}
+    for person in (alice, bob):
+        for server in instances.servers:
+            sock = person.connect(server=server)
+            if instances.nodes_of(person) != {leader}:
+                sockets[person.id] = sock
+                break
+            sock.close()
+            person.sockets.remove(sock)
+            instances._wait(lambda p=person: not instances.nodes_of(p))
+    a, b = sockets[alice.id], sockets[bob.id]
+    cid = start_call(a, b, room, bob)
+
+    instances.kill(leader)
+    # A candidate sent while nobody leads waits for the next leader, which took the call over.
+    a.send(ice(cid, 9))
+    got = b.expect("ice_candidate", timeout=15)
+    assert got["candidate"]["candidate"].startswith("candidate:9")
+    assert instances.leader() != leader
+    b.send({"type": "call_end", "call_id": cid})
+    assert a.expect("call_end")["reason"] == "hangup"
+    assert a.expect("chat_message")["message"]["call"]["outcome"] == "completed"
