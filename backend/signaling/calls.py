@@ -618,6 +618,19 @@ class CallRegistry:
                             self.grace_period, self._grace_callback(call.id, user_id)
                         )
 
+    def routes(self) -> dict[str, tuple[User, str, User, str]]:
+        """Return the active calls with both sockets bound: id -> (caller, socket, callee, socket).
+
+        Between these two sockets candidates and descriptions may be relayed without the registry
+        (routing.LeaderCalls); any other signal, or a relay that finds no socket, comes here.
+        """
+        with self._lock:
+            return {
+                call.id: (call.caller, call.caller_conn, call.callee, call.callee_conn)
+                for call in self._live.values()
+                if call.state == "active" and call.caller_conn and call.callee_conn
+            }
+
     def bound_sockets(self) -> list[tuple[str, int]]:
         """Return (socket id, user id) of every socket bound to a live call."""
         with self._lock:

@@ -37,7 +37,7 @@ class Connection(Protocol):
         """Close the socket with a WebSocket close code."""
 
 
-Op = Literal["deliver", "close_session", "link", "conn", "gone"]
+Op = Literal["deliver", "close_session", "link", "conn", "gone", "route", "unroute", "relay"]
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,8 @@ class Envelope:
 
     deliver: a frame for a user's sockets; close_session: close a session's sockets; link: the
     user now shares a room with `peer`; conn: a frame for the one socket `conn_id`; gone: the
-    user's last socket went with a dead worker (only ever handed to the local hub).
+    user's last socket went with a dead worker (only ever handed to the local hub). route,
+    unroute and relay belong to the call router (routing.py) and the hub ignores them.
     """
 
     op: Op
@@ -57,6 +58,7 @@ class Envelope:
     code: int = 1000
     conn_id: str | None = None
     peer: int | None = None
+    data: dict[str, Any] | None = None
 
 
 def node_of(conn_id: str) -> str:
@@ -262,6 +264,8 @@ class Hub:
         if envelope.op == "gone":
             # The user's sockets went with a dead node and none is left anywhere.
             self._announce(envelope.user_id, online=False)
+            return 0
+        if envelope.op not in ("deliver", "close_session"):
             return 0
         targets = [c for c in self.connections_of(envelope.user_id) if c.id != envelope.exclude]
         if envelope.op == "close_session":

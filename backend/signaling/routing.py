@@ -15,6 +15,12 @@ a change of call state go out, the leader writes a snapshot of the live calls to
 `<prefix>:calls-snapshot`; a node that takes the lease over restores it, keeping the sockets
 that are still open bound, so a dead leader costs a few seconds of signalling and no call.
 The leader also unbinds sockets of dead nodes, which starts their grace period as if they closed.
+
+The hot path skips the leader: once a call is active with both sockets bound, the leader sends
+each socket's node a route (call, this socket -> the peer's socket, who "from" is), and that node
+relays the call's `ice_candidate` and `call_description` frames straight to the peer's node. A
+relay that finds the peer's socket gone goes to the leader after all (which keeps it for a
+resume), and the leader withdraws routes whenever the call's sockets change or it ends.
 """
 
 from __future__ import annotations
@@ -30,8 +36,16 @@ import redis
 
 from . import protocol
 from .calls import CallRegistry
-from .hub import Connection, Hub, node_of
-from .protocol import CallMessage, ProtocolError, Welcome
+from .hub import Connection, Envelope, Hub, node_of
+from .protocol import (
+    CallDescription,
+    CallDescriptionSend,
+    CallMessage,
+    IceCandidate,
+    IceCandidateSend,
+    ProtocolError,
+    Welcome,
+)
 from .redisbus import RedisBus
 
 log = logging.getLogger("parley.signaling")
@@ -145,6 +159,11 @@ class LeaderCalls:
         self._requeue = self.redis.register_script(REQUEUE)
         self._leading = False
         self._consumer_stop = threading.Event()
+        # Node side: (call id, local socket id) -> (peer socket id, this side as "from").
+        self._routes: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
+        # Leader side: the routes last announced, call id -> (caller socket, callee socket).
+        self._announced: dict[str, tuple[str, str]] = {}
+        bus.attach(self._on_envelope)
         self._lock = threading.RLock()
         self._save_lock = threading.Lock()
         self._stopped = threading.Event()
@@ -163,9 +182,15 @@ class LeaderCalls:
 
     def handle(self, conn: Connection, message: CallMessage, raw: str | bytes) -> None:
         text = raw.decode() if isinstance(raw, bytes) else raw
+        if isinstance(message, IceCandidateSend | CallDescriptionSend) and self._relay(
+            conn, message, text
+        ):
+            return
         self._submit({"e": "signal", "conn": conn.id, "user_id": conn.user_id, "raw": text})
 
     def closed(self, conn: Connection) -> None:
+        for key in [k for k in list(self._routes) if k[1] == conn.id]:
+            self._routes.pop(key, None)
         self._submit({"e": "closed", "conn": conn.id, "user_id": conn.user_id})
 
     def shutdown(self) -> None:
@@ -179,6 +204,75 @@ class LeaderCalls:
             except redis.RedisError:
                 log.warning("could not hand the call registry over", exc_info=True)
             self._stop_leading()
+
+    # --- the relay fast path ----------------------------------------------------------------
+
+    def _relay(
+        self, conn: Connection, message: IceCandidateSend | CallDescriptionSend, raw: str
+    ) -> bool:
+        """Relay a candidate or description along a route; False: the leader must handle it."""
+        route = self._routes.get((message.call_id, conn.id))
+        if route is None:
+            return False
+        peer_conn, me = route
+        frame: IceCandidate | CallDescription
+        if isinstance(message, IceCandidateSend):
+            frame = IceCandidate.model_validate(
+                {"call_id": message.call_id, "candidate": message.candidate, "from": me}
+            )
+        else:
+            frame = CallDescription.model_validate(
+                {"call_id": message.call_id, "description": message.description, "from": me}
+            )
+        text = protocol.dump(frame)
+        local = self.hub.connection(peer_conn)
+        if local is not None:
+            return self.hub.send(local, text)
+        if node_of(peer_conn) == self.bus.node:
+            return False  # the peer's socket here is gone
+        bounce = {"e": "signal", "conn": conn.id, "user_id": conn.user_id, "raw": raw}
+        relay = Envelope("relay", 0, text=text, conn_id=peer_conn, data=bounce)
+        return self.bus.to_node(node_of(peer_conn), relay)
+
+    def _on_envelope(self, envelope: Envelope) -> int:
+        """Routes from the leader, and relays from other nodes, for sockets on this node."""
+        data = envelope.data or {}
+        conn_id = envelope.conn_id or ""
+        if envelope.op == "route":
+            self._routes[(data["call_id"], conn_id)] = (data["peer_conn"], data["me"])
+        elif envelope.op == "unroute":
+            self._routes.pop((data["call_id"], conn_id), None)
+        elif envelope.op == "relay":
+            target = self.hub.connection(conn_id)
+            if target is not None and self.hub.send(target, envelope.text):
+                return 1
+            self._submit(dict(data))  # the peer's socket is gone: the leader keeps it for them
+        return 0
+
+    def _announce_routes(self) -> None:
+        """Leader: tell the nodes of both sockets of each active call how to relay directly."""
+        current = self.registry.routes()
+        for call_id, (old_a, old_b) in list(self._announced.items()):
+            now = current.get(call_id)
+            if now is None or (now[1], now[3]) != (old_a, old_b):
+                for conn_id in (old_a, old_b):
+                    self._send_route("unroute", conn_id, {"call_id": call_id})
+                del self._announced[call_id]
+        for call_id, (caller, a, callee, b) in current.items():
+            if call_id in self._announced:
+                continue
+            self._send_route("route", a, {"call_id": call_id, "peer_conn": b,
+                                          "me": caller.model_dump()})  # fmt: skip
+            self._send_route("route", b, {"call_id": call_id, "peer_conn": a,
+                                          "me": callee.model_dump()})  # fmt: skip
+            self._announced[call_id] = (a, b)
+
+    def _send_route(self, op: str, conn_id: str, data: dict[str, Any]) -> None:
+        envelope = Envelope(op, 0, conn_id=conn_id, data=data)  # type: ignore[arg-type]
+        if node_of(conn_id) == self.bus.node:
+            self._on_envelope(envelope)
+        else:
+            self.bus.to_node(node_of(conn_id), envelope)
 
     # --- forwarding ------------------------------------------------------------------------
 
@@ -255,6 +349,7 @@ class LeaderCalls:
         with self._save_lock:
             snapshot = self.registry.snapshot(ringing=True)
             self.redis.set(self.snapshot_key, json.dumps(snapshot, separators=(",", ":")))
+            self._announce_routes()
 
     def _lease_loop(self) -> None:
         while not self._stopped.wait(self.lease / 3):
@@ -284,6 +379,7 @@ class LeaderCalls:
         raw = self.redis.get(self.snapshot_key)
         calls = json.loads(raw) if raw else []
         self.registry.reset()
+        self._announced.clear()
         self.registry.restore(calls, alive=self._socket_alive)
         requeued = self._requeue(keys=[self.queue_key, self.inflight_key])
         if requeued:
