@@ -33,6 +33,8 @@ from .hub import Envelope
 
 log = logging.getLogger("parley.signaling")
 
+REDIS_CONNECTIONS = 64  # per worker
+
 # Publish the envelope to the channel of every node in the user's presence hash.
 DELIVER = """
 local n = 0
@@ -102,7 +104,16 @@ class RedisBus:
         self.prefix = prefix
         self.heartbeat = heartbeat
         self.dead_after = dead_after
-        self.redis = redis.Redis.from_url(url, decode_responses=True, health_check_interval=30)
+        # A blocking pool: thousands of greenlets publish at once, and each waits for one of a
+        # bounded set of connections instead of failing with "Too many connections".
+        pool = redis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=REDIS_CONNECTIONS,
+            timeout=10,
+            decode_responses=True,
+            health_check_interval=30,
+        )
+        self.redis = redis.Redis(connection_pool=pool)
         self._deliver = self.redis.register_script(DELIVER)
         self._join = self.redis.register_script(JOIN)
         self._leave = self.redis.register_script(LEAVE)
