@@ -83,15 +83,16 @@ class Layout(Parley):
         for _ in range(self.instances):
             port = free_port()
             self.ports.append(port)
-            self.processes.append(
-                subprocess.Popen(
-                    command,
-                    cwd=ROOT,
-                    env={**base, "PORT": str(port)},
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
+            with (workdir / f"gunicorn-{port}.log").open("ab") as out:
+                self.processes.append(
+                    subprocess.Popen(
+                        command,
+                        cwd=ROOT,
+                        env={**base, "PORT": str(port)},
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                    )
                 )
-            )
         for port in self.ports:
             await wait_port(port)
         await asyncio.sleep(1.0)  # let the workers boot and one take the call lease
@@ -130,6 +131,7 @@ class Result:
 
 async def one_run(layout: Layout, pair_counts: list[int], seconds: float) -> Result:
     workdir = Path(tempfile.mkdtemp(prefix="parley-scale-"))
+    log(f"{layout.name}: logs in {workdir}")
     await layout.start(2 * max(pair_counts) + 4, workdir)
     try:
         log(f"{layout.name}: relay latency")

@@ -23,6 +23,7 @@ import os
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Collection
 from dataclasses import asdict
 from typing import Any
@@ -106,25 +107,24 @@ class RedisBus:
         self.dead_after = dead_after
         # A blocking pool: thousands of greenlets publish at once, and each waits for one of a
         # bounded set of connections instead of failing with "Too many connections".
-        pool = redis.BlockingConnectionPool.from_url(
-            url,
-            max_connections=REDIS_CONNECTIONS,
-            timeout=10,
-            decode_responses=True,
-            health_check_interval=30,
-        )
-        self.redis = redis.Redis(connection_pool=pool)
+        self.redis = _client(url, REDIS_CONNECTIONS)
+        # Heartbeats, the call lease and subscriptions get connections of their own, so a flood
+        # of frames waiting for `self.redis` can never make a live worker look dead.
+        self.control = _client(url, 8)
         self._deliver = self.redis.register_script(DELIVER)
         self._join = self.redis.register_script(JOIN)
         self._leave = self.redis.register_script(LEAVE)
         self._online = self.redis.register_script(ONLINE)
         self._receivers: list[Callable[[Envelope], int]] = []
+        self._outbox: deque[tuple[str, str]] = deque()
+        self._outbox_ready = threading.Event()
         self._ticks: list[Callable[[], None]] = []
         self._stopped = threading.Event()
         self._beat()
         self._listener = self.listen(self.channel(self.node), self._on_message)
         self._thread = threading.Thread(target=self._run, name="parley-bus", daemon=True)
         self._thread.start()
+        threading.Thread(target=self._post_loop, name="parley-post", daemon=True).start()
 
     # --- names -----------------------------------------------------------------------------
 
@@ -155,6 +155,29 @@ class RedisBus:
         payload = json.dumps(asdict(envelope), separators=(",", ":"))
         return int(self.redis.publish(self.channel(node), payload)) > 0
 
+    def post(self, node: str, envelope: Envelope) -> None:
+        """Publish to one node without waiting: queued frames go out in pipelined batches.
+
+        For the relay hot path, where a round trip per frame would cap throughput; delivery is
+        at most once (a frame for a node that just died is lost, like the node's sockets).
+        """
+        payload = json.dumps(asdict(envelope), separators=(",", ":"))
+        self._outbox.append((self.channel(node), payload))
+        self._outbox_ready.set()
+
+    def _post_loop(self) -> None:
+        while not self._stopped.is_set():
+            self._outbox_ready.wait(1.0)
+            self._outbox_ready.clear()
+            while self._outbox:
+                pipe = self.redis.pipeline(transaction=False)
+                for _ in range(min(len(self._outbox), 1000)):
+                    pipe.publish(*self._outbox.popleft())
+                try:
+                    pipe.execute()
+                except redis.RedisError:
+                    log.warning("publishing relayed frames failed", exc_info=True)
+
     def joined(self, user_id: int) -> bool:
         """Record the user's sockets here; True when no other live node has any."""
         keys = [self.key("presence", user_id), self.key("users", self.node)]
@@ -179,7 +202,7 @@ class RedisBus:
 
     def alive(self, node: str) -> bool:
         """Tell whether a node's heartbeat is current."""
-        return node == self.node or bool(self.redis.exists(self.key("alive", node)))
+        return node == self.node or bool(self.control.exists(self.key("alive", node)))
 
     def every_beat(self, fn: Callable[[], None]) -> None:
         """Run fn on the bus's thread after every heartbeat."""
@@ -187,21 +210,21 @@ class RedisBus:
 
     def listen(self, channel: str, handler: Callable[[str], None]) -> Listener:
         """Subscribe to a channel on a connection of its own; handler gets each payload."""
-        return Listener(self.redis, channel, handler)
+        return Listener(self.control, channel, handler)
 
     def close(self) -> None:
         """Stop the heartbeat and listening, and leave the cluster at once (clean shutdown)."""
         self._stopped.set()
         self._listener.close()
         try:
-            self.redis.delete(self.key("alive", self.node))
+            self.control.delete(self.key("alive", self.node))
             self._reap(self.node)
         except redis.RedisError:
             log.warning("could not clean up node %s in Redis", self.node, exc_info=True)
 
     def _beat(self) -> None:
         ttl = max(1, int(self.dead_after * 1000))
-        pipe = self.redis.pipeline()
+        pipe = self.control.pipeline()
         pipe.set(self.key("alive", self.node), os.getpid(), px=ttl)
         pipe.sadd(self.key("nodes"), self.node)
         pipe.execute()
@@ -221,12 +244,12 @@ class RedisBus:
                     log.exception("bus tick failed")
 
     def _reap_dead(self) -> None:
-        nodes: set[str] = self.redis.smembers(self.key("nodes"))  # type: ignore[assignment]
+        nodes: set[str] = self.control.smembers(self.key("nodes"))  # type: ignore[assignment]
         for node in nodes:
-            if node == self.node or self.redis.exists(self.key("alive", node)):
+            if node == self.node or self.control.exists(self.key("alive", node)):
                 continue
             # One node cleans up after each dead one.
-            if self.redis.set(self.key("reaping", node), self.node, nx=True, ex=60):
+            if self.control.set(self.key("reaping", node), self.node, nx=True, ex=60):
                 log.warning("node %s stopped beating: removing its sockets' presence", node)
                 self._reap(node)
 
@@ -253,6 +276,15 @@ class RedisBus:
                 receive(envelope)
             except Exception:
                 log.exception("handling a %s envelope failed", envelope.op)
+
+
+def _client(url: str, connections: int) -> redis.Redis:
+    """A client on a blocking pool: many greenlets at once wait for one of `connections`."""
+    pool = redis.BlockingConnectionPool.from_url(
+        url, max_connections=connections, timeout=10, decode_responses=True,
+        health_check_interval=30,
+    )  # fmt: skip
+    return redis.Redis(connection_pool=pool)
 
 
 class Listener:

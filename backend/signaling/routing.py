@@ -153,10 +153,11 @@ class LeaderCalls:
         self.inflight_key = bus.key("calls-inflight")
         self.lease_key = bus.key("leader")
         self.snapshot_key = bus.key("calls-snapshot")
-        self._renew = self.redis.register_script(RENEW)
-        self._release = self.redis.register_script(RELEASE)
-        self._take = self.redis.register_script(TAKE)
-        self._requeue = self.redis.register_script(REQUEUE)
+        self.control = bus.control  # the lease, the queue and the snapshot: never starved
+        self._renew = self.control.register_script(RENEW)
+        self._release = self.control.register_script(RELEASE)
+        self._take = self.control.register_script(TAKE)
+        self._requeue = self.control.register_script(REQUEUE)
         self._leading = False
         self._consumer_stop = threading.Event()
         # Node side: (call id, local socket id) -> (peer socket id, this side as "from").
@@ -232,7 +233,8 @@ class LeaderCalls:
             return False  # the peer's socket here is gone
         bounce = {"e": "signal", "conn": conn.id, "user_id": conn.user_id, "raw": raw}
         relay = Envelope("relay", 0, text=text, conn_id=peer_conn, data=bounce)
-        return self.bus.to_node(node_of(peer_conn), relay)
+        self.bus.post(node_of(peer_conn), relay)
+        return True
 
     def _on_envelope(self, envelope: Envelope) -> int:
         """Routes from the leader, and relays from other nodes, for sockets on this node."""
@@ -295,7 +297,7 @@ class LeaderCalls:
         keys = [self.queue_key, self.inflight_key]
         while not stop.is_set():
             try:
-                first = self.redis.blmove(self.queue_key, self.inflight_key, 1, "LEFT", "RIGHT")
+                first = self.control.blmove(self.queue_key, self.inflight_key, 1, "LEFT", "RIGHT")
                 if first is None:
                     continue
                 batch = [first, *self._take(keys=keys, args=[199])]
@@ -315,7 +317,7 @@ class LeaderCalls:
                 except Exception:
                     log.exception("applying a forwarded %s event failed", event["e"])
             try:
-                self.redis.ltrim(self.inflight_key, len(batch), -1)
+                self.control.ltrim(self.inflight_key, len(batch), -1)
             except redis.RedisError:
                 log.warning("could not clear applied call events", exc_info=True)
 
@@ -348,7 +350,7 @@ class LeaderCalls:
         # One save at a time: a snapshot taken earlier must never land after a later one.
         with self._save_lock:
             snapshot = self.registry.snapshot(ringing=True)
-            self.redis.set(self.snapshot_key, json.dumps(snapshot, separators=(",", ":")))
+            self.control.set(self.snapshot_key, json.dumps(snapshot, separators=(",", ":")))
             self._announce_routes()
 
     def _lease_loop(self) -> None:
@@ -372,11 +374,11 @@ class LeaderCalls:
                     return
                 self._unbind_dead()
                 self._save()
-            elif self.redis.set(self.lease_key, self.bus.node, nx=True, px=ttl):
+            elif self.control.set(self.lease_key, self.bus.node, nx=True, px=ttl):
                 self._start_leading()
 
     def _start_leading(self) -> None:
-        raw = self.redis.get(self.snapshot_key)
+        raw = self.control.get(self.snapshot_key)
         calls = json.loads(raw) if raw else []
         self.registry.reset()
         self._announced.clear()
