@@ -1,0 +1,91 @@
+"""Two Parley instances behind one Redis: people on different instances chat and call in browsers.
+
+alice's browser uses instance A (its own origin), bob's uses instance B; both share one database
+and a real redis-server started here on loopback. Everything between them (presence, chat,
+ringing, offer/answer, candidates) crosses Redis; the media goes browser to browser.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, expect
+
+from e2e.browsers import new_context
+from e2e.conftest import PASSWORD, User
+from e2e.test_calls import place_call, status, wait_media_flowing
+from tests.servers import ParleyServer, make_test_certs, parley_server, redis_server
+
+_names = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def instances(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[ParleyServer]]:
+    root = tmp_path_factory.mktemp("e2e-cluster")
+    certs = make_test_certs(root / "certs")
+    database = f"sqlite:///{root / 'parley.db'}"
+    with redis_server(root / "redis") as redis:
+        env = {"REDIS_URL": redis.url, "REDIS_PREFIX": f"e2e{uuid.uuid4().hex[:8]}"}
+        with (
+            parley_server(root / "a", certs, database, **env) as a,
+            parley_server(root / "b", certs, database, **env) as b,
+        ):
+            yield [a, b]
+
+
+@pytest.fixture
+def person_on(
+    instances: list[ParleyServer], browsers: Callable[[str], Browser]
+) -> Iterator[Callable[[str, int], User]]:
+    contexts: list[BrowserContext] = []
+
+    def make(engine: str, instance: int) -> User:
+        server = instances[instance]
+        context = new_context(browsers(engine), engine, base_url=server.url)
+        contexts.append(context)
+        username = f"cl{engine[:2]}{next(_names)}"
+        response = context.request.post(
+            "/api/register",
+            data={"username": username, "password": PASSWORD},
+            headers={"Origin": server.url},
+        )
+        assert response.status == 201, response.text()
+        page = context.new_page()
+        page.goto("/")
+        expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+        return User(username, engine, context, page)
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+@pytest.mark.parametrize("engines", [("chromium", "chromium"), ("chromium", "firefox")],
+                         ids=lambda e: f"{e[0]}-{e[1]}")  # fmt: skip
+def test_people_on_two_instances_chat_and_call(
+    person_on: Callable[[str, int], User], engines: tuple[str, str]
+) -> None:
+    alice, bob = person_on(engines[0], 0), person_on(engines[1], 1)
+    alice.open_chat_with(bob)
+    bob.page.get_by_role("link", name=alice.username).click()
+    expect(bob.page.get_by_role("textbox", name="Message")).to_be_visible()
+
+    bob.page.get_by_role("textbox", name="Message").fill("hello from instance B")
+    bob.page.get_by_role("button", name="Send").click()
+    expect(alice.page.get_by_role("log", name="Messages")).to_contain_text("hello from instance B")
+    expect(bob.page.get_by_role("log", name="Messages").get_by_text("Delivered")).to_be_visible()
+
+    place_call(alice, bob)
+    bob.page.get_by_role("button", name="Accept").click()
+    for person in (alice, bob):
+        expect(status(person.page)).to_have_text("Connected")
+    wait_media_flowing(alice, video=True)
+    wait_media_flowing(bob, video=True)
+    alice.page.get_by_role("button", name="End call").click()
+    expect(status(bob.page)).to_contain_text("Call ended")
+    for person in (alice, bob):
+        record = person.page.get_by_role("log", name="Messages").get_by_text("Video call ·")
+        expect(record).to_be_visible()
