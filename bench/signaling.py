@@ -1,11 +1,14 @@
 """Signalling capacity of one gunicorn gevent worker beside the asyncio `websockets` floor.
 
     .venv/bin/python bench/signaling.py [--sockets 1000,5000,10000] [--pairs 50,500] [--repeats 3]
+                                        [--load-rate 5000] [--targets parley,floor]
 
 For each target (Parley, then the floor in bench/floor_relay.py) and each repeat it measures:
 - idle sockets: time to open N authenticated sockets, and worker RSS growth per socket;
 - relay latency: one pair in an active call sends ice_candidate frames one at a time while the
   N sockets idle; p50 and p99 of send -> receive;
+- relay latency under load: the same, while background pairs send a paced total of R frames/s
+  (--load-rate, 5,000 by default; 0 skips it);
 - throughput: P pairs in active calls send as fast as a window of 64 in-flight frames allows.
 Prints a Markdown table of medians (min-max over repeats) and writes JSON to bench/results/.
 
@@ -286,6 +289,60 @@ async def latency(target: Target, a: int, b: int, samples: int) -> tuple[float, 
     return statistics.median(times), times[int(len(times) * 0.99) - 1]
 
 
+async def loaded_latency(
+    target: Target, pairs: list[tuple[int, int]], rate: float, samples: int
+) -> tuple[float, float, float]:
+    """Probe latency of the first pair while the others send `rate` frames/s in all, paced.
+
+    Returns p50, p99 and the background rate actually delivered (frames received per second).
+    """
+    (a, b), background = pairs[0], pairs[1:]
+    sockets = await open_many(target, [u for pair in background for u in pair])
+    calls = []
+    for n, (x, y) in enumerate(background):
+        wx, wy = sockets[2 * n], sockets[2 * n + 1]
+        calls.append((wx, wy, await target.start_call(x, y, wx, wy), y))
+    tick = 0.01
+    per_tick = rate * tick / len(calls)
+    received = 0
+    done = asyncio.Event()
+
+    async def count(ws: ClientConnection) -> None:
+        nonlocal received
+        try:
+            async for _ in ws:
+                received += 1
+        except Exception:
+            pass
+
+    async def pace(wx: ClientConnection, call_id: str, y: int) -> None:
+        frame = target.signal(call_id, y, 0)
+        owed = 0.0
+        next_tick = time.monotonic()
+        while not done.is_set():
+            owed += per_tick
+            while owed >= 1:
+                await wx.send(frame)
+                owed -= 1
+            next_tick += tick
+            await asyncio.sleep(max(0.0, next_tick - time.monotonic()))
+
+    readers = [asyncio.create_task(count(wy)) for _, wy, _, _ in calls]
+    senders = [asyncio.create_task(pace(wx, c, y)) for wx, _, c, y in calls]
+    await asyncio.sleep(1.0)  # let the pacing settle before sampling
+    before, started = received, time.monotonic()
+    p50, p99 = await latency(target, a, b, samples)
+    delivered = (received - before) / (time.monotonic() - started)
+    done.set()
+    await asyncio.gather(*senders)
+    for task in readers:
+        task.cancel()
+    for wx, _, call_id, _ in calls:
+        await target.end_call(call_id, wx)
+    await asyncio.gather(*(s.close() for s in sockets), return_exceptions=True)
+    return p50, p99, delivered
+
+
 async def throughput(target: Target, pairs: list[tuple[int, int]], seconds: float) -> float:
     sockets = await open_many(target, [u for pair in pairs for u in pair])
     calls = []
@@ -337,12 +394,20 @@ class Run:
     p50_ms: float
     p99_ms: float
     throughput: dict[int, float]
+    loaded_p50_ms: float = 0.0
+    loaded_p99_ms: float = 0.0
+    loaded_rate: float = 0.0
 
 
 async def one_run(
-    make: Callable[[], Target], sockets: int, pair_counts: list[int], seconds: float
+    make: Callable[[], Target],
+    sockets: int,
+    pair_counts: list[int],
+    seconds: float,
+    load_rate: float = 0.0,
+    load_pairs: int = 50,
 ) -> Run:
-    users = max(sockets, 2 * max(pair_counts)) + 4
+    users = max(sockets + 2 * load_pairs + 1, 2 * max(pair_counts)) + 4
     workdir = Path(tempfile.mkdtemp(prefix="parley-bench-"))
     target = make()
     await target.start(users, workdir)  # type: ignore[attr-defined]
@@ -359,6 +424,13 @@ async def one_run(
         per_socket = (rss_kb(pid) - before) / sockets
         log(f"{target.name}: relay latency")
         p50, p99 = await latency(target, 1, 2, 2000)
+        loaded = (0.0, 0.0, 0.0)
+        if load_rate:
+            log(f"{target.name}: relay latency with {load_rate:.0f} frames/s of load")
+            # the background pairs come from the idle users' far end, so the idle sockets stay
+            base = 5 + sockets + sockets % 2  # odd: rooms join (odd, odd + 1)
+            pairs = [(1, 2)] + [(base + 2 * i, base + 2 * i + 1) for i in range(load_pairs)]
+            loaded = await loaded_latency(target, pairs, load_rate, 2000)
         for task in readers:
             task.cancel()
         await asyncio.gather(*(ws.close() for ws in idle), return_exceptions=True)
@@ -367,7 +439,7 @@ async def one_run(
             pairs = [(2 * i + 1, 2 * i + 2) for i in range(count)]
             log(f"{target.name}: throughput with {count} pairs")
             rates[count] = await throughput(target, pairs, seconds)
-        return Run(target.name, sockets, connect_s, per_socket, p50, p99, rates)
+        return Run(target.name, sockets, connect_s, per_socket, p50, p99, rates, *loaded)
     finally:
         target.stop()
 
@@ -379,15 +451,18 @@ def spread(values: list[float], digits: int = 1) -> str:
 
 def table(runs: list[Run], pair_counts: list[int]) -> str:
     head = "| target | sockets | connect all (s) | RSS per socket (KB) | relay p50 (ms) "
-    head += "| relay p99 (ms) |"
+    head += "| relay p99 (ms) | loaded p50 (ms) | loaded p99 (ms) | load delivered (msg/s) |"
     head += "".join(f" msg/s, {p} pairs |" for p in pair_counts)
-    lines = [head, "|" + "---|" * (6 + len(pair_counts))]
+    lines = [head, "|" + "---|" * (9 + len(pair_counts))]
     keys = sorted({(r.target, r.sockets) for r in runs}, key=lambda k: (k[1], k[0]))
     for name, count in keys:
         group = [r for r in runs if (r.target, r.sockets) == (name, count)]
         row = f"| {name} | {count:,} | {spread([r.connect_s for r in group], 2)} | "
         row += f"{spread([r.rss_per_socket_kb for r in group])} | "
         row += f"{spread([r.p50_ms for r in group], 2)} | {spread([r.p99_ms for r in group], 2)} |"
+        row += f" {spread([r.loaded_p50_ms for r in group], 2)} |"
+        row += f" {spread([r.loaded_p99_ms for r in group], 2)} |"
+        row += f" {spread([r.loaded_rate for r in group], 0)} |"
         row += "".join(f" {spread([r.throughput[p] for r in group], 0)} |" for p in pair_counts)
         lines.append(row)
     return "\n".join(lines)
@@ -400,6 +475,8 @@ async def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--targets", default="parley,floor")
+    parser.add_argument("--load-rate", type=float, default=5000.0)
+    parser.add_argument("--load-pairs", type=int, default=50)
     args = parser.parse_args()
     socket_counts = [int(x) for x in args.sockets.split(",")]
     pair_counts = [int(x) for x in args.pairs.split(",")]
@@ -408,7 +485,9 @@ async def main() -> None:
     for repeat in range(args.repeats):
         for count in socket_counts:
             for name in args.targets.split(","):
-                run = await one_run(makers[name], count, pair_counts, args.seconds)
+                run = await one_run(
+                    makers[name], count, pair_counts, args.seconds, args.load_rate, args.load_pairs
+                )
                 print(f"repeat {repeat + 1}: {run}", flush=True)
                 runs.append(run)
     print()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from pydantic import TypeAdapter
 
 from backend.signaling import protocol
 from backend.signaling.protocol import ProtocolError, parse
@@ -152,6 +154,35 @@ def test_parse_returns_a_message_or_raises_protocol_error_for_anything(text: str
         assert refused.reason in {"bad_json", "bad_message", "unknown_type"}
     else:
         assert message.type in protocol.CLIENT_TYPES
+
+
+_models = TypeAdapter(protocol.ClientMessage)
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    st.one_of(
+        frames.map(json.dumps),
+        frames.map(lambda f: "\n " + json.dumps(f, indent=1) + " \t"),
+        frames.map(lambda f: json.dumps(f) + " x"),
+        frames.map(lambda f: json.dumps(f, ensure_ascii=False).replace(" ", "\x01")),
+        st.text(max_size=200),
+    )
+)
+def test_parse_accepts_exactly_what_json_and_the_message_models_accept(text: str) -> None:
+    # parse() has a one-pass fast path (pydantic reads the JSON itself); it must not accept a frame
+    # the plain reading (Python's json, then the models) would refuse, nor read one differently.
+    assume(not _SURROGATE_ESCAPE.search(text))  # lone surrogates are refused on purpose
+    try:
+        expected = _models.validate_python(json.loads(text))
+    except (ValueError, RecursionError):
+        expected = None
+    try:
+        got = parse(text)
+    except ProtocolError:
+        got = None
+    assert got == expected
 
 
 @pytest.mark.parametrize(

@@ -285,7 +285,9 @@ class Signaling:
             log.exception("handling %s from user %s failed", message.type, conn.user_id)
             self.hub.send(conn, protocol.error("internal", "the server failed on that message"))
         finally:
-            db.session.remove()
+            # Most frames (candidates, pings) never open a database session: skip the teardown.
+            if db.session.registry.has():
+                db.session.remove()
 
     def _chat(self, conn: Socket, message: ChatSend) -> None:
         try:
