@@ -12,7 +12,7 @@ SYSTEM_PACKAGES := chromium firefox-esr coturn redis-server
 $(BIN)/flask: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,bench]'
 	touch $@
 
 venv: $(BIN)/flask
