@@ -26,7 +26,6 @@ from .protocol import (
     CallAnswerSend,
     CallBusy,
     CallCancelled,
-    CallDescription,
     CallDescriptionSend,
     CallEnd,
     CallEndSend,
@@ -42,12 +41,13 @@ from .protocol import (
     CallRinging,
     CallTimeout,
     ChatDeliver,
-    IceCandidate,
     IceCandidateInit,
     IceCandidateSend,
     User,
     dump,
     error,
+    ice_candidate,
+    relayed,
 )
 
 log = logging.getLogger("parley.signaling")
@@ -267,7 +267,7 @@ class CallRegistry:
                     continue
                 out.conn(conn.id, self._offer_frame(call))
                 for candidate in call.early_candidates:
-                    out.conn(conn.id, self._ice_frame(call, call.caller, candidate))
+                    out.conn(conn.id, ice_candidate(call.id, candidate, call.caller))
                 if not call.ringing_sent and call.caller_conn is not None:
                     call.ringing_sent = True
                     out.conn(call.caller_conn, CallRinging(call_id=call.id))
@@ -433,7 +433,7 @@ class CallRegistry:
             self._unbound(conn, msg.type, call, out)
             return
         me = call.caller if sender == call.caller.id else call.callee
-        frame = self._ice_frame(call, me, msg.candidate)
+        frame = relayed(msg, me)
         if call.state == "ringing":
             # Trickle to every ringing device; keep a copy for devices that open mid-ring.
             if len(call.early_candidates) < MAX_EARLY_CANDIDATES:
@@ -452,10 +452,7 @@ class CallRegistry:
             self._unbound(conn, msg.type, call, out)
             return
         sender = call.caller if conn.user_id == call.caller.id else call.callee
-        frame = CallDescription.model_validate(
-            {"call_id": call.id, "description": msg.description, "from": sender}
-        )
-        self._to_participant(call, call.other(conn.user_id).id, frame, out)
+        self._to_participant(call, call.other(conn.user_id).id, relayed(msg, sender), out)
 
     def _reject(self, conn: Connection, call: LiveCall, reason: str, out: _Out) -> None:
         if conn.user_id != call.callee.id:
@@ -746,14 +743,6 @@ class CallRegistry:
                 "media": call.media,
                 "sdp": call.offer_sdp,
             }
-        )
-
-    @staticmethod
-    def _ice_frame(
-        call: LiveCall, sender: User, candidate: IceCandidateInit | None
-    ) -> IceCandidate:
-        return IceCandidate.model_validate(
-            {"call_id": call.id, "candidate": candidate, "from": sender}
         )
 
     def _unbound(self, conn: Connection, kind: str, call: LiveCall, out: _Out) -> None:

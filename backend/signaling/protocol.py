@@ -408,6 +408,27 @@ def dump(message: BaseModel | dict[str, Any]) -> str:
     return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
 
 
+def relayed(
+    message: IceCandidateSend | CallDescriptionSend, sender: User | dict[str, Any]
+) -> IceCandidate | CallDescription:
+    """Build what the peer receives for a candidate or description: the same, `from` the sender.
+
+    The call registry and the cluster's direct relay (routing.py) both send these.
+    """
+    if isinstance(message, IceCandidateSend):
+        return ice_candidate(message.call_id, message.candidate, sender)
+    return CallDescription.model_validate(
+        {"call_id": message.call_id, "description": message.description, "from": sender}
+    )
+
+
+def ice_candidate(
+    call_id: str, candidate: IceCandidateInit | None, sender: User | dict[str, Any]
+) -> IceCandidate:
+    """Build an `ice_candidate` for the peer, `from` the sender."""
+    return IceCandidate.model_validate({"call_id": call_id, "candidate": candidate, "from": sender})
+
+
 def error(
     reason: str, message: str, ref_type: str | None = None, call_id: str | None = None
 ) -> Error:

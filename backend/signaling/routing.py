@@ -37,15 +37,7 @@ import redis
 from . import protocol
 from .calls import CallRegistry
 from .hub import Connection, Envelope, Hub, node_of
-from .protocol import (
-    CallDescription,
-    CallDescriptionSend,
-    CallMessage,
-    IceCandidate,
-    IceCandidateSend,
-    ProtocolError,
-    Welcome,
-)
+from .protocol import CallDescriptionSend, CallMessage, IceCandidateSend, ProtocolError, Welcome
 from .redisbus import RedisBus
 
 log = logging.getLogger("parley.signaling")
@@ -216,16 +208,7 @@ class LeaderCalls:
         if route is None:
             return False
         peer_conn, me = route
-        frame: IceCandidate | CallDescription
-        if isinstance(message, IceCandidateSend):
-            frame = IceCandidate.model_validate(
-                {"call_id": message.call_id, "candidate": message.candidate, "from": me}
-            )
-        else:
-            frame = CallDescription.model_validate(
-                {"call_id": message.call_id, "description": message.description, "from": me}
-            )
-        text = protocol.dump(frame)
+        text = protocol.dump(protocol.relayed(message, me))
         local = self.hub.connection(peer_conn)
         if local is not None:
             return self.hub.send(local, text)

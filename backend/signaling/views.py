@@ -161,6 +161,8 @@ class Signaling:
 
     def start(self) -> None:
         """Connect the bus (Redis when REDIS_URL is set) and take up the calls."""
+        if self._started:  # every socket and hook calls this: no lock once started
+            return
         with self._lock:
             if self._started:
                 return
