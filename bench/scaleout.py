@@ -38,7 +38,6 @@ from signaling import (  # noqa: E402
     free_port,
     latency,
     log,
-    seed,
     spread,
     throughput,
     wait_port,
@@ -57,28 +56,10 @@ class Layout(Parley):
         self.processes: list[subprocess.Popen[bytes]] = []
 
     async def start(self, users: int, workdir: Path) -> None:
-        base = {k: v for k, v in os.environ.items() if not k.startswith(("TURN_", "REDIS_"))}
-        base.update(
-            DATABASE_URL=f"sqlite:///{workdir / 'bench.db'}",
-            SECRET_KEY="bench-secret-key",
-            PARLEY_TLS="0",
-            SESSION_COOKIE_SECURE="0",
-            HOST="127.0.0.1",
-            WS_MESSAGE_RATE="1000000",
-            WS_MESSAGE_BURST="1000000",
-            WEB_CONCURRENCY=str(self.workers),
-            LOG_LEVEL="warning",
-        )
+        base = self.environment(workdir, self.workers)
         if self.redis_url:
             base.update(REDIS_URL=self.redis_url, REDIS_PREFIX=f"bench{time.time_ns()}")
-        subprocess.run(
-            [str(BIN / "flask"), "--app", "backend", "db", "upgrade"],
-            cwd=ROOT,
-            env=base,
-            check=True,
-            capture_output=True,
-        )
-        self.cookies, self.rooms = seed(base, users)
+        self.prepare(base, users)
         command = [str(BIN / "gunicorn"), "-c", "deploy/gunicorn.conf.py", "backend:create_app()"]
         for _ in range(self.instances):
             port = free_port()

@@ -144,8 +144,9 @@ class Floor(Target):
 class Parley(Target):
     name = "Parley (1 gevent worker)"
 
-    async def start(self, users: int, workdir: Path) -> None:
-        self.port = free_port()
+    @staticmethod
+    def environment(workdir: Path, workers: int = 1) -> dict[str, str]:
+        """The server's environment: plain ws:// on loopback, a fresh database, no rate limit."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(("TURN_", "REDIS_"))}
         env.update(
             DATABASE_URL=f"sqlite:///{workdir / 'bench.db'}",
@@ -153,12 +154,15 @@ class Parley(Target):
             PARLEY_TLS="0",
             SESSION_COOKIE_SECURE="0",
             HOST="127.0.0.1",
-            PORT=str(self.port),
             WS_MESSAGE_RATE="1000000",
             WS_MESSAGE_BURST="1000000",
-            WEB_CONCURRENCY="1",
+            WEB_CONCURRENCY=str(workers),
             LOG_LEVEL="warning",
         )
+        return env
+
+    def prepare(self, env: dict[str, str], users: int) -> None:
+        """Create the schema, insert the users and rooms, and sign their session cookies."""
         subprocess.run(
             [str(BIN / "flask"), "--app", "backend", "db", "upgrade"],
             cwd=ROOT,
@@ -167,6 +171,11 @@ class Parley(Target):
             capture_output=True,
         )
         self.cookies, self.rooms = seed(env, users)
+
+    async def start(self, users: int, workdir: Path) -> None:
+        self.port = free_port()
+        env = {**self.environment(workdir), "PORT": str(self.port)}
+        self.prepare(env, users)
         self.process = subprocess.Popen(
             [str(BIN / "gunicorn"), "-c", "deploy/gunicorn.conf.py", "backend:create_app()"],
             cwd=ROOT,
@@ -289,6 +298,21 @@ async def latency(target: Target, a: int, b: int, samples: int) -> tuple[float, 
     return statistics.median(times), times[int(len(times) * 0.99) - 1]
 
 
+Call = tuple[ClientConnection, ClientConnection, str, int]  # caller, callee, call id, callee id
+
+
+async def start_calls(
+    target: Target, pairs: list[tuple[int, int]]
+) -> tuple[list[ClientConnection], list[Call]]:
+    """Open both sockets of every pair and put each pair in an active call."""
+    sockets = await open_many(target, [u for pair in pairs for u in pair])
+    calls = []
+    for n, (a, b) in enumerate(pairs):
+        wa, wb = sockets[2 * n], sockets[2 * n + 1]
+        calls.append((wa, wb, await target.start_call(a, b, wa, wb), b))
+    return sockets, calls
+
+
 async def loaded_latency(
     target: Target, pairs: list[tuple[int, int]], rate: float, samples: int
 ) -> tuple[float, float, float]:
@@ -297,11 +321,7 @@ async def loaded_latency(
     Returns p50, p99 and the background rate actually delivered (frames received per second).
     """
     (a, b), background = pairs[0], pairs[1:]
-    sockets = await open_many(target, [u for pair in background for u in pair])
-    calls = []
-    for n, (x, y) in enumerate(background):
-        wx, wy = sockets[2 * n], sockets[2 * n + 1]
-        calls.append((wx, wy, await target.start_call(x, y, wx, wy), y))
+    sockets, calls = await start_calls(target, background)
     tick = 0.01
     per_tick = rate * tick / len(calls)
     received = 0
@@ -344,11 +364,7 @@ async def loaded_latency(
 
 
 async def throughput(target: Target, pairs: list[tuple[int, int]], seconds: float) -> float:
-    sockets = await open_many(target, [u for pair in pairs for u in pair])
-    calls = []
-    for n, (a, b) in enumerate(pairs):
-        wa, wb = sockets[2 * n], sockets[2 * n + 1]
-        calls.append((wa, wb, await target.start_call(a, b, wa, wb), b))
+    sockets, calls = await start_calls(target, pairs)
     received = 0
     stop = time.monotonic() + seconds
 
@@ -450,14 +466,14 @@ def spread(values: list[float], digits: int = 1) -> str:
 
 
 def table(runs: list[Run], pair_counts: list[int]) -> str:
-    head = "| target | sockets | connect all (s) | RSS per socket (KB) | relay p50 (ms) "
+    head = "| target | sockets | n | connect all (s) | RSS per socket (KB) | relay p50 (ms) "
     head += "| relay p99 (ms) | loaded p50 (ms) | loaded p99 (ms) | load delivered (msg/s) |"
     head += "".join(f" msg/s, {p} pairs |" for p in pair_counts)
-    lines = [head, "|" + "---|" * (9 + len(pair_counts))]
+    lines = [head, "|" + "---|" * (10 + len(pair_counts))]
     keys = sorted({(r.target, r.sockets) for r in runs}, key=lambda k: (k[1], k[0]))
     for name, count in keys:
         group = [r for r in runs if (r.target, r.sockets) == (name, count)]
-        row = f"| {name} | {count:,} | {spread([r.connect_s for r in group], 2)} | "
+        row = f"| {name} | {count:,} | {len(group)} | {spread([r.connect_s for r in group], 2)} | "
         row += f"{spread([r.rss_per_socket_kb for r in group])} | "
         row += f"{spread([r.p50_ms for r in group], 2)} | {spread([r.p99_ms for r in group], 2)} |"
         row += f" {spread([r.loaded_p50_ms for r in group], 2)} |"
