@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import secrets
 import subprocess
 import sys
 import time
@@ -104,6 +105,30 @@ class User:
         return self.page.evaluate("() => window.parley.calls && window.parley.calls.stats()")
 
 
+def new_person(
+    browser: Browser, engine: str, server: ParleyServer, username: str, **context_args: object
+) -> User:
+    """A new person on `server`: a browser context of their own, an account, the signed-in page."""
+    context = new_context(browser, engine, base_url=server.url, **context_args)
+    response = context.request.post(
+        "/api/register",
+        data={"username": username, "password": PASSWORD},
+        headers={"Origin": server.url},
+    )
+    assert response.status == 201, response.text()
+    page = context.new_page()
+    page.goto("/")
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+    return User(username, engine, context, page)
+
+
+def open_room(alice: User, bob: User) -> None:
+    """alice opens a chat with bob by name; bob opens it from his list. Both are on its page."""
+    alice.open_chat_with(bob)
+    bob.page.get_by_role("link", name=alice.username).click()
+    expect(bob.page.get_by_role("textbox", name="Message")).to_be_visible()
+
+
 @pytest.fixture
 def make_user(
     server: ParleyServer, browsers: Callable[[str], Browser]
@@ -111,20 +136,15 @@ def make_user(
     contexts: list[BrowserContext] = []
 
     def make(engine: str = "chromium", sign_up: bool = True, **context_args: object) -> User:
+        username = f"{engine[:2]}{next(_names)}x{secrets.randbelow(1000)}"
+        if sign_up:
+            user = new_person(browsers(engine), engine, server, username, **context_args)
+            contexts.append(user.context)
+            return user
         context = new_context(browsers(engine), engine, base_url=server.url, **context_args)
         contexts.append(context)
-        username = f"{engine[:2]}{next(_names)}x{id(context) % 1000}"
         page = context.new_page()
-        if sign_up:
-            response = context.request.post(
-                "/api/register",
-                data={"username": username, "password": PASSWORD},
-                headers={"Origin": server.url},
-            )
-            assert response.status == 201, response.text()
         page.goto("/")
-        if sign_up:
-            expect(page.get_by_role("button", name="Sign out")).to_be_visible()
         return User(username, engine, context, page)
 
     yield make
@@ -143,9 +163,7 @@ def pair(request: pytest.FixtureRequest, make_user: Callable[..., User]) -> tupl
     """Two signed-in people in two browsers, each on the page of their shared room."""
     first, second = request.param
     alice, bob = make_user(first), make_user(second)
-    alice.open_chat_with(bob)
-    bob.page.get_by_role("link", name=alice.username).click()
-    expect(bob.page.get_by_role("textbox", name="Message")).to_be_visible()
+    open_room(alice, bob)
     return alice, bob
 
 

@@ -14,8 +14,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from playwright.sync_api import Browser, BrowserContext, expect
 
-from e2e.browsers import new_context
-from e2e.conftest import PASSWORD, User
+from e2e.conftest import User, new_person, open_room
 from e2e.test_calls import place_call, status, wait_media_flowing
 from tests.servers import ParleyServer, make_test_certs, parley_server, redis_server
 
@@ -43,20 +42,10 @@ def person_on(
     contexts: list[BrowserContext] = []
 
     def make(engine: str, instance: int) -> User:
-        server = instances[instance]
-        context = new_context(browsers(engine), engine, base_url=server.url)
-        contexts.append(context)
         username = f"cl{engine[:2]}{next(_names)}"
-        response = context.request.post(
-            "/api/register",
-            data={"username": username, "password": PASSWORD},
-            headers={"Origin": server.url},
-        )
-        assert response.status == 201, response.text()
-        page = context.new_page()
-        page.goto("/")
-        expect(page.get_by_role("button", name="Sign out")).to_be_visible()
-        return User(username, engine, context, page)
+        user = new_person(browsers(engine), engine, instances[instance], username)
+        contexts.append(user.context)
+        return user
 
     yield make
     for context in contexts:
@@ -69,9 +58,7 @@ def test_people_on_two_instances_chat_and_call(
     person_on: Callable[[str, int], User], engines: tuple[str, str]
 ) -> None:
     alice, bob = person_on(engines[0], 0), person_on(engines[1], 1)
-    alice.open_chat_with(bob)
-    bob.page.get_by_role("link", name=alice.username).click()
-    expect(bob.page.get_by_role("textbox", name="Message")).to_be_visible()
+    open_room(alice, bob)
 
     bob.page.get_by_role("textbox", name="Message").fill("hello from instance B")
     bob.page.get_by_role("button", name="Send").click()

@@ -11,8 +11,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, expect
 
 from backend.turnserver import LocalTurn
-from e2e.browsers import new_context
-from e2e.conftest import PASSWORD, User
+from e2e.conftest import User, new_person
 from e2e.test_calls import place_call, status, wait_media_flowing
 from tests.servers import ParleyServer, make_test_certs, parley_server
 
@@ -50,18 +49,10 @@ def relay_user(
     contexts: list[BrowserContext] = []
 
     def make(engine: str) -> User:
-        context = new_context(browsers(engine), engine, base_url=relay_server.url)
-        contexts.append(context)
         username = f"relay{engine[:2]}{secrets.token_hex(3)}"
-        response = context.request.post(
-            "/api/register",
-            data={"username": username, "password": PASSWORD},
-            headers={"Origin": relay_server.url},
-        )
-        assert response.status == 201
-        page = context.new_page()
-        page.goto("/")
-        return User(username, engine, context, page)
+        user = new_person(browsers(engine), engine, relay_server, username)
+        contexts.append(user.context)
+        return user
 
     yield make
     for context in contexts:

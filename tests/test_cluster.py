@@ -80,6 +80,13 @@ class Cluster:
             self._wait(lambda before=before: self.nodes_of(person) == before)
         raise AssertionError("no socket landed on the node wanted")
 
+    def apart(self, alice: Person, bob: Person) -> tuple[Sock, Sock, str, str]:
+        """Connect alice, then bob on another node; return both sockets and both nodes."""
+        a = alice.connect()
+        (alice_node,) = self.nodes_of(alice)
+        b, bob_node = self.connect_on(bob, lambda node: node != alice_node)
+        return a, b, alice_node, bob_node
+
     @staticmethod
     def _wait(condition: Callable[[], bool], timeout: float = 5) -> None:
         deadline = time.monotonic() + timeout
@@ -227,9 +234,7 @@ def test_busy_and_answered_elsewhere_span_instances(instances: Cluster) -> None:
 def test_two_workers_of_one_instance_route_chat_and_calls(workers: Cluster) -> None:
     alice, bob = workers.person("alice"), workers.person("bob")
     room = alice.open_room(bob)
-    a = alice.connect()
-    (alice_node,) = workers.nodes_of(alice)
-    b, bob_node = workers.connect_on(bob, lambda node: node != alice_node)
+    a, b, alice_node, bob_node = workers.apart(alice, bob)
     assert workers.pid_of(alice_node) != workers.pid_of(bob_node)
 
     a.send({"type": "chat_message", "room_id": room, "client_id": "w1", "text": "across"})
@@ -246,9 +251,7 @@ def test_a_killed_worker_takes_its_users_offline_and_ends_their_calls(workers: C
     alice, bob, carol = (workers.person(n) for n in ("alice", "bob", "carol"))
     room = alice.open_room(bob)
     bob.open_room(carol)
-    a = alice.connect()
-    (alice_node,) = workers.nodes_of(alice)
-    b, bob_node = workers.connect_on(bob, lambda node: node != alice_node)
+    a, b, _, bob_node = workers.apart(alice, bob)
     cid = start_call(a, b, room, bob)
 
     workers.kill(bob_node)
@@ -270,9 +273,7 @@ def test_a_killed_worker_takes_its_users_offline_and_ends_their_calls(workers: C
 def test_a_call_survives_its_worker_dying_when_the_user_resumes(workers: Cluster) -> None:
     alice, bob = workers.person("alice"), workers.person("bob")
     room = alice.open_room(bob)
-    a = alice.connect()
-    (alice_node,) = workers.nodes_of(alice)
-    b, bob_node = workers.connect_on(bob, lambda node: node != alice_node)
+    a, b, _, bob_node = workers.apart(alice, bob)
     cid = start_call(a, b, room, bob)
 
     workers.kill(bob_node)
