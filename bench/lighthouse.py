@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.signaling import spread  # noqa: E402
 from tests.servers import make_test_certs, parley_server  # noqa: E402
 
 LIGHTHOUSE = ROOT / "bench" / ".lighthouse" / "node_modules" / ".bin" / "lighthouse"
@@ -70,15 +70,10 @@ def main() -> None:
                 value /= 1000
             scores.setdefault(title, []).append(value)
 
-    def cell(values: list[float]) -> str:
-        digits = 2 if max(values) < 10 else 0
-        mid = statistics.median(values)
-        return f"{mid:.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
-
     print(f"Lighthouse {reports[-1]['lighthouseVersion']}, mobile, n={len(reports)}\n")
     print("| " + " | ".join(scores) + " |")
     print("|" + "---|" * len(scores))
-    print("| " + " | ".join(cell(v) for v in scores.values()) + " |")
+    print("| " + " | ".join(spread(v, 2 if max(v) < 10 else 0) for v in scores.values()) + " |")
     failed = [
         f"{a['id']}: {a['title']}"
         for a in reports[-1]["audits"].values()  # type: ignore[attr-defined]

@@ -118,7 +118,6 @@ class RedisBus:
         self._receivers: list[Callable[[Envelope], int]] = []
         self._outbox: deque[tuple[str, str]] = deque()
         self._outbox_ready = threading.Event()
-        self._ticks: list[Callable[[], None]] = []
         self._stopped = threading.Event()
         self._beat()
         self._listener = self.listen(self.channel(self.node), self._on_message)
@@ -144,7 +143,7 @@ class RedisBus:
 
     def publish(self, envelope: Envelope) -> int:
         """Publish to every node holding the user's sockets; return the nodes reached."""
-        payload = json.dumps(asdict(envelope), separators=(",", ":"))
+        payload = _encode(envelope)
         reached = self._deliver(
             keys=[self.key("presence", envelope.user_id)], args=[self.key("node", ""), payload]
         )
@@ -152,7 +151,7 @@ class RedisBus:
 
     def to_node(self, node: str, envelope: Envelope) -> bool:
         """Publish to one node; False when nobody listens there (the node is gone)."""
-        payload = json.dumps(asdict(envelope), separators=(",", ":"))
+        payload = _encode(envelope)
         return int(self.redis.publish(self.channel(node), payload)) > 0
 
     def post(self, node: str, envelope: Envelope) -> None:
@@ -161,7 +160,7 @@ class RedisBus:
         For the relay hot path, where a round trip per frame would cap throughput; delivery is
         at most once (a frame for a node that just died is lost, like the node's sockets).
         """
-        payload = json.dumps(asdict(envelope), separators=(",", ":"))
+        payload = _encode(envelope)
         self._outbox.append((self.channel(node), payload))
         self._outbox_ready.set()
 
@@ -204,10 +203,6 @@ class RedisBus:
         """Tell whether a node's heartbeat is current."""
         return node == self.node or bool(self.control.exists(self.key("alive", node)))
 
-    def every_beat(self, fn: Callable[[], None]) -> None:
-        """Run fn on the bus's thread after every heartbeat."""
-        self._ticks.append(fn)
-
     def listen(self, channel: str, handler: Callable[[str], None]) -> Listener:
         """Subscribe to a channel on a connection of its own; handler gets each payload."""
         return Listener(self.control, channel, handler)
@@ -236,12 +231,6 @@ class RedisBus:
                 self._reap_dead()
             except redis.RedisError:
                 log.warning("Redis heartbeat failed", exc_info=True)
-                continue
-            for tick in self._ticks:
-                try:
-                    tick()
-                except Exception:
-                    log.exception("bus tick failed")
 
     def _reap_dead(self) -> None:
         nodes: set[str] = self.control.smembers(self.key("nodes"))  # type: ignore[assignment]
@@ -276,6 +265,10 @@ class RedisBus:
                 receive(envelope)
             except Exception:
                 log.exception("handling a %s envelope failed", envelope.op)
+
+
+def _encode(envelope: Envelope) -> str:
+    return json.dumps(asdict(envelope), separators=(",", ":"))
 
 
 def _client(url: str, connections: int) -> redis.Redis:
