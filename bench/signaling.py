@@ -163,13 +163,9 @@ class Parley(Target):
 
     def prepare(self, env: dict[str, str], users: int) -> None:
         """Create the schema, insert the users and rooms, and sign their session cookies."""
-        subprocess.run(
-            [str(BIN / "flask"), "--app", "backend", "db", "upgrade"],
-            cwd=ROOT,
-            env=env,
-            check=True,
-            capture_output=True,
-        )
+        from tests.servers import migrate
+
+        migrate(env)
         self.cookies, self.rooms = seed(env, users)
 
     async def start(self, users: int, workdir: Path) -> None:
