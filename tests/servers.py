@@ -38,7 +38,7 @@ def make_test_certs(directory: Path) -> Path:
 
 @dataclass
 class ParleyServer:
-    """A running gunicorn serving Parley; `url` is its https origin."""
+    """A running gunicorn serving Parley; `url` is its origin (https unless PARLEY_TLS=0)."""
 
     port: int
     certs: Path
@@ -49,12 +49,17 @@ class ParleyServer:
     extra_args: list[str] = field(default_factory=list)
 
     @property
+    def scheme(self) -> str:
+        """Return http with PARLEY_TLS=0 (plain HTTP behind a TLS-terminating proxy), else https."""
+        return "http" if self.env.get("PARLEY_TLS") == "0" else "https"
+
+    @property
     def url(self) -> str:
-        return f"https://localhost:{self.port}"
+        return f"{self.scheme}://localhost:{self.port}"
 
     @property
     def ws_url(self) -> str:
-        return f"wss://localhost:{self.port}/ws"
+        return f"{self.scheme.replace('http', 'ws')}://localhost:{self.port}/ws"
 
     def ssl_context(self) -> ssl.SSLContext:
         """Return a client context that trusts the test CA."""
@@ -212,3 +217,113 @@ def redis_server(workdir: Path) -> Iterator[RedisServer]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+NGINX_SITE = ROOT / "deploy" / "nginx.conf"
+
+
+def nginx_site(upstream_port: int, https_port: int, http_port: int, certs: Path) -> str:
+    """Return deploy/nginx.conf with its deployment values set for loopback, the rest as shipped.
+
+    These are exactly the values its header and docs/deploy.md tell an operator to change.
+    """
+    values = {
+        "listen 443 ssl http2;": f"listen 127.0.0.1:{https_port} ssl http2;",
+        "listen [::]:443 ssl http2;": f"listen [::1]:{https_port} ssl http2;",
+        "listen 80;": f"listen 127.0.0.1:{http_port};",
+        "listen [::]:80;": f"listen [::1]:{http_port};",
+        "server 127.0.0.1:8000;": f"server 127.0.0.1:{upstream_port};",
+        "/etc/letsencrypt/live/parley.example.com/fullchain.pem": str(certs / "server.crt"),
+        "/etc/letsencrypt/live/parley.example.com/privkey.pem": str(certs / "server.key"),
+        "server_name parley.example.com;": "server_name localhost;",
+    }
+    text = NGINX_SITE.read_text()
+    for shipped, local in values.items():
+        if shipped not in text:
+            raise ValueError(f"deploy/nginx.conf no longer says {shipped!r}: update nginx_site()")
+        text = text.replace(shipped, local)
+    return text
+
+
+def _nginx_main(prefix: Path, site: Path) -> str:
+    """Return a minimal top-level nginx.conf: every path under prefix, the site included."""
+    # Workers run as root here: pytest's temp folders are closed to the usual `nobody`/www-data.
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    temp = "".join(
+        f"    {kind}_temp_path {prefix / kind};\n"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    return (
+        f"{user}worker_processes 1;\npid {prefix / 'nginx.pid'};\n"
+        f"error_log {prefix / 'error.log'} info;\nevents {{ worker_connections 1024; }}\n"
+        f"http {{\n    access_log {prefix / 'access.log'};\n{temp}    include {site};\n}}\n"
+    )
+
+
+@dataclass
+class NginxServer:
+    """Debian's nginx running deploy/nginx.conf in front of a Parley; `url` is its https origin."""
+
+    port: int
+    http_port: int
+    certs: Path
+    prefix: Path
+    process: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"https://localhost:{self.port}"
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """Return a client context that trusts the test CA."""
+        return ssl.create_default_context(cafile=str(self.certs / "ca.crt"))
+
+    def error_log(self) -> str:
+        path = self.prefix / "error.log"
+        return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+
+
+@contextmanager
+def nginx_server(workdir: Path, upstream: ParleyServer) -> Iterator[NginxServer]:
+    """Run nginx (not as a daemon) with the shipped site in front of upstream for the block."""
+    prefix = workdir / "nginx"
+    prefix.mkdir(parents=True, exist_ok=True)
+    https_port, http_port = free_port(), free_port()
+    site = prefix / "parley.conf"
+    site.write_text(nginx_site(upstream.port, https_port, http_port, upstream.certs))
+    main = prefix / "nginx.conf"
+    main.write_text(_nginx_main(prefix, site))
+    command = ["nginx", "-p", str(prefix), "-c", str(main), "-e", str(prefix / "error.log"),
+               "-g", "daemon off;"]  # fmt: skip
+    with (prefix / "nginx.out").open("ab") as out:  # the child keeps its own descriptor
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+    server = NginxServer(https_port, http_port, upstream.certs, prefix, process)
+    try:
+        _wait_proxied(server)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+def _wait_proxied(server: NginxServer, timeout: float = 20) -> None:
+    """Poll /api/me through nginx until Parley's answer comes back (401 is an answer)."""
+    deadline = time.monotonic() + timeout
+    context = server.ssl_context()
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"nginx exited: {server.error_log()}")
+        try:
+            urllib.request.urlopen(f"{server.url}/api/me", context=context, timeout=2)
+            return
+        except urllib.error.HTTPError as answer:
+            if answer.code == 401:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"nginx did not proxy to Parley in {timeout}s: {server.error_log()}")
