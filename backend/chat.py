@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from .extensions import db
 from .models import Message, Room, User, utcnow
+from .signaling.protocol import MAX_ID
 
 MAX_TEXT = 4000
 
@@ -52,7 +53,8 @@ def pair(a: int, b: int) -> tuple[int, int]:
 
 def room_for(user_id: int, room_id: int) -> Room:
     """Return the room if user_id is in it; otherwise ChatError(404), as if it did not exist."""
-    room = db.session.get(Room, room_id)
+    # An id no column can hold names no room (and PostgreSQL would refuse the query).
+    room = db.session.get(Room, room_id) if 0 < room_id <= MAX_ID else None
     if room is None or not room.has_member(user_id):
         raise ChatError(404, "room not found")
     return room

@@ -6,10 +6,24 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask_login import UserMixin
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .extensions import db
+
+# Ids and read markers are 64-bit: a busy server passes 2**31 messages, and clients may send any
+# id up to 2**53 (protocol.MAX_ID), which a 32-bit column on PostgreSQL refuses with an error.
+# SQLite's INTEGER is already 64-bit, and only INTEGER PRIMARY KEY is its auto-numbered rowid.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 
 def utcnow() -> datetime:
@@ -27,7 +41,7 @@ def iso(moment: datetime | None) -> str | None:
 class User(UserMixin, db.Model):  # type: ignore[name-defined]
     __tablename__ = "users"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     username: Mapped[str] = mapped_column(String(32), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -46,11 +60,11 @@ class Room(db.Model):  # type: ignore[name-defined]
         CheckConstraint("user_a_id < user_b_id", name="ck_rooms_ordered_pair"),
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    user_a_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
-    user_b_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
-    read_a_id: Mapped[int] = mapped_column(default=0)
-    read_b_id: Mapped[int] = mapped_column(default=0)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_a_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id"), index=True)
+    user_b_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id"), index=True)
+    read_a_id: Mapped[int] = mapped_column(BigId, default=0)
+    read_b_id: Mapped[int] = mapped_column(BigId, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_activity_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
@@ -83,9 +97,9 @@ class Call(db.Model):  # type: ignore[name-defined]
     __tablename__ = "calls"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id"), index=True)
-    caller_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
-    callee_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    room_id: Mapped[int] = mapped_column(BigId, ForeignKey("rooms.id"), index=True)
+    caller_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id"))
+    callee_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id"))
     media: Mapped[str] = mapped_column(String(8))
     outcome: Mapped[str] = mapped_column(String(16))
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -117,9 +131,9 @@ class Message(db.Model):  # type: ignore[name-defined]
         Index("ix_messages_room_id_id", "room_id", "id"),
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id"))
-    sender_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    room_id: Mapped[int] = mapped_column(BigId, ForeignKey("rooms.id"))
+    sender_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id"))
     kind: Mapped[str] = mapped_column(String(8), default="text")
     text: Mapped[str] = mapped_column(Text, default="")
     client_id: Mapped[str] = mapped_column(String(64))
@@ -148,8 +162,8 @@ class PushSubscription(db.Model):  # type: ignore[name-defined]
 
     __tablename__ = "push_subscriptions"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id"), index=True)
     endpoint: Mapped[str] = mapped_column(String(1024), unique=True)
     p256dh: Mapped[str] = mapped_column(String(256))
     auth: Mapped[str] = mapped_column(String(64))

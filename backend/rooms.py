@@ -10,6 +10,7 @@ from flask_login import current_user, login_required
 from . import chat
 from .errors import error_response
 from .extensions import db
+from .signaling.protocol import MAX_ID
 
 bp = Blueprint("rooms", __name__, url_prefix="/api/rooms")
 
@@ -48,7 +49,7 @@ def messages(room_id: int) -> Any:
     try:
         limit = min(max(int(request.args.get("limit", 50)), 1), 200)
         before_raw = request.args.get("before")
-        before = int(before_raw) if before_raw else None
+        before = min(int(before_raw), MAX_ID + 1) if before_raw else None
     except ValueError:
         return error_response(400, "before and limit must be integers")
     page = chat.history(room, before, limit)
@@ -81,6 +82,8 @@ def mark_read(room_id: int) -> Any:
     message_id = body.get("message_id") if isinstance(body, dict) else None
     if not isinstance(message_id, int) or isinstance(message_id, bool) or message_id < 0:
         return error_response(400, "message_id must be a non-negative integer")
+    if message_id > MAX_ID:
+        return error_response(400, f"message_id must be at most {MAX_ID}")
     room.mark_read(current_user.id, message_id)
     db.session.commit()
     return jsonify(read_id=room.read_id_of(current_user.id))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -12,24 +13,51 @@ from flask.testing import FlaskClient
 
 from backend import create_app
 from backend.extensions import db
+from tests.servers import PostgresServer, postgres_server
 
 ORIGIN = "https://localhost"
 
 
-@pytest.fixture
-def app(tmp_path: Path) -> Iterator[Flask]:
-    app = create_app(
-        {
-            "TESTING": True,
-            "SECRET_KEY": "test",
-            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'test.db'}",
-            "AUTH_RATE_LIMIT": "1000 per minute",
-            "CERTS_DIR": str(tmp_path / "certs"),
-        }
-    )
-    with app.app_context():
-        db.create_all()
-    yield app
+# The databases the API, socket and cluster suites run on: embedded and server.
+DATABASES = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One PostgreSQL for the session, started only when a test asks for it."""
+    with postgres_server() as server:
+        yield server
+
+
+@contextmanager
+def fresh_database(request: pytest.FixtureRequest, workdir: Path) -> Iterator[str]:
+    """Yield the URL of an empty database of the kind the fixture's param names."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{workdir / 'parley.db'}"
+        return
+    server: PostgresServer = request.getfixturevalue("postgres")
+    with server.database() as url:
+        yield url
+
+
+@pytest.fixture(params=DATABASES)
+def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Flask]:
+    with fresh_database(request, tmp_path) as database_url:
+        app = create_app(
+            {
+                "TESTING": True,
+                "SECRET_KEY": "test",
+                "SQLALCHEMY_DATABASE_URI": database_url,
+                "AUTH_RATE_LIMIT": "1000 per minute",
+                "CERTS_DIR": str(tmp_path / "certs"),
+            }
+        )
+        with app.app_context():
+            db.create_all()
+        yield app
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
 
 
 class ApiClient(FlaskClient):

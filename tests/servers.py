@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
 import os
+import shlex
+import shutil
 import signal
 import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -217,6 +221,99 @@ def redis_server(workdir: Path) -> Iterator[RedisServer]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def _postgres_bin() -> Path:
+    """Return the folder of the newest installed PostgreSQL's programs (PG_BIN overrides)."""
+    if os.environ.get("PG_BIN"):
+        return Path(os.environ["PG_BIN"])
+    found = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name), reverse=True
+    )
+    if not found:
+        raise RuntimeError("PostgreSQL is not installed (apt-get install postgresql)")
+    return found[0]
+
+
+@dataclass
+class PostgresServer:
+    """A throwaway PostgreSQL cluster on a free loopback port; superuser `postgres`, trust auth."""
+
+    port: int
+    datadir: Path
+    _databases: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
+
+    def execute(self, sql: str, database: str = "postgres") -> None:
+        """Run one statement outside a transaction (CREATE/DROP DATABASE need that)."""
+        import psycopg
+
+        with psycopg.connect(
+            host="127.0.0.1", port=self.port, user="postgres", dbname=database, autocommit=True
+        ) as conn:
+            conn.execute(sql)  # type: ignore[arg-type]
+
+    @contextmanager
+    def database(self) -> Iterator[str]:
+        """Create an empty database for the block and return its SQLAlchemy URL; drop it after."""
+        name = f"parley_{os.getpid()}_{next(self._databases)}"
+        self.execute(f"CREATE DATABASE {name}")
+        try:
+            yield self.url(name)
+        finally:
+            self.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def _as_postgres(command: str) -> list[str]:
+    """initdb refuses to run as root: run as the `postgres` user then, directly otherwise."""
+    if os.geteuid() == 0:
+        return ["su", "postgres", "-s", "/bin/sh", "-c", command]
+    return ["sh", "-c", command]
+
+
+@contextmanager
+def postgres_server() -> Iterator[PostgresServer]:
+    """Run a throwaway PostgreSQL (initdb into a temporary folder) on 127.0.0.1 for the block.
+
+    Durability is switched off (fsync, synchronous_commit): the data dies with the block, and
+    tests should not wait on the disk.
+    """
+    pg_bin = _postgres_bin()
+    # Under /tmp itself, not pytest's root-only temp folder, so the postgres user can reach it.
+    datadir = Path(tempfile.mkdtemp(prefix="parley-pg-"))
+    if os.geteuid() == 0:
+        shutil.chown(datadir, "postgres", "postgres")
+    port = free_port()
+    options = (
+        f"-p {port} -k {datadir} -c listen_addresses=127.0.0.1 -c fsync=off "
+        "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+    )
+    data, log = shlex.quote(str(datadir / "data")), shlex.quote(str(datadir / "server.log"))
+    pg_ctl = shlex.quote(str(pg_bin / "pg_ctl"))
+    try:
+        subprocess.run(
+            _as_postgres(
+                f"{shlex.quote(str(pg_bin / 'initdb'))} -D {data} --auth=trust -U postgres "
+                "--no-sync -E UTF8 --locale=C.UTF-8"
+            ),
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run(
+            _as_postgres(f"{pg_ctl} -D {data} -l {log} -o {shlex.quote(options)} -w start"),
+            check=True,
+            capture_output=True,
+        )
+        try:
+            yield PostgresServer(port, datadir)
+        finally:
+            subprocess.run(
+                _as_postgres(f"{pg_ctl} -D {data} -m immediate -w stop"), capture_output=True
+            )
+    finally:
+        shutil.rmtree(datadir, ignore_errors=True)
 
 
 NGINX_SITE = ROOT / "deploy" / "nginx.conf"

@@ -7,6 +7,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from backend import create_app
+from backend.signaling.protocol import MAX_ID
 
 from .conftest import Auth
 
@@ -267,6 +268,25 @@ def test_bad_paging_parameters_are_400(make_client) -> None:  # type: ignore[no-
     signed_up(make_client, "bob")
     room = alice.post("/api/rooms", json={"username": "bob"}).json["id"]
     assert alice.get(f"/api/rooms/{room}/messages?before=abc").status_code == 400
+
+
+@pytest.mark.parametrize("big", [2**31, MAX_ID, MAX_ID + 1, 10**30])
+def test_ids_past_32_bits_are_answered_never_a_server_error(make_client, big: int) -> None:  # type: ignore[no-untyped-def]
+    alice = signed_up(make_client, "alice")
+    signed_up(make_client, "bob")
+    room = alice.post("/api/rooms", json={"username": "bob"}).json["id"]
+    sent = alice.post(f"/api/rooms/{room}/messages", json={"client_id": "c1", "text": "hi"}).json
+    assert alice.get(f"/api/rooms/{room}/messages?before={big}").json["messages"] == [sent]
+    assert alice.get(f"/api/rooms/{big}/messages").status_code == 404
+    r = alice.post(f"/api/rooms/{big}/messages", json={"client_id": "c2", "text": "hi"})
+    assert r.status_code == 404
+    r = alice.post(f"/api/rooms/{room}/read", json={"message_id": big})
+    if big <= MAX_ID:
+        assert r.status_code == 200
+        assert r.json == {"read_id": big}
+    else:
+        assert r.status_code == 400
+        assert "at most" in r.json["error"]
 
 
 # --- CSRF and headers -----------------------------------------------------------------

@@ -12,19 +12,30 @@ from contextlib import contextmanager
 import pytest
 import websocket
 
+from tests.conftest import DATABASES, fresh_database
 from tests.servers import ParleyServer, make_test_certs, parley_server
 from tests.wsclient import FAKE_SDP, Person, call_id
 
 _names = itertools.count()
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ParleyServer]:
+@pytest.fixture(scope="module", params=DATABASES)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ParleyServer]:
     root = tmp_path_factory.mktemp("ws")
     certs = make_test_certs(root / "certs")
-    with parley_server(
-        root, certs, CALL_RING_TIMEOUT="2", CALL_GRACE_PERIOD="2", WS_MESSAGE_BURST="30"
-    ) as running:
+    with (
+        fresh_database(request, root) as database_url,
+        parley_server(
+            root,
+            certs,
+            database_url,
+            CALL_RING_TIMEOUT="2",
+            CALL_GRACE_PERIOD="2",
+            WS_MESSAGE_BURST="30",
+        ) as running,
+    ):
         yield running
 
 
