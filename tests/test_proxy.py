@@ -78,6 +78,9 @@ def test_parley_sees_the_https_origin_the_browser_used(proxy: NginxServer) -> No
         account = {"username": "proxied", "password": "correct horse"}
         refused = client.post("/api/register", json=account, headers={"Origin": "https://evil"})
         assert refused.status_code == 403
+        # nginx sets the forwarded host itself: a client's own X-Forwarded-Host does not pass.
+        forged = {"Origin": "https://evil", "X-Forwarded-Host": "evil"}
+        assert client.post("/api/register", json=account, headers=forged).status_code == 403
         created = client.post("/api/register", json=account, headers={"Origin": proxy.url})
         assert created.status_code == 201, created.text
         assert "secure" in created.headers["set-cookie"].lower()
