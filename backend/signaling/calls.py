@@ -71,6 +71,10 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+class OwnerLost(Exception):
+    """The registry's owner no longer owns the calls: a change must not take effect."""
+
+
 class Cancellable(Protocol):
     """A scheduled callback that can be called off."""
 
@@ -152,6 +156,8 @@ class LiveCall:
     ring_timer: Cancellable | None = None
     grace: dict[int, Cancellable] = field(default_factory=dict)
     backlog: dict[int, list[str]] = field(default_factory=dict)
+    # The socket each participant had when its node was taken for dead, bound again if it wakes.
+    lost: dict[int, str] = field(default_factory=dict)
 
     def has(self, user_id: int) -> bool:
         """Tell whether user_id is one of the two participants."""
@@ -167,6 +173,7 @@ class LiveCall:
 
     def bind(self, user_id: int, conn_id: str | None) -> None:
         """Bind (or with None, unbind) this participant's socket."""
+        self.lost.pop(user_id, None)
         if user_id == self.caller.id:
             self.caller_conn = conn_id
         else:
@@ -234,7 +241,8 @@ class CallRegistry:
         self._of_user: dict[int, set[str]] = {}
         self._ended: OrderedDict[str, tuple[int, int]] = OrderedDict()
         # Called after a change of call state and before its effects are sent, so an owner that
-        # persists the calls (routing.LeaderCalls) never lets a peer see a state it lost.
+        # persists the calls (routing.LeaderCalls) never lets a peer see a state it lost. It raises
+        # OwnerLost when the calls are no longer this registry's: the change then has no effect.
         self.on_change: Callable[[], None] | None = None
 
     # --- queries ---------------------------------------------------------------------------
@@ -273,18 +281,43 @@ class CallRegistry:
                     out.conn(call.caller_conn, CallRinging(call_id=call.id))
         self._flush(out)
 
-    def socket_closed(self, conn: Connection) -> None:
-        """Unbind a closed socket from its calls and start their grace periods."""
+    def socket_closed(self, conn: Connection, *, lost: bool = False) -> None:
+        """Unbind a closed socket from its calls and start their grace periods.
+
+        `lost`: the socket went with a node taken for dead, which may wake up (socket_revived).
+        """
         with self._lock:
             for call_id in list(self._of_user.get(conn.user_id, ())):
                 call = self._live[call_id]
                 if call.conn_of(conn.user_id) != conn.id:
                     continue
                 call.bind(conn.user_id, None)
+                if lost:
+                    call.lost[conn.user_id] = conn.id
                 if conn.user_id not in call.grace:
                     call.grace[conn.user_id] = self.scheduler.call_later(
                         self.grace_period, self._grace_callback(call_id, conn.user_id)
                     )
+
+    def socket_revived(self, conn: Connection) -> None:
+        """Bind a socket again whose node was taken for dead and woke up, and send it its backlog.
+
+        What the socket sent meanwhile comes after this, so it is relayed, not refused.
+        """
+        out = _Out()
+        with self._lock:
+            for call_id in sorted(self._of_user.get(conn.user_id, ())):
+                call = self._live[call_id]
+                if call.lost.get(conn.user_id) != conn.id or call.conn_of(conn.user_id):
+                    continue
+                call.bind(conn.user_id, conn.id)
+                timer = call.grace.pop(conn.user_id, None)
+                if timer is not None:
+                    timer.cancel()
+                for text in call.backlog.pop(conn.user_id, []):
+                    out.conn(conn.id, text)
+        self._changed()
+        self._flush(out)
 
     # --- signals ---------------------------------------------------------------------------
 
@@ -302,7 +335,7 @@ class CallRegistry:
                     if call is not None:
                         self._dispatch(conn, call, message, out)
         if not isinstance(message, IceCandidateSend | CallDescriptionSend):
-            self._changed()
+            self._changed()  # OwnerLost goes up: the caller hands the signal to the owner
         self._flush(out)
 
     def _dispatch(self, conn: Connection, call: LiveCall, message: CallMessage, out: _Out) -> None:
@@ -510,8 +543,7 @@ class CallRegistry:
             self._to_participant(call, call.caller.id, frame, out)
             out.user(call.callee.id, frame)
             self._finish(call, "missed", out)
-        self._changed()
-        self._flush(out)
+        self._settle(out)
 
     def _grace_over(self, call_id: str, user_id: int) -> None:
         out = _Out()
@@ -530,8 +562,7 @@ class CallRegistry:
                 frame = CallEnd(call_id=call.id, reason="disconnected")
                 self._to_participant(call, call.other(user_id).id, frame, out)
                 self._finish(call, "completed", out)
-        self._changed()
-        self._flush(out)
+        self._settle(out)
 
     def snapshot(self, *, ringing: bool = False) -> list[dict[str, Any]]:
         """Describe the live calls, so another registry can take them over (restore).
@@ -558,6 +589,7 @@ class CallRegistry:
                     ],
                     "ringing_sent": call.ringing_sent,
                     "pushed": call.pushed,
+                    "lost": {str(user_id): conn_id for user_id, conn_id in call.lost.items()},
                 }
                 for call in self._live.values()
                 if ringing or call.state == "active"
@@ -610,7 +642,12 @@ class CallRegistry:
                     conn_id = item.get(key)
                     if conn_id and alive(conn_id):
                         call.bind(user_id, conn_id)
-                    elif state == "active" or user_id == call.caller.id:
+                        continue
+                    # A socket of a node taken for dead may still wake up and be bound again.
+                    lost = conn_id or item.get("lost", {}).get(str(user_id))
+                    if lost:
+                        call.lost[user_id] = lost
+                    if state == "active" or user_id == call.caller.id:
                         call.grace[user_id] = self.scheduler.call_later(
                             self.grace_period, self._grace_callback(call.id, user_id)
                         )
@@ -775,8 +812,19 @@ class CallRegistry:
         if self.on_change is not None:
             try:
                 self.on_change()
+            except OwnerLost:
+                raise
             except Exception:
                 log.exception("saving the call state failed")
+
+    def _settle(self, out: _Out) -> None:
+        """Save a change a timer made and send its effects, unless the calls changed hands."""
+        try:
+            self._changed()
+        except OwnerLost:
+            log.info("a call timer fired after the calls changed hands; the new owner runs it")
+            return
+        self._flush(out)
 
     def _flush(self, out: _Out) -> None:
         for kind, a, b, c in out.actions:

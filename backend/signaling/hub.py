@@ -37,7 +37,9 @@ class Connection(Protocol):
         """Close the socket with a WebSocket close code."""
 
 
-Op = Literal["deliver", "close_session", "link", "conn", "gone", "route", "unroute", "relay"]
+Op = Literal[
+    "deliver", "close_session", "link", "conn", "gone", "revived", "route", "unroute", "relay"
+]
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,8 @@ class Envelope:
 
     deliver: a frame for a user's sockets; close_session: close a session's sockets; link: the
     user now shares a room with `peer`; conn: a frame for the one socket `conn_id`; gone: the
-    user's last socket went with a dead worker (only ever handed to the local hub). route,
+    user's last socket went with a dead worker, and revived: this node was taken for dead and
+    is back (both only ever handed to the local hub and router). route,
     unroute and relay belong to the call router (routing.py) and the hub ignores them.
     """
 
@@ -186,6 +189,11 @@ class Hub:
         # path every relayed frame takes.
         return self._by_id.get(conn_id)
 
+    def connections(self) -> list[Connection]:
+        """Return every open socket on this hub."""
+        with self._lock:
+            return list(self._by_id.values())
+
     def connections_of(self, user_id: int) -> list[Connection]:
         """Return the user's open sockets on this hub."""
         with self._lock:
@@ -217,6 +225,14 @@ class Hub:
         if self.is_online(a) and self.is_online(b):
             self.deliver(a, Presence(user_id=b, online=True))
             self.deliver(b, Presence(user_id=a, online=True))
+
+    def _rejoin(self) -> None:
+        """Record this node's users again after the cluster took the node for dead."""
+        with self._lock:
+            users = list(self._by_user)
+        for user_id in users:
+            if self.bus.joined(user_id):
+                self._announce(user_id, online=True)
 
     def _announce(self, user_id: int, *, online: bool) -> None:
         with self._lock:
@@ -265,6 +281,9 @@ class Hub:
         if envelope.op == "gone":
             # The user's sockets went with a dead node and none is left anywhere.
             self._announce(envelope.user_id, online=False)
+            return 0
+        if envelope.op == "revived":
+            self._rejoin()
             return 0
         if envelope.op not in ("deliver", "close_session"):
             return 0

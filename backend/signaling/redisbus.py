@@ -13,6 +13,14 @@ Delivering to a user publishes on the channel of each node in their presence has
 script whose answer (the subscribers reached) says whether the user is online. Every node checks
 the others' heartbeats; the first to see one expired takes a lock, removes the dead node from the
 presence hashes and tells the local hub which users went offline with it.
+
+A node can outlive that verdict: a worker stopped (SIGSTOP, a long GC pause, a frozen VM) for
+longer than `dead_after` wakes up with its sockets open, and the cluster has already taken them
+offline and unbound them from their calls. Each beat tells whether the node's key had expired;
+when it had, the node hands a `revived` envelope to its receivers before it trusts itself again
+(the hub re-registers its users' presence, the call router re-binds its sockets). A socket frame
+that arrives when the last beat is too old to vouch for the node beats first (`ensure_alive`), so
+nothing a woken node's sockets sent is acted on before the node has rejoined.
 """
 
 from __future__ import annotations
@@ -90,6 +98,16 @@ return out
 )
 
 
+# KEYS: alive:<node>, nodes, reaping:<node>; ARGV: pid, ttl ms, node. 0 if the key had expired.
+BEAT = """
+local was = redis.call('EXISTS', KEYS[1])
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[3])
+if was == 0 then redis.call('DEL', KEYS[3]) end
+return was
+"""
+
+
 class RedisBus:
     """A Bus over Redis pub/sub, with presence and node liveness kept in Redis."""
 
@@ -115,6 +133,10 @@ class RedisBus:
         self._join = self.redis.register_script(JOIN)
         self._leave = self.redis.register_script(LEAVE)
         self._online = self.redis.register_script(ONLINE)
+        self._beat_script = self.control.register_script(BEAT)
+        self._beat_lock = threading.RLock()
+        self._beaten_at = 0.0  # monotonic time the last good beat was sent
+        self._beats = 0
         self._receivers: list[Callable[[Envelope], int]] = []
         self._outbox: deque[tuple[str, str]] = deque()
         self._outbox_ready = threading.Event()
@@ -217,12 +239,38 @@ class RedisBus:
         except redis.RedisError:
             log.warning("could not clean up node %s in Redis", self.node, exc_info=True)
 
+    def ensure_alive(self) -> None:
+        """Beat now if the last beat is too old to vouch for this node (it may have been asleep).
+
+        Cheap when the heartbeat is current (one clock read): the path of every call signal.
+        """
+        if time.monotonic() - self._beaten_at < self.dead_after / 2:
+            return
+        with self._beat_lock:
+            if time.monotonic() - self._beaten_at < self.dead_after / 2:
+                return  # another greenlet beat (and revived) while this one waited
+            try:
+                self._beat()
+            except redis.RedisError:
+                log.warning("Redis heartbeat failed", exc_info=True)
+
     def _beat(self) -> None:
-        ttl = max(1, int(self.dead_after * 1000))
-        pipe = self.control.pipeline()
-        pipe.set(self.key("alive", self.node), os.getpid(), px=ttl)
-        pipe.sadd(self.key("nodes"), self.node)
-        pipe.execute()
+        with self._beat_lock:
+            started = time.monotonic()
+            keys = [self.key("alive", self.node), self.key("nodes"), self.key("reaping", self.node)]
+            ttl = max(1, int(self.dead_after * 1000))
+            was = self._beat_script(keys=keys, args=[os.getpid(), ttl, self.node])
+            if not was and self._beats:
+                log.warning("node %s was taken for dead (asleep past its heartbeat); rejoining",
+                            self.node)  # fmt: skip
+                for receive in self._receivers:
+                    try:
+                        receive(Envelope("revived", 0))
+                    except Exception:
+                        log.exception("rejoining the cluster failed")
+            self._beats += 1
+            # Only now: a frame that finds the beat fresh must come after the rejoin.
+            self._beaten_at = started
 
     def _run(self) -> None:
         while not self._stopped.wait(self.heartbeat):
