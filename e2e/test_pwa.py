@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import struct
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import BrowserContext, Page, Playwright, expect
 
+from backend.web import build_shell
 from e2e.browsers import CHROMIUM_ARGS, SYSTEM_CHROMIUM
 from e2e.conftest import SCREENSHOTS, User
 from e2e.test_calls import status, wait_media_flowing
@@ -50,7 +50,9 @@ def test_the_manifest_is_complete_and_its_icons_are_real_pngs_of_their_sizes() -
 
 
 def test_the_service_worker_caches_every_app_file_and_nothing_else() -> None:
-    listed = set(re.findall(r'"(/[^"]*)"', (PWA / "sw.js").read_text().split("];")[0]))
+    shell = build_shell(PWA)  # what the server fills into sw.js
+    assert shell is not None
+    listed = set(shell.urls)
     for asset in listed - {"/"}:
         assert (PWA / asset.lstrip("/")).is_file(), asset
     modules = {f"/{p.relative_to(PWA)}" for p in (PWA / "js").rglob("*.js")}

@@ -1,46 +1,31 @@
 // Parley's service worker: an app-shell cache (never /api or /ws), the update handshake, and
 // incoming-call notifications from Web Push.
 
-const VERSION = "parley-v1";
-const SHELL = [
-  "/",
-  "/index.html",
-  "/manifest.webmanifest",
-  "/css/app.css",
-  "/js/api.js",
-  "/js/call.js",
-  "/js/chat.js",
-  "/js/main.js",
-  "/js/media.js",
-  "/js/protocol.js",
-  "/js/push.js",
-  "/js/signaling.js",
-  "/js/views/auth.js",
-  "/js/views/call.js",
-  "/js/views/dom.js",
-  "/js/views/room.js",
-  "/js/views/rooms.js",
-  "/icons/icon-192.png",
-  "/icons/icon-512.png",
-  "/icons/maskable-512.png",
-  "/icons/badge-96.png",
-  "/icons/apple-touch-icon-180.png",
-];
+// The server fills this line in when it serves this file (backend/web.py): `version` is a hash of
+// every file of the app, so any change to the app changes this worker and browsers install it;
+// `shell` lists every file to cache, taken from the pwa/ folder so the list cannot go stale.
+const BUILD = { version: "unbuilt", shell: ["/"] };
+const CACHE = `parley-${BUILD.version}`;
 
 self.addEventListener("install", (event) => {
-  event.waitUntil(caches.open(VERSION).then((cache) => cache.addAll(SHELL)));
+  // cache: "reload" so the new worker caches the new files, never copies from the HTTP cache.
+  event.waitUntil(
+    caches.open(CACHE).then((cache) => cache.addAll(BUILD.shell.map((url) => new Request(url, { cache: "reload" })))),
+  );
 });
 
 self.addEventListener("activate", (event) => {
   event.waitUntil(
     caches
       .keys()
-      .then((keys) => Promise.all(keys.filter((key) => key !== VERSION).map((key) => caches.delete(key))))
+      .then((keys) => Promise.all(keys.filter((key) => key !== CACHE).map((key) => caches.delete(key))))
       .then(() => self.clients.claim()),
   );
 });
 
 self.addEventListener("message", (event) => {
+  // The page sends this when the person taps Update (never during a call): the new worker takes
+  // over and the page reloads into the new code.
   if (event.data && event.data.type === "skip-waiting") self.skipWaiting();
 });
 
@@ -52,14 +37,17 @@ self.addEventListener("fetch", (event) => {
   if (request.mode === "navigate") {
     // Network first so a deploy is seen at once; the cached shell when offline.
     event.respondWith(
-      fetch(request).catch(() => caches.match("/index.html").then((hit) => hit || Response.error())),
+      fetch(request).catch(() => fromCache("/index.html").then((hit) => hit || Response.error())),
     );
     return;
   }
-  event.respondWith(
-    caches.match(request).then((hit) => hit || fetch(request)),
-  );
+  event.respondWith(fromCache(request).then((hit) => hit || fetch(request)));
 });
+
+/** Answer from this worker's own cache, so a page never mixes files of two versions. */
+function fromCache(/** @type {RequestInfo} */ request) {
+  return caches.open(CACHE).then((cache) => cache.match(request));
+}
 
 self.addEventListener("push", (event) => {
   let data = {};

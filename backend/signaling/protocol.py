@@ -34,6 +34,10 @@ MAX_CLIENT_ID = 64
 MAX_PING_TOKEN = 64
 MAX_ID = 2**53 - 1  # the largest integer a JavaScript number holds exactly
 
+# Sent in `welcome`. Raise it with every change an older client cannot handle: a client that speaks
+# a lower version offers to update instead of talking on (pwa/js/protocol.js PROTOCOL_VERSION).
+PROTOCOL_VERSION = 1
+
 _SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -272,6 +276,7 @@ class CallInfo(_Wire):
 
 class Welcome(ServerMessage):
     type: Literal["welcome"] = "welcome"
+    protocol: int = PROTOCOL_VERSION
     user: User
     online: list[int]
     calls: list[CallInfo]

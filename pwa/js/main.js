@@ -5,10 +5,12 @@ import { CallManager } from "./call.js";
 import { disablePush, enablePush, pushState } from "./push.js";
 import { ChatStore } from "./chat.js";
 import { SignalingClient } from "./signaling.js";
+import { Updater } from "./updater.js";
 import { renderAuth } from "./views/auth.js";
 import { mountCallView, mountIncomingView } from "./views/call.js";
 import { renderRoom } from "./views/room.js";
 import { renderRooms } from "./views/rooms.js";
+import { mountUpdateBanner } from "./views/update.js";
 
 const app = /** @type {HTMLElement} */ (document.getElementById("app"));
 const title = /** @type {HTMLElement} */ (document.getElementById("title"));
@@ -17,12 +19,20 @@ const signOutButton = /** @type {HTMLElement} */ (document.getElementById("signo
 const connection = /** @type {HTMLElement} */ (document.getElementById("connection"));
 const banner = /** @type {HTMLElement} */ (document.getElementById("banner"));
 const toastEl = /** @type {HTMLElement} */ (document.getElementById("toast"));
+const updateBanner = /** @type {HTMLElement} */ (document.getElementById("update"));
 
 /** @type {{signaling: SignalingClient|null, calls: CallManager|null, chat: ChatStore|null, user: any}} */
 const session = { signaling: null, calls: null, chat: null, user: null };
 /** @type {any} */ (window).parley = session;
 let stopView = () => {};
 let toastTimer = 0;
+
+/** A call (or a ringing one) would be cut by a reload: updates wait for it to end. */
+function inCall() {
+  const calls = session.calls;
+  return Boolean(calls && (calls.incoming || (calls.call && calls.call.state !== "ended")));
+}
+const updater = new Updater({ busy: inCall });
 
 /** @param {string} text */
 function toast(text) {
@@ -33,7 +43,8 @@ function toast(text) {
 }
 
 async function boot() {
-  registerServiceWorker();
+  mountUpdateBanner(updateBanner, updater);
+  updater.start();
   if ("serviceWorker" in navigator) {
     navigator.serviceWorker.addEventListener("message", (e) => {
       if (e.data && e.data.type === "notification-action") notificationAction(e.data.action, e.data.call_id);
@@ -87,6 +98,13 @@ function startSession(user) {
       });
     }
   });
+  // A reconnect is often a restarted server, so a deploy: look for a new version then too.
+  signaling.addEventListener("welcome", () => updater.check());
+  signaling.addEventListener("outdated", () => {
+    connection.textContent = "Update needed";
+    updater.markOutdated();
+  });
+  for (const type of ["call", "ended", "incoming", "incoming_end"]) calls.addEventListener(type, () => updater.changed());
   calls.addEventListener("ended", (e) => {
     const { call } = /** @type {CustomEvent} */ (e).detail;
     if (call.error) toast(call.error);
@@ -204,47 +222,7 @@ function route() {
   }
 }
 
-// --- service worker, install, update ----------------------------------------------------------
-
-function registerServiceWorker() {
-  if (!("serviceWorker" in navigator)) return;
-  navigator.serviceWorker
-    .register("/sw.js", { scope: "/" })
-    .then((registration) => {
-      const offer = (/** @type {ServiceWorker} */ worker) => {
-        banner.replaceChildren("A new version of Parley is ready. ");
-        const button = document.createElement("button");
-        button.type = "button";
-        button.textContent = "Reload to update";
-        button.addEventListener("click", () => {
-          if (session.calls && session.calls.call && session.calls.call.state !== "ended") {
-            toast("Parley will update after your call.");
-            return; // never reload in the middle of a call
-          }
-          worker.postMessage({ type: "skip-waiting" });
-        });
-        banner.append(button);
-        banner.hidden = false;
-      };
-      if (registration.waiting && navigator.serviceWorker.controller) offer(registration.waiting);
-      registration.addEventListener("updatefound", () => {
-        const worker = registration.installing;
-        if (!worker) return;
-        worker.addEventListener("statechange", () => {
-          if (worker.state === "installed" && navigator.serviceWorker.controller) offer(worker);
-        });
-      });
-    })
-    .catch(() => {});
-  let reloading = false;
-  // Only an update replaces a controller; the first install just starts controlling the page.
-  const hadController = Boolean(navigator.serviceWorker.controller);
-  navigator.serviceWorker.addEventListener("controllerchange", () => {
-    if (reloading || !hadController) return;
-    reloading = true;
-    location.reload();
-  });
-}
+// --- install ---------------------------------------------------------------------------------
 
 const installButton = /** @type {HTMLElement} */ (document.getElementById("install"));
 /** @type {any} */

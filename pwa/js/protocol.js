@@ -7,7 +7,7 @@
 /** @typedef {{call_id: string, room_id: number, media: "audio"|"video", state: "ringing"|"active", role: "caller"|"callee", peer: User, polite: boolean}} CallInfo */
 /**
  * Server -> client.
- * @typedef {{type: "welcome", user: User, online: number[], calls: CallInfo[]}} Welcome
+ * @typedef {{type: "welcome", protocol: number, user: User, online: number[], calls: CallInfo[]}} Welcome
  * @typedef {{type: "pong", t?: number}} Pong
  * @typedef {{type: "presence", user_id: number, online: boolean}} Presence
  * @typedef {{type: "chat_message", message: object}} ChatDelivered
@@ -24,6 +24,9 @@
  * @typedef {{type: "call_resumed", call_id: string, polite: boolean}} CallResumed
  * @typedef {{type: "error", reason: string, message: string, ref_type?: string, call_id?: string}} ErrorIn
  */
+
+/** The protocol this code speaks; a `welcome` with a higher one means this code is too old. */
+export const PROTOCOL_VERSION = 1;
 
 export const newId = () => crypto.randomUUID();
 

@@ -1,7 +1,7 @@
 // SignalingClient: one WebSocket to /ws that reconnects by itself and raises an event per message.
 // No DOM here: views listen to the events.
 
-import { ping } from "./protocol.js";
+import { PROTOCOL_VERSION, ping } from "./protocol.js";
 
 /** @typedef {"connecting"|"open"|"reconnecting"|"closed"} SocketState */
 
@@ -22,7 +22,14 @@ export class SignalingClient extends EventTarget {
     this.attempt = 0;
     this.stopped = true;
     this.timers = { retry: 0, ping: 0, pong: 0 };
+    /** True once a server said it speaks a newer protocol: the socket stays closed until the page updates. */
+    this.outdated = false;
+    // Back online, back in the foreground, or on another network: a phone's socket is most likely
+    // dead or waiting out a long backoff just then, so try at once.
     this.onOnline = () => this.reconnectNow();
+    this.onVisible = () => document.visibilityState === "visible" && this.reconnectNow();
+    /** @type {EventTarget|null} */
+    this.network = /** @type {any} */ (navigator).connection || null;
   }
 
   get state() {
@@ -30,14 +37,19 @@ export class SignalingClient extends EventTarget {
   }
 
   connect() {
+    if (this.outdated) return;
     this.stopped = false;
     window.addEventListener("online", this.onOnline);
+    document.addEventListener("visibilitychange", this.onVisible);
+    if (this.network) this.network.addEventListener("change", this.onOnline);
     this.open();
   }
 
   close() {
     this.stopped = true;
     window.removeEventListener("online", this.onOnline);
+    document.removeEventListener("visibilitychange", this.onVisible);
+    if (this.network) this.network.removeEventListener("change", this.onOnline);
     this.clearTimers();
     if (this.ws) {
       this.ws.onclose = null;
@@ -54,9 +66,22 @@ export class SignalingClient extends EventTarget {
     return true;
   }
 
+  /** Reconnect now instead of after the backoff; an open socket is checked with a ping first. */
   reconnectNow() {
-    if (this.stopped || this._state === "open") return;
+    if (this.stopped) return;
+    if (this._state === "open") {
+      // It may be dead without the browser knowing (a phone asleep, a new network): no pong, new socket.
+      this.probe();
+      return;
+    }
     clearTimeout(this.timers.retry);
+    const stale = this.ws;
+    if (stale) {
+      // A socket still connecting on the old network may hang for a long time: start afresh.
+      this.ws = null;
+      stale.onopen = stale.onmessage = stale.onclose = null;
+      stale.close();
+    }
     this.open();
   }
 
@@ -76,13 +101,23 @@ export class SignalingClient extends EventTarget {
       } catch {
         return;
       }
+      if (message.type === "welcome" && (message.protocol || 0) > PROTOCOL_VERSION) {
+        // The server speaks a newer protocol: talking on could misbehave, so stop and ask to update.
+        this.outdated = true;
+        this.close();
+        this.dispatchEvent(new CustomEvent("outdated", { detail: { protocol: message.protocol } }));
+        return;
+      }
       if (message.type === "welcome") {
         this.attempt = 0;
         this.user = message.user;
         this.setState("open");
         this.schedulePing();
       }
-      if (message.type === "pong") clearTimeout(this.timers.pong);
+      if (message.type === "pong") {
+        clearTimeout(this.timers.pong);
+        this.timers.pong = 0;
+      }
       this.dispatchEvent(new CustomEvent(message.type, { detail: message }));
     };
     ws.onclose = (event) => {
@@ -102,18 +137,23 @@ export class SignalingClient extends EventTarget {
   schedulePing() {
     clearTimeout(this.timers.ping);
     this.timers.ping = setTimeout(() => {
-      if (this.send(ping(Date.now()))) {
-        // No pong in time: the socket is dead even if the browser has not noticed.
-        this.timers.pong = setTimeout(() => this.ws && this.ws.close(4000, "no pong"), PONG_WITHIN);
-      }
+      this.probe();
       this.schedulePing();
     }, PING_EVERY);
+  }
+
+  /** Ping; no pong in time means the socket is dead even if the browser has not noticed. */
+  probe() {
+    if (this.timers.pong || !this.send(ping(Date.now()))) return;
+    const ws = this.ws;
+    this.timers.pong = setTimeout(() => ws && ws.close(4000, "no pong"), PONG_WITHIN);
   }
 
   clearTimers() {
     clearTimeout(this.timers.retry);
     clearTimeout(this.timers.ping);
     clearTimeout(this.timers.pong);
+    this.timers.pong = 0;
   }
 
   /** @param {SocketState} state @param {string} [reason] */
