@@ -26,6 +26,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         "max_message_size": app.config["WS_MAX_MESSAGE"],
         "ping_interval": app.config["WS_PING_INTERVAL"],
     }
+    if not str(app.config["SQLALCHEMY_DATABASE_URI"]).startswith("sqlite"):
+        # A server database restarts or fails over and drops every pooled connection: test each
+        # one as it is taken (one round trip) instead of failing the request that finds it dead.
+        app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
     app.json.sort_keys = False  # type: ignore[attr-defined]
     if app.config["PROXY_HOPS"]:
         hops = int(app.config["PROXY_HOPS"])

@@ -182,3 +182,21 @@ def test_a_worker_refuses_to_boot_when_psycopg_would_block_it(
         preloaded.start()
     preloaded.stop()
     assert "psycopg was imported before gevent's monkey-patching" in str(refused.value)
+
+
+def test_requests_survive_the_database_dropping_its_connections(
+    person: Callable[[str], Person], database: str
+) -> None:
+    # As after a PostgreSQL restart or failover: every pooled connection is gone at once.
+    alice, bob = person("alice"), person("bob")
+    room = alice.open_room(bob)
+    assert alice.http.get("/api/rooms").status_code == 200
+    with connect(database) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    for _ in range(20):  # more requests than the pool holds connections
+        assert alice.http.get("/api/rooms").status_code == 200
+    sent = alice.http.post(f"/api/rooms/{room}/messages", json={"client_id": "after", "text": "hi"})
+    assert sent.status_code == 201
