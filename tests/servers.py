@@ -253,7 +253,7 @@ class PostgresServer:
         with psycopg.connect(
             host="127.0.0.1", port=self.port, user="postgres", dbname=database, autocommit=True
         ) as conn:
-            conn.execute(sql)  # type: ignore[arg-type]
+            conn.execute(sql)
 
     @contextmanager
     def database(self) -> Iterator[str]:
