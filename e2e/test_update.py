@@ -20,6 +20,7 @@ from e2e.browsers import (
     EngineUnavailable,
     device_args,
     launch,
+    new_context,
 )
 from e2e.conftest import SCREENSHOTS, User, new_person, open_room
 from e2e.test_calls import place_call, status
@@ -185,6 +186,30 @@ def test_a_page_too_old_for_the_server_offers_update_instead_of_talking_on(
         "() => window.parley.signaling && window.parley.signaling.state === 'open'", timeout=30_000
     )
     expect(update_button(page)).to_have_count(0)
+
+
+@pytest.mark.parametrize("trigger", ["foreground", "hourly"])
+def test_a_page_without_a_socket_looks_for_updates_in_the_foreground_and_hourly(
+    sw_browsers: Callable[[str], Browser], deploy: ParleyServer, app_copy: Path, trigger: str
+) -> None:
+    """Signed out there is no socket to reconnect after the restart: only these checks find it."""
+    context = new_context(sw_browsers("chromium"), "chromium", base_url=deploy.url)
+    try:
+        page = context.new_page()
+        if trigger == "hourly":
+            page.clock.install()
+        page.goto("/")
+        page.wait_for_function("() => navigator.serviceWorker.controller !== null", polling=200)
+        expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+        change_a_javascript_file(app_copy)
+        deploy.restart()
+        if trigger == "foreground":
+            page.evaluate("() => document.dispatchEvent(new Event('visibilitychange'))")
+        else:
+            page.clock.fast_forward("01:00:01")
+        expect(update_button(page)).to_be_visible(timeout=30_000)
+    finally:
+        context.close()
 
 
 @pytest.mark.parametrize("trigger", ["visibilitychange", "connection change"])
