@@ -29,8 +29,12 @@ class Sock:
     def send(self, frame: Frame | str) -> None:
         self.raw.send(frame if isinstance(frame, str) else json.dumps(frame))
 
-    def recv(self, timeout: float = 5) -> Frame:
-        """Return the next frame; raise TimeoutError when none comes in time."""
+    def recv(self, timeout: float = 10) -> Frame:
+        """Return the next frame; raise TimeoutError when none comes in time.
+
+        Reading is also what answers the server's pings: a socket left unread longer than the
+        server's ping interval (WS_PING_INTERVAL) is closed as dead.
+        """
         if self._early:
             return self._early.pop(0)
         self.raw.settimeout(timeout)
@@ -38,12 +42,16 @@ class Sock:
             text = self.raw.recv()
         except websocket.WebSocketTimeoutException:
             raise TimeoutError(f"no frame in {timeout}s; seen {self.seen[-5:]}") from None
+        if text == "":  # the server's close frame
+            raise websocket.WebSocketConnectionClosedException(
+                f"closed by the server; seen {self.seen[-5:]}"
+            )
         frame: Frame = json.loads(text)
         self.seen.append(frame)
         return frame
 
     def expect(
-        self, kind: str, timeout: float = 5, where: Callable[[Frame], bool] | None = None
+        self, kind: str, timeout: float = 10, where: Callable[[Frame], bool] | None = None
     ) -> Frame:
         """Skip frames until one of type `kind` (matching `where`) arrives."""
         deadline = time.monotonic() + timeout
@@ -56,16 +64,19 @@ class Sock:
                 return frame
 
     def quiet(self, kind: str, seconds: float = 0.5) -> None:
-        """Assert that no frame of type `kind` arrives within `seconds`."""
+        """Assert that no frame of type `kind` arrives within `seconds` on this open socket."""
         deadline = time.monotonic() + seconds
         while (left := deadline - time.monotonic()) > 0:
             try:
                 frame = self.recv(left)
-            except (TimeoutError, websocket.WebSocketConnectionClosedException):
+            except TimeoutError:
                 return
+            except websocket.WebSocketConnectionClosedException as closed:
+                # A closed socket hears nothing: that proves nothing, so it is a failure.
+                raise AssertionError(f"socket closed while watching for {kind}: {closed}") from None
             assert frame.get("type") != kind, f"unexpected {frame}"
 
-    def closed_with(self, timeout: float = 5) -> int | None:
+    def closed_with(self, timeout: float = 10) -> int | None:
         """Read until the server closes; return its close code."""
         self.raw.settimeout(timeout)
         try:
