@@ -8,11 +8,11 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, expect
+from playwright.sync_api import Browser, Page, expect
 
 from backend.turnserver import LocalTurn
-from e2e.conftest import User, new_person
-from e2e.test_calls import place_call, status, wait_media_flowing
+from e2e.conftest import User
+from e2e.test_calls import people_on, place_call, status, wait_media_flowing, wait_until
 from tests.servers import ParleyServer, make_test_certs, parley_server
 
 TTL = 4
@@ -46,17 +46,8 @@ def relay_server(
 def relay_user(
     relay_server: ParleyServer, browsers: Callable[[str], Browser]
 ) -> Iterator[Callable[[str], User]]:
-    contexts: list[BrowserContext] = []
-
-    def make(engine: str) -> User:
-        username = f"relay{engine[:2]}{secrets.token_hex(3)}"
-        user = new_person(browsers(engine), engine, relay_server, username)
-        contexts.append(user.context)
-        return user
-
-    yield make
-    for context in contexts:
-        context.close()
+    with people_on(relay_server, browsers, "relay") as make:
+        yield make
 
 
 def selected_pairs(user: User) -> list[dict]:  # type: ignore[type-arg]
@@ -65,6 +56,20 @@ def selected_pairs(user: User) -> list[dict]:  # type: ignore[type-arg]
     return [
         p for p in stats["pairs"] if p["selected"] or (p["nominated"] and p["state"] == "succeeded")
     ]
+
+
+def ice_generation(page: Page) -> dict[str, str]:
+    """The ICE ufrags of both descriptions and the ICE and signalling states of the call."""
+    return dict(
+        page.evaluate(
+            """() => {
+                const pc = window.parley.calls.call.pc;
+                const ufrag = (d) => ((d && /a=ice-ufrag:(\\S+)/.exec(d.sdp)) || [])[1] || "";
+                return {local: ufrag(pc.localDescription), remote: ufrag(pc.remoteDescription),
+                        ice: pc.iceConnectionState, signaling: pc.signalingState};
+            }"""
+        )
+    )
 
 
 def relay_call(relay_user: Callable[[str], User], engines: tuple[str, str]) -> tuple[User, User]:
@@ -101,16 +106,24 @@ def test_a_relay_call_outlives_its_credentials_and_restarts_with_fresh_ones(
     fetched: list[str] = []
     alice.page.on("request", lambda r: fetched.append(r.url) if "/ice-servers" in r.url else None)
     # Past TURN_TTL the media keeps flowing on the allocation made with the old credential...
-    time.sleep(TTL + 1)
+    time.sleep(TTL + 1)  # the credential's lifetime is wall-clock time
     wait_media_flowing(alice, video=True)
     wait_media_flowing(bob, video=True)
     # ...and an ICE restart after the expiry fetches fresh credentials and connects again.
+    before = ice_generation(alice.page)
     alice.page.evaluate("() => window.parley.calls.restartIce()")
-    deadline = time.monotonic() + 10
-    while not fetched and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert fetched, "no fresh credentials before the ICE restart"
-    time.sleep(2)
+    wait_until(lambda: bool(fetched), "no fresh credentials before the ICE restart", 30)
+
+    def restarted() -> bool:
+        now = ice_generation(alice.page)
+        return (
+            now["local"] != before["local"]
+            and now["remote"] != before["remote"]
+            and now["ice"] in ("connected", "completed")
+            and now["signaling"] == "stable"
+        )
+
+    wait_until(restarted, f"the ICE restart did not complete: {ice_generation(alice.page)}", 60)
     expect(status(alice.page)).to_have_text("Connected")
     wait_media_flowing(alice, video=True)
     wait_media_flowing(bob, video=True)
@@ -122,16 +135,17 @@ def test_a_relay_call_outlives_its_credentials_and_restarts_with_fresh_ones(
 def test_a_relay_only_call_between_the_python_peer_and_a_browser(
     relay_server: ParleyServer, relay_user: Callable[[str], User]
 ) -> None:
-    from e2e.test_echo import run_peer
+    from e2e.test_echo import hang_up_once_sent, run_peer
 
     me = relay_user("chromium")
-    peer = run_peer(relay_server, "call", me.username, "--media", "video", "--seconds", "8")
-    expect(me.page.get_by_role("alertdialog", name="Incoming call")).to_be_visible(timeout=20_000)
+    peer = run_peer(relay_server, "call", me.username, "--media", "video", "--seconds", "300")
+    expect(me.page.get_by_role("alertdialog", name="Incoming call")).to_be_visible(timeout=30_000)
     me.page.get_by_role("button", name="Accept").click()
     expect(status(me.page)).to_have_text("Connected")
     wait_media_flowing(me, video=True)
     pairs = selected_pairs(me)
     assert pairs and all(p["localType"] == "relay" and p["remoteType"] == "relay" for p in pairs)
+    hang_up_once_sent(me)
     out, _ = peer.communicate(timeout=60)
     stats = json.loads(out.strip().splitlines()[-1])
     assert stats["frames_received"]["video"] > 20, stats
