@@ -123,7 +123,10 @@ def test_a_push_shows_the_incoming_call_and_a_cancel_push_closes_it(
         lambda e: registrations.extend(e["registrations"]),
     )
     cdp.send("ServiceWorker.enable")
-    page.wait_for_timeout(500)
+    for _ in range(150):  # up to 15 s on a slow machine
+        if registrations:
+            break
+        page.wait_for_timeout(100)
     assert registrations, "no service worker registration reported"
     registration = registrations[0]["registrationId"]
     call = "0f8fad5b-d9cb-469f-a165-70867728950e"
@@ -148,8 +151,7 @@ def test_a_push_shows_the_incoming_call_and_a_cancel_push_closes_it(
         )
 
     deliver(offer)
-    page.wait_for_timeout(300)
-    for _ in range(20):
+    for _ in range(120):  # up to 30 s on a slow machine
         if shown():
             break
         page.wait_for_timeout(250)
@@ -157,7 +159,7 @@ def test_a_push_shows_the_incoming_call_and_a_cancel_push_closes_it(
         {"title": "bob is calling (video)", "tag": call, "actions": ["Accept", "Decline"]}
     ]
     deliver({"type": "call_cancelled", "call_id": call})
-    for _ in range(20):
+    for _ in range(120):
         if not shown():
             break
         page.wait_for_timeout(250)
