@@ -28,7 +28,9 @@ from tests.servers import (
 from tests.wsclient import FAKE_SDP, Person, Sock, call_id
 
 _names = itertools.count()
-SLEEP = 1  # seconds a message with the text "sleep" holds its request in the database
+# Seconds a message with the text "sleep" holds its request in the database: long enough for a
+# slow machine to relay the two candidates the test asks for meanwhile.
+SLEEP = 5
 
 
 @pytest.fixture(scope="module")
