@@ -7,18 +7,15 @@ ringing, offer/answer, candidates) crosses Redis; the media goes browser to brow
 
 from __future__ import annotations
 
-import itertools
 import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, expect
+from playwright.sync_api import Browser, expect
 
-from e2e.conftest import User, new_person, open_room
-from e2e.test_calls import place_call, status, wait_media_flowing
+from e2e.conftest import User, open_room
+from e2e.test_calls import people_on, place_call, status, wait_media_flowing
 from tests.servers import ParleyServer, make_test_certs, parley_server, redis_server
-
-_names = itertools.count()
 
 
 @pytest.fixture(scope="module")
@@ -39,17 +36,11 @@ def instances(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[ParleyS
 def person_on(
     instances: list[ParleyServer], browsers: Callable[[str], Browser]
 ) -> Iterator[Callable[[str, int], User]]:
-    contexts: list[BrowserContext] = []
-
-    def make(engine: str, instance: int) -> User:
-        username = f"cl{engine[:2]}{next(_names)}"
-        user = new_person(browsers(engine), engine, instances[instance], username)
-        contexts.append(user.context)
-        return user
-
-    yield make
-    for context in contexts:
-        context.close()
+    with (
+        people_on(instances[0], browsers, "cla") as on_a,
+        people_on(instances[1], browsers, "clb") as on_b,
+    ):
+        yield lambda engine, instance: (on_a, on_b)[instance](engine)
 
 
 @pytest.mark.parametrize("engines", [("chromium", "chromium"), ("chromium", "firefox")],
