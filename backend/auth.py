@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import ipaddress
+import math
 import re
 import secrets
+import time
 from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import Blueprint, Response, current_app, jsonify, request, session
+from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_required, login_user, logout_user
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from limits import RateLimitItem, parse
+from limits.strategies import MovingWindowRateLimiter
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -25,10 +32,92 @@ PASSWORD_MIN, PASSWORD_MAX = 8, 256
 _hasher = PasswordHasher()
 # Verified against when the username is unknown, so both paths cost the same time.
 _DUMMY_HASH = _hasher.hash("parley-timing-equaliser")
+# A browser that signed in to an account keeps this signed cookie; its attempts on that account
+# are counted on their own (OWASP's device cookies), so a guesser elsewhere never locks it out.
+DEVICE_COOKIE = "parley_device"
+DEVICE_MAX_AGE = 365 * 24 * 3600
 
 
 def _auth_limit() -> str:
     return str(current_app.config["AUTH_RATE_LIMIT"])
+
+
+def _device_signer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="parley.device")
+
+
+def _device_of(username: str) -> str | None:
+    """Return this browser's device id if its cookie was issued for username, else None."""
+    token = request.cookies.get(DEVICE_COOKIE)
+    if not token:
+        return None
+    try:
+        owner, device = _device_signer().loads(token, max_age=DEVICE_MAX_AGE)
+    except (BadSignature, ValueError, TypeError):
+        return None
+    return str(device) if owner == username else None
+
+
+def _remember_device(response: Response, username: str) -> None:
+    """Mark this browser as one that signed in to username (kept to the sign-in route)."""
+    token = _device_signer().dumps([username, secrets.token_urlsafe(12)])
+    response.set_cookie(
+        DEVICE_COOKIE,
+        token,
+        max_age=DEVICE_MAX_AGE,
+        path="/api/login",
+        secure=bool(current_app.config["SESSION_COOKIE_SECURE"]),
+        httponly=True,
+        samesite="Strict",
+    )
+
+
+def _address() -> str:
+    """Return the client's address; an IPv6 client is its /64, which one host usually holds."""
+    address = get_remote_address() or "unknown"
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if ip.version == 6:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return address
+
+
+def _failure_budgets(username: str) -> list[tuple[RateLimitItem, tuple[str, ...]]]:
+    """Return the failed-sign-in limits an attempt on username is counted against."""
+    config = current_app.config
+    prefix = str(config["REDIS_PREFIX"])
+    per_account = parse(str(config["LOGIN_ACCOUNT_LIMIT"]))
+    per_address = parse(str(config["LOGIN_ADDRESS_LIMIT"]))
+    device = _device_of(username)
+    if device is not None:
+        return [(per_account, (prefix, "signin-failures", "device", username, device))]
+    return [
+        (per_account, (prefix, "signin-failures", "account", username)),
+        (per_address, (prefix, "signin-failures", "address", _address())),
+    ]
+
+
+def _failures() -> MovingWindowRateLimiter:
+    # flask-limiter's storage: in memory, or Redis (REDIS_URL) so every worker counts together.
+    return MovingWindowRateLimiter(limiter.storage)
+
+
+def _seconds_to_wait(budgets: list[tuple[RateLimitItem, tuple[str, ...]]]) -> int:
+    """Return how long until every budget has room for one more failure (0: now)."""
+    failures, now, wait = _failures(), time.time(), 0.0
+    for item, keys in budgets:
+        if not failures.test(item, *keys):
+            wait = max(wait, failures.get_window_stats(item, *keys).reset_time - now)
+    return max(1, math.ceil(wait)) if wait > 0 else 0
+
+
+def too_many_attempts(seconds: int) -> tuple[Response, int]:
+    """Return the 429 that tells the person when to try again."""
+    response, status = error_response(429, f"Too many attempts. Try again in {seconds} s.")
+    response.headers["Retry-After"] = str(seconds)
+    return response, status
 
 
 @login_manager.user_loader
@@ -97,28 +186,38 @@ def register() -> Any:
         return error_response(409, "that username is taken")
     _sign_in(user)
     _open_echo_room(user)
-    return jsonify(user.to_public()), 201
+    response = jsonify(user.to_public())
+    _remember_device(response, user.username)
+    return response, 201
 
 
 @bp.post("/login")
-@limiter.limit(_auth_limit)
 def login() -> Any:
+    """Sign in; only failures are counted, per account and (a larger budget) per address."""
     username, password = _credentials()
     if username is None:
         return error_response(400, password)
+    budgets = _failure_budgets(username)
+    wait = _seconds_to_wait(budgets)
+    if wait:
+        return too_many_attempts(wait)
     user = db.session.scalar(select(User).where(User.username == username))
     try:
         _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
+        if user is None:
+            raise VerificationError
     except (VerificationError, InvalidHashError):
-        return error_response(401, "wrong username or password")
-    if user is None:
+        for item, keys in budgets:
+            _failures().hit(item, *keys)
         return error_response(401, "wrong username or password")
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hasher.hash(password)
         db.session.commit()
     _sign_in(user)
     _open_echo_room(user)
-    return jsonify(user.to_public())
+    response = jsonify(user.to_public())
+    _remember_device(response, user.username)
+    return response
 
 
 @bp.post("/logout")

@@ -77,6 +77,14 @@ def from_env(instance_path: Path) -> dict[str, Any]:
         "RATELIMIT_STORAGE_URI": redis_url or "memory://",
         "RATELIMIT_HEADERS_ENABLED": True,
         "AUTH_RATE_LIMIT": os.environ.get("AUTH_RATE_LIMIT", "10 per minute"),
+        # Failed sign-ins only (a right password never counts): per account, and a larger budget
+        # per address for everyone behind one NAT. A browser that signed in to the account before
+        # is counted on its own instead (auth.py, device cookie).
+        "LOGIN_ACCOUNT_LIMIT": os.environ.get("LOGIN_ACCOUNT_LIMIT", "5 per 5 minutes"),
+        "LOGIN_ADDRESS_LIMIT": os.environ.get("LOGIN_ADDRESS_LIMIT", "100 per 5 minutes"),
+        # Largest request body: a 4,000-character message with every character JSON-escaped as a
+        # surrogate pair (12 bytes) fits; bigger bodies are refused with 413 before being read.
+        "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", 64 * 1024),
         "CALL_RING_TIMEOUT": _int("CALL_RING_TIMEOUT", 30),
         "CALL_GRACE_PERIOD": _int("CALL_GRACE_PERIOD", 15),
         "WS_MAX_MESSAGE": _int("WS_MAX_MESSAGE", 64 * 1024),

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from flask import Flask, Response, jsonify, request
-from werkzeug.exceptions import HTTPException
+from flask import Flask, Response, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from .extensions import limiter
 
 
 def error_response(status: int, message: str) -> tuple[Response, int]:
@@ -13,14 +16,29 @@ def error_response(status: int, message: str) -> tuple[Response, int]:
     return jsonify(error=message), status
 
 
+def _retry_after_seconds() -> int:
+    """Return when the limit flask-limiter just applied lets this client in again."""
+    limit = limiter.current_limit
+    if limit is None:
+        return 60
+    # Truncated like the Retry-After header flask-limiter adds, so both say the same number.
+    return max(1, int(limit.reset_at - time.time()))
+
+
 def init_app(app: Flask) -> None:
     """Turn every HTTP error under /api (and /ws) into a JSON error."""
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def _too_large(exc: RequestEntityTooLarge) -> Any:
+        limit = int(current_app.config["MAX_CONTENT_LENGTH"])
+        return error_response(413, f"request body too large (at most {limit // 1024} KiB)")
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Any:
         if request.path.startswith(("/api/", "/ws")):
-            message = exc.description or exc.name
             if exc.code == 429:
-                message = f"too many requests: {exc.description}"
-            return error_response(exc.code or 500, message)
+                return error_response(
+                    429, f"Too many attempts. Try again in {_retry_after_seconds()} s."
+                )
+            return error_response(exc.code or 500, exc.description or exc.name)
         return exc

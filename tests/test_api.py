@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -99,33 +101,22 @@ def test_password_is_stored_hashed_with_argon2(app: Flask, auth: Auth) -> None:
 
 def test_session_cookie_is_httponly_lax_and_secure(auth: Auth) -> None:
     r = auth.register("alice")
-    cookie = r.headers["Set-Cookie"]
+    cookies = {c.split("=", 1)[0]: c for c in r.headers.getlist("Set-Cookie")}
+    cookie = cookies["parley_session"]
     assert "HttpOnly" in cookie
     assert "SameSite=Lax" in cookie
     assert "Secure" in cookie
+    # The device cookie (sign-in limits) goes only to the sign-in route, never cross-site.
+    device = cookies["parley_device"]
+    assert "HttpOnly" in device and "Secure" in device
+    assert "SameSite=Strict" in device and "Path=/api/login" in device
 
 
-def test_login_is_rate_limited_with_json_429(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    app = create_app(
-        {
-            "TESTING": True,
-            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'rl.db'}",
-            "AUTH_RATE_LIMIT": "3 per minute",
-        }
-    )
-    from backend.extensions import db
-
-    with app.app_context():
-        db.create_all()
-    from .conftest import ApiClient
-
-    app.test_client_class = ApiClient
-    c = app.test_client()
-    codes = [Auth(c).login("alice", "wrong password").status_code for _ in range(4)]
-    assert codes == [401, 401, 401, 429]
-    r = Auth(c).login("alice", "wrong password")
-    assert r.status_code == 429
-    assert r.json["error"].startswith("too many requests")
+def test_a_huge_body_is_refused_with_413_before_it_is_parsed(client: FlaskClient) -> None:
+    body = '{"username": "alice", "password": "' + "x" * (20 * 1024 * 1024) + '"}'
+    r = client.post("/api/register", data=body, content_type="application/json")
+    assert r.status_code == 413
+    assert r.json == {"error": "request body too large (at most 64 KiB)"}
 
 
 # --- rooms ----------------------------------------------------------------------------
@@ -248,6 +239,12 @@ def test_a_4000_character_message_is_accepted(make_client) -> None:  # type: ign
     room = alice.post("/api/rooms", json={"username": "bob"}).json["id"]
     r = alice.post(f"/api/rooms/{room}/messages", json={"client_id": "long", "text": "a" * 4000})
     assert r.status_code == 201
+    # The body cap leaves room for the largest message a client can send: 4,000 emoji, each
+    # escaped as a surrogate pair (12 bytes of JSON).
+    body = json.dumps({"client_id": "x" * 64, "text": "\U0001f600" * 4000}, ensure_ascii=True)
+    r = alice.post(f"/api/rooms/{room}/messages", data=body, content_type="application/json")
+    assert r.status_code == 201
+    assert r.json["text"] == "\U0001f600" * 4000
 
 
 def test_a_room_you_are_not_in_is_404(make_client) -> None:  # type: ignore[no-untyped-def]
