@@ -14,9 +14,12 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from playwright.sync_api import expect, sync_playwright
 
 from backend import create_app
+from backend.auth import PASSWORD_MIN
 from backend.extensions import db
+from e2e.browsers import launch, new_context
 
 from .conftest import ApiClient, Auth
 from .servers import make_test_certs, parley_server, redis_server
@@ -182,3 +185,31 @@ def post(server: Any, path: str, username: str, password: str) -> tuple[int, Any
             return r.status, json.load(r), r.headers
     except urllib.error.HTTPError as error:
         return error.code, json.load(error), error.headers
+
+
+def test_the_page_shows_the_rules_first_and_the_servers_time_to_retry(tmp_path: Path) -> None:
+    certs = make_test_certs(tmp_path / "certs")
+    with (
+        parley_server(tmp_path / "web", certs, LOGIN_ACCOUNT_LIMIT="2 per 5 minutes") as server,
+        sync_playwright() as p,
+    ):
+        browser = launch(p, "chromium")
+        try:
+            page = new_context(browser, "chromium").new_page()
+            page.goto(server.url)
+            rules = page.locator("#auth-rules")
+            # Before anything is typed, the rules the server will apply are on the page.
+            expect(rules).to_contain_text(f"Password: at least {PASSWORD_MIN} characters")
+            expect(rules).to_contain_text("Username: 3-32 characters")
+            error = page.locator("form.auth .error")
+            expect(error).to_have_text("")
+            page.fill("input[name=username]", "alice")
+            page.fill("input[name=password]", "not the password")
+            for _ in range(2):
+                page.click("button[type=submit]")
+                expect(error).to_have_text("wrong username or password")
+                error.evaluate("element => { element.textContent = ''; }")
+            page.click("button[type=submit]")
+            expect(error).to_have_text(RETRY)
+        finally:
+            browser.close()
