@@ -20,8 +20,8 @@ venv: $(BIN)/flask
 certs: venv
 	$(BIN)/flask --app backend certs --if-missing
 
-run: venv certs
-	$(BIN)/flask --app backend db upgrade
+# backend/run.py makes certificates if missing, migrates, and starts coturn, gunicorn and the bot.
+run: venv
 	HOST=$(HOST) PORT=$(PORT) $(BIN)/python -m backend.run
 
 system-deps:

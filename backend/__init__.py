@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,14 @@ log = logging.getLogger("parley")
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the Parley app from the environment, overridden by test_config."""
-    app = Flask(__name__, instance_relative_config=True, static_folder=None)
+    # PARLEY_INSTANCE moves the instance folder (keys, SQLite): `make run`'s test uses a temp one.
+    instance = os.environ.get("PARLEY_INSTANCE")
+    app = Flask(
+        __name__,
+        instance_path=str(Path(instance).resolve()) if instance else None,
+        instance_relative_config=True,
+        static_folder=None,
+    )
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     app.config.from_mapping(config.from_env(Path(app.instance_path)))
     if test_config:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -52,6 +53,11 @@ class LocalTurn:
             f"turn:{self.host}:{self.port}?transport=tcp",
         ]
 
+    @property
+    def config_path(self) -> Path:
+        """Return where the configuration is written while coturn runs."""
+        return self.workdir / "turnserver.conf"
+
     def config_text(self) -> str:
         """Return the coturn configuration this server runs with."""
         lines = [
@@ -78,15 +84,15 @@ class LocalTurn:
 
     def start(self, timeout: float = 10) -> None:
         """Start coturn and wait until it accepts TCP connections."""
-        binary = shutil.which("turnserver") or (
-            "/usr/bin/turnserver" if Path("/usr/bin/turnserver").exists() else None
-        )
+        binary = shutil.which("turnserver")
         if binary is None:
             raise TurnServerMissing("`turnserver` not found; install Debian's coturn package")
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        config = self.workdir / "turnserver.conf"
-        config.write_text(self.config_text())
-        config.chmod(0o600)  # it holds the secret
+        self.workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        config = self.config_path
+        config.unlink(missing_ok=True)
+        # It holds the secret: readable by us alone from the first byte, not chmod-ed afterwards.
+        with os.fdopen(os.open(config, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+            f.write(self.config_text())
         self.process = subprocess.Popen(
             [binary, "-c", str(config)],
             stdout=subprocess.DEVNULL,
@@ -106,7 +112,7 @@ class LocalTurn:
         raise RuntimeError(f"turnserver did not listen in {timeout}s: {self.log_tail()}")
 
     def stop(self) -> None:
-        """Stop coturn and wait for it."""
+        """Stop coturn, wait for it, and delete its configuration (the secret)."""
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
@@ -114,6 +120,7 @@ class LocalTurn:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=5)
+        self.config_path.unlink(missing_ok=True)
 
     def restart(self) -> None:
         """Stop and start again on the same ports."""

@@ -75,9 +75,10 @@ def main() -> int:
             sub.add_argument("--media", choices=["audio", "video"], default="video")
             sub.add_argument("--ring", type=float, default=30, help="seconds to wait for an answer")
     args = parser.parse_args()
-    logging.basicConfig(
-        level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(name)s %(message)s"
-    )
+    # Our own INFO lines only: aioice logs every candidate pair (about 30 lines a call) and
+    # httpx every request (the bot's expected 401 before it registers) at INFO.
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("parley").setLevel(os.environ.get("LOG_LEVEL", "INFO").upper())
     if args.command == "echo":
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(run_echo(args.url, args.ca_file, args.max_seconds))
