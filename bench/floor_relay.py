@@ -2,7 +2,9 @@
 
 `python bench/floor_relay.py PORT` serves ws://127.0.0.1:PORT/?user=<id>. Each text frame is JSON
 with a `to` user id; the relay adds `from` and forwards it to every socket of that user. No auth,
-no validation, no database: what Parley is measured against.
+no validation, no database: what Parley is measured against. Like Parley, it declines
+permessage-deflate (`compression=None`): the library's default would give the floor per-socket zlib
+state and per-frame compression that Parley does not do, and flatter Parley in the comparison.
 """
 
 from __future__ import annotations
@@ -54,7 +56,13 @@ def page(connection: ServerConnection, request: Request) -> Response | None:
 async def main(port: int) -> None:
     """Serve until killed."""
     async with serve(
-        handler, "127.0.0.1", port, max_size=65536, ping_interval=25, process_request=page
+        handler,
+        "127.0.0.1",
+        port,
+        max_size=65536,
+        ping_interval=25,
+        process_request=page,
+        compression=None,
     ) as server:
         await server.serve_forever()
 

@@ -4,7 +4,10 @@
                                         [--load-rate 5000] [--targets parley,floor]
 
 For each target (Parley, then the floor in bench/floor_relay.py) and each repeat it measures:
-- idle sockets: time to open N authenticated sockets, and worker RSS growth per socket;
+- idle sockets: time to open N authenticated sockets, and the worker's memory per idle socket:
+  the sockets open in a warm-up step (N/5) and four more steps; after each, the median of five
+  RSS samples; the per-socket figure is the least-squares slope over the steps, and "RSS steps"
+  the spread of the four steps' own per-socket growth (so one noisy step shows);
 - relay latency: one pair in an active call sends ice_candidate frames one at a time while the
   N sockets idle; p50 and p99 of send -> receive;
 - relay latency under load: the same, while background pairs send a paced total of R frames/s
@@ -33,7 +36,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -46,6 +49,7 @@ sys.path.insert(0, str(ROOT))
 
 SDP = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
 WINDOW = 64
+MEMORY_STEPS = 4  # idle sockets open in a warm-up step and then this many equal steps
 
 
 def log(text: str) -> None:
@@ -65,6 +69,27 @@ def rss_kb(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise RuntimeError("no VmRSS")
+
+
+async def settled_rss_kb(pid: int, samples: int = 5, gap: float = 0.3) -> float:
+    """Return the median of a few RSS samples taken after the worker has settled."""
+    await asyncio.sleep(1.0)
+    values = []
+    for _ in range(samples):
+        values.append(rss_kb(pid))
+        await asyncio.sleep(gap)
+    return float(statistics.median(values))
+
+
+def memory_slope(points: list[tuple[int, float]]) -> tuple[float, list[float]]:
+    """Return KB per socket (least squares over the steps after warm-up) and each step's own."""
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    mx, my = statistics.mean(xs), statistics.mean(ys)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum(
+        (x - mx) ** 2 for x in xs
+    )
+    steps = [(b[1] - a[1]) / (b[0] - a[0]) for a, b in zip(points, points[1:], strict=False)]
+    return slope, steps
 
 
 def children(pid: int) -> list[int]:
@@ -409,6 +434,7 @@ class Run:
     loaded_p50_ms: float = 0.0
     loaded_p99_ms: float = 0.0
     loaded_rate: float = 0.0
+    rss_steps_kb: list[float] = field(default_factory=list)
 
 
 async def one_run(
@@ -425,15 +451,24 @@ async def one_run(
     await target.start(users, workdir)  # type: ignore[attr-defined]
     try:
         pid = target.worker_pid()
-        await asyncio.sleep(0.5)
-        before = rss_kb(pid)
-        started = time.monotonic()
-        log(f"{target.name}: opening {sockets} sockets")
-        idle = await open_many(target, list(range(5, 5 + sockets)))
-        connect_s = time.monotonic() - started
-        readers = [asyncio.create_task(drain(ws)) for ws in idle]
-        await asyncio.sleep(1.0)
-        per_socket = (rss_kb(pid) - before) / sockets
+        log(f"{target.name}: opening {sockets} sockets in {MEMORY_STEPS} steps")
+        idle: list[ClientConnection] = []
+        readers: list[asyncio.Task[None]] = []
+        points: list[tuple[int, float]] = []
+        connect_s = 0.0
+        ids = list(range(5, 5 + sockets))
+        for step in range(MEMORY_STEPS + 1):
+            # Step 0 is the warm-up (lazy imports, caches, the allocator's first arenas); the
+            # marginal cost of the later steps is what one more idle socket costs.
+            parts = MEMORY_STEPS + 1
+            chunk = ids[len(ids) * step // parts : len(ids) * (step + 1) // parts]
+            started = time.monotonic()
+            opened = await open_many(target, chunk)
+            connect_s += time.monotonic() - started
+            idle += opened
+            readers += [asyncio.create_task(drain(ws)) for ws in opened]
+            points.append((len(idle), await settled_rss_kb(pid)))
+        per_socket, steps = memory_slope(points)
         log(f"{target.name}: relay latency")
         p50, p99 = await latency(target, 1, 2, 2000)
         loaded = (0.0, 0.0, 0.0)
@@ -451,7 +486,17 @@ async def one_run(
             pairs = [(2 * i + 1, 2 * i + 2) for i in range(count)]
             log(f"{target.name}: throughput with {count} pairs")
             rates[count] = await throughput(target, pairs, seconds)
-        return Run(target.name, sockets, connect_s, per_socket, p50, p99, rates, *loaded)
+        return Run(
+            target.name,
+            sockets,
+            connect_s,
+            per_socket,
+            p50,
+            p99,
+            rates,
+            *loaded,
+            rss_steps_kb=steps,
+        )
     finally:
         target.stop()
 
@@ -462,15 +507,18 @@ def spread(values: list[float], digits: int = 1) -> str:
 
 
 def table(runs: list[Run], pair_counts: list[int]) -> str:
-    head = "| target | sockets | n | connect all (s) | RSS per socket (KB) | relay p50 (ms) "
+    head = "| target | sockets | n | connect all (s) | RSS per socket (KB) | RSS steps (KB) "
+    head += "| relay p50 (ms) "
     head += "| relay p99 (ms) | loaded p50 (ms) | loaded p99 (ms) | load delivered (msg/s) |"
     head += "".join(f" msg/s, {p} pairs |" for p in pair_counts)
-    lines = [head, "|" + "---|" * (10 + len(pair_counts))]
+    lines = [head, "|" + "---|" * (11 + len(pair_counts))]
     keys = sorted({(r.target, r.sockets) for r in runs}, key=lambda k: (k[1], k[0]))
     for name, count in keys:
         group = [r for r in runs if (r.target, r.sockets) == (name, count)]
         row = f"| {name} | {count:,} | {len(group)} | {spread([r.connect_s for r in group], 2)} | "
         row += f"{spread([r.rss_per_socket_kb for r in group])} | "
+        steps = [x for r in group for x in r.rss_steps_kb]
+        row += f"{min(steps):.1f}-{max(steps):.1f} | " if steps else "- | "
         row += f"{spread([r.p50_ms for r in group], 2)} | {spread([r.p99_ms for r in group], 2)} |"
         row += f" {spread([r.loaded_p50_ms for r in group], 2)} |"
         row += f" {spread([r.loaded_p99_ms for r in group], 2)} |"

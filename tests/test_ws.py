@@ -5,16 +5,20 @@ from __future__ import annotations
 import gc
 import itertools
 import json
+import sqlite3
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+import psycopg
 import pytest
 import websocket
+from wsproto.frame_protocol import FrameProtocol, Opcode
 
+from backend.signaling.framing import text_frame
 from tests.conftest import DATABASES, fresh_database
 from tests.servers import ParleyServer, make_test_certs, parley_server
-from tests.wsclient import FAKE_SDP, Person, call_id
+from tests.wsclient import FAKE_SDP, Person, Sock, call_id
 
 _names = itertools.count()
 
@@ -432,6 +436,146 @@ def test_an_active_call_survives_a_server_restart(server: ParleyServer) -> None:
         b2.send({"type": "call_end", "call_id": cid})
         assert a2.expect("call_end")["reason"] == "hangup"
         assert a2.expect("chat_message")["message"]["call"]["outcome"] == "completed"
+    finally:
+        alice.close()
+        bob.close()
+
+
+# --- chat storage off the signalling path --------------------------------------------------
+
+
+@contextmanager
+def room_locked(database_url: str, room: int) -> Iterator[None]:
+    """Hold a lock that makes storing a chat message in `room` wait, as a busy writer would."""
+    if database_url.startswith("sqlite"):
+        lite = sqlite3.connect(database_url.removeprefix("sqlite:///"), isolation_level=None)
+        lite.execute("BEGIN IMMEDIATE")  # the write lock: the server's insert waits for it
+        try:
+            yield
+        finally:
+            lite.execute("ROLLBACK")
+            lite.close()
+        return
+    with psycopg.connect(database_url.replace("postgresql+psycopg", "postgresql")) as pg:
+        pg.execute("SELECT 1 FROM rooms WHERE id = %s FOR UPDATE", (room,))
+        try:
+            yield
+        finally:
+            pg.rollback()
+
+
+def test_candidates_flow_while_a_chat_message_waits_for_the_database_then_acks_come_once_in_order(
+    server: ParleyServer, person: Callable[[str], Person]
+) -> None:
+    alice, bob, room = pair(person)
+    carol, dave, call_room = pair(person)
+    a, b, c, d = alice.connect(), bob.connect(), carol.connect(), dave.connect()
+    cid = call_id()
+    c.send(offer(call_room, dave, cid))
+    d.expect("call_offer")
+    d.send({"type": "call_answer", "call_id": cid, "sdp": FAKE_SDP})
+    c.expect("call_answer")
+    with room_locked(server.database_url, room):
+        for n in (1, 2):
+            a.send({"type": "chat_message", "room_id": room, "client_id": f"w{n}", "text": f"{n}"})
+        for n in range(5):  # the worker relays while alice's message waits for the database
+            line = f"candidate:{n} 1 udp 1 127.0.0.1 9 typ host"
+            c.send({"type": "ice_candidate", "call_id": cid, "candidate": {"candidate": line}})
+            assert d.expect("ice_candidate", timeout=4)["candidate"]["candidate"] == line
+        a.quiet("chat_ack")  # still waiting: the lock is what holds it
+    acks = [a.expect("chat_ack", timeout=15), a.expect("chat_ack", timeout=15)]
+    assert [ack["client_id"] for ack in acks] == ["w1", "w2"]
+    assert all(ack["delivered"] for ack in acks)
+    assert [b.expect("chat_message")["message"]["text"] for _ in acks] == ["1", "2"]
+    a.quiet("chat_ack")
+    assert [m["text"] for m in alice.messages(room)] == ["1", "2"]
+
+
+# --- frames the server writes itself (backend/signaling/framing.py) -------------------------
+
+FRAME_SIZES = [0, 1, 125, 126, 127, 1000, 65535, 65536, 70000]
+
+
+@pytest.mark.parametrize("size", FRAME_SIZES)
+def test_a_text_frame_of_any_length_class_parses_in_an_independent_client(size: int) -> None:
+    text = "é" * (size // 2) + "a" * (size % 2)  # two-byte characters: bytes, not characters
+    frame = text_frame(text)
+    assert frame[0] == 0x81  # final text frame; no mask bit from a server
+    assert frame[1] == (size if size < 126 else 126 if size < 65536 else 127)
+    client = FrameProtocol(client=True, extensions=[])
+    client.receive_bytes(frame)
+    [got] = list(client.received_frames())
+    assert (got.opcode, got.payload, got.frame_finished, got.message_finished) == (
+        Opcode.TEXT,
+        text,
+        True,
+        True,
+    )
+
+
+@pytest.fixture(scope="module")
+def roomy_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ParleyServer]:
+    """A server that accepts client frames past 64 KiB, so it can be made to send such frames."""
+    root = tmp_path_factory.mktemp("ws-frames")
+    with parley_server(
+        root,
+        make_test_certs(root / "certs"),
+        WS_MAX_MESSAGE=str(256 * 1024),
+        WS_MESSAGE_BURST="100",
+    ) as running:
+        yield running
+
+
+def raw_text(sock: Sock, kind: str) -> str:
+    """Return the next frame of type `kind` as the text the client received."""
+    sock.raw.settimeout(10)
+    while True:
+        text = str(sock.raw.recv())
+        if json.loads(text)["type"] == kind:
+            return text
+
+
+def sized(byte_count: int, wide: str) -> str:
+    """Return a string of exactly byte_count UTF-8 bytes, mostly of the multi-byte `wide`."""
+    width = len(wide.encode())
+    return wide * (byte_count // width) + "a" * (byte_count % width)
+
+
+def test_frames_at_every_length_boundary_reach_a_real_client_intact(
+    roomy_server: ParleyServer,
+) -> None:
+    alice = Person(roomy_server, f"frame{next(_names)}")
+    bob = Person(roomy_server, f"frame{next(_names)}")
+    try:
+        room = alice.open_room(bob)
+        a, b = alice.connect(), bob.connect()
+        # Short frames: a pong carries the ping's token back, 22 bytes around it.
+        for size in (22, 125, 126, 127, 200):
+            token = sized(size - 22, "😀")
+            a.send(json.dumps({"type": "ping", "t": token}, ensure_ascii=False))
+            text = raw_text(a, "pong")
+            assert len(text.encode()) == size
+            assert json.loads(text) == {"type": "pong", "t": token}
+        # Long frames: a description relayed in an active call, sized through its SDP.
+        cid = call_id()
+        a.send(offer(room, bob, cid))
+        b.expect("call_offer")
+        b.send({"type": "call_answer", "call_id": cid, "sdp": FAKE_SDP})
+        a.expect("call_answer")
+
+        def relay(sdp: str) -> str:
+            description = {"type": "offer", "sdp": sdp}
+            frame = {"type": "call_description", "call_id": cid, "description": description}
+            a.send(json.dumps(frame, ensure_ascii=False))
+            text = raw_text(b, "call_description")
+            assert json.loads(text)["description"] == description
+            return text
+
+        overhead = len(relay("x").encode()) - 1
+        for size in (1000, 65535, 65536, 70000):
+            assert len(relay(sized(size - overhead, "€")).encode()) == size
+        b.send({"type": "ping", "t": "still open"})
+        assert b.expect("pong")["t"] == "still open"
     finally:
         alice.close()
         bob.close()

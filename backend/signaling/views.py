@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Blueprint, Flask, current_app, g, request, session
 from flask_login import current_user
+from gevent import monkey
+from gevent.threadpool import ThreadPool
 from simple_websocket import ConnectionClosed, Server
 from sqlalchemy import select
-from wsproto.events import TextMessage
 
 from .. import chat
 from ..errors import error_response
@@ -28,6 +31,7 @@ from ..models import Call, Message, Room, User, utcnow
 from ..security import origin_allowed
 from . import protocol
 from .calls import CallRecord, CallRegistry, ThreadScheduler
+from .framing import text_frame
 from .hub import Bus, Hub, InMemoryBus
 from .protocol import ChatAck, ChatDeliver, ChatSend, Ping, Pong, ProtocolError
 from .ratelimit import TokenBucket
@@ -46,6 +50,10 @@ CLOSE_POLICY = 1008
 CALLS_FILE = "live_calls.json"
 HANDOVER_WINDOW = 120  # seconds a restart may take and still take over the live calls
 CHAT_ERROR_REASONS = {400: "bad_message", 404: "not_found", 409: "forbidden"}
+RECEIVE_BYTES = 65536  # at least a TLS record (16 KiB); see ws_route
+SWITCH_INTERVAL = 0.0005  # seconds; see _sqlite_thread
+
+_T = TypeVar("_T")
 
 
 class Socket:
@@ -62,10 +70,14 @@ class Socket:
 
     def send(self, text: str) -> None:
         """Send one text frame; raise ConnectionError when the socket is closed."""
+        frame = text_frame(text)
         with self._lock:
             if not self.ws.connected:
                 raise ConnectionError("socket closed")
-            self.ws.sock.sendall(self.ws.ws.send(TextMessage(data=text)))
+            sock = self.ws.sock
+            sent = sock.send(frame)  # nearly always all of it: skip sendall's layers
+            if sent < len(frame):
+                sock.sendall(memoryview(frame)[sent:])
 
     def close(self, code: int, reason: str) -> None:
         """Close with a WebSocket close code; the read loop then ends."""
@@ -158,6 +170,7 @@ class Signaling:
         self._sockets: dict[str, Socket] = {}
         self._lock = threading.Lock()
         self._started = False
+        self._db_thread: ThreadPool | None = None
 
     def start(self) -> None:
         """Connect the bus (Redis when REDIS_URL is set) and take up the calls."""
@@ -186,6 +199,7 @@ class Signaling:
                 ring_offline=self._ring_offline,
                 takes_many=self._is_echo_bot,
             )
+            self._db_thread = _sqlite_thread(str(config["SQLALCHEMY_DATABASE_URI"]))
             self.router: CallRouter
             if isinstance(self.bus, RedisBus):
                 self.router = LeaderCalls(self.hub, self.calls, self.bus)
@@ -292,18 +306,14 @@ class Signaling:
                 db.session.remove()
 
     def _chat(self, conn: Socket, message: ChatSend) -> None:
+        # The socket's own greenlet waits for the store, so its frames stay in order and each
+        # chat message is acked once; other sockets' frames are relayed meanwhile.
         try:
-            new = chat.validate_new_message({"client_id": message.client_id, "text": message.text})
-            room = chat.room_for(conn.user_id, message.room_id)
-            stored, created = chat.post_message(conn.user_id, room, new)
-            payload = stored.to_public()
-            peer = room.peer_of(conn.user_id).id
+            payload, peer, created = self._off_loop(self._store_chat, conn.user_id, message)
         except chat.ChatError as exc:
             reason = CHAT_ERROR_REASONS.get(exc.status, "bad_message")
             self.hub.send(conn, protocol.error(reason, exc.message, message.type))
             return
-        finally:
-            db.session.remove()
         frame = protocol.dump(ChatDeliver(message=payload))
         if created:
             delivered = self.hub.deliver(peer, frame) > 0
@@ -314,6 +324,31 @@ class Signaling:
         self.hub.send(
             conn, ChatAck(client_id=message.client_id, message=payload, delivered=delivered)
         )
+
+    def _store_chat(self, user_id: int, message: ChatSend) -> tuple[dict[str, Any], int, bool]:
+        """Store a chat message once; return it as sent, the room peer's id, and whether new."""
+        with self.app.app_context():
+            try:
+                new = chat.validate_new_message(
+                    {"client_id": message.client_id, "text": message.text}
+                )
+                room = chat.room_for(user_id, message.room_id)
+                stored, created = chat.post_message(user_id, room, new)
+                return stored.to_public(), room.peer_of(user_id).id, created
+            finally:
+                db.session.remove()
+
+    def _off_loop(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """Run database work where it cannot stall the other sockets, and wait for it.
+
+        SQLite has no cooperative I/O: under gevent its calls would hold every socket of the
+        worker (docs/benchmarks.md, section 7), so they run in a real thread (sqlite3 releases
+        the GIL while SQLite works). One thread: SQLite takes one writer at a time anyway. A
+        server database (psycopg) already yields to other greenlets while it waits.
+        """
+        if self._db_thread is None:
+            return fn(*args)
+        return self._db_thread.apply(fn, args)
 
     # --- calls across a restart ------------------------------------------------------------------
 
@@ -370,6 +405,16 @@ class Signaling:
             push.notify(user_id, payload)
 
 
+def _sqlite_thread(database_uri: str) -> ThreadPool | None:
+    """Return a one-thread pool for SQLite work when running under gevent, else None."""
+    if not database_uri.startswith("sqlite") or not monkey.is_module_patched("threading"):
+        return None
+    # While the pool's thread runs Python (the ORM), the worker's loop waits for the GIL up to
+    # the switch interval, 5 ms by default: a relayed frame would wait that long.
+    sys.setswitchinterval(SWITCH_INTERVAL)
+    return ThreadPool(1)
+
+
 def signaling() -> Signaling:
     """Return this app's signalling service."""
     service: Signaling = current_app.extensions["parley.signaling"]
@@ -393,6 +438,13 @@ def _guard() -> Any:
 
 @sock.route("/ws", bp=bp)
 def ws_route(ws: Server) -> None:
+    # simple-websocket reads 4 KiB at a time and then waits in select() for more. Over TLS the
+    # rest of a 16 KiB record is then decrypted and pending inside the SSL object, where select()
+    # cannot see it: a large frame (an SDP offer) sat unread until the client's next frame or
+    # the next ping. Reading up to a whole record leaves nothing pending, and under load one
+    # read takes several frames. Its reader has not run yet: nothing has yielded since the
+    # upgrade, so every read uses this size.
+    ws.receive_bytes = RECEIVE_BYTES
     user = protocol.User(id=current_user.id, username=current_user.username)
     sid = session.get("sid")
     # Release the pooled connection flask-login used, and the ORM user it keeps in `g`: sockets
