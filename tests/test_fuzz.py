@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.servers import ParleyServer, make_test_certs, parley_server
-from tests.wsclient import FAKE_SDP, Person, Sock, call_id
+from tests.wsclient import FAKE_SDP, Frame, Person, Sock, call_id
 
 FRAMES_PER_EXAMPLE = 20
 EXAMPLES = 520
@@ -57,6 +57,13 @@ def live_call(server: ParleyServer) -> Iterator[tuple[Person, Person, Sock, Sock
     bob.close()
 
 
+def relay(sender: Sock, receiver: Sock, who: Person, frame: Frame) -> None:
+    """Send a call signal; the very next frame the receiver gets must be it, from `who`."""
+    sender.send(frame)
+    got = receiver.recv(timeout=30)
+    assert got == {**frame, "from": {"id": who.id, "username": who.username}}, got
+
+
 class CallChatter(threading.Thread):
     """Alice and bob trade candidates and descriptions over their call until told to stop.
 
@@ -94,23 +101,15 @@ class CallChatter(threading.Thread):
             "sdpMLineIndex": 0,
             "usernameFragment": "fz",
         }
-        self.a.send({"type": "ice_candidate", "call_id": self.cid, "candidate": candidate})
-        got = self.b.recv(timeout=30)
-        assert got == {
-            "type": "ice_candidate",
-            "call_id": self.cid,
-            "candidate": candidate,
-            "from": {"id": self.alice.id, "username": self.alice.username},
-        }, got
+        ice = {"type": "ice_candidate", "call_id": self.cid, "candidate": candidate}
+        relay(self.a, self.b, self.alice, ice)
         description = {"type": "offer", "sdp": FAKE_SDP.replace("o=- 1 2", f"o=- 1 {n + 2}")}
-        self.b.send({"type": "call_description", "call_id": self.cid, "description": description})
-        got = self.a.recv(timeout=30)
-        assert got == {
+        renegotiation = {
             "type": "call_description",
             "call_id": self.cid,
             "description": description,
-            "from": {"id": self.bob.id, "username": self.bob.username},
-        }, got
+        }
+        relay(self.b, self.a, self.bob, renegotiation)
 
     def carries_on(self, timeout: float = 60) -> None:
         """Wait until one more exchange completes; raise what stopped the chatter, if anything."""
@@ -247,13 +246,7 @@ def test_ten_thousand_bad_frames_get_errors_and_leave_a_call_between_others_alon
         assert chatter.exchanged > CHECKPOINTS
         # After it all the call still carries signals both ways (the very next frame each
         # gets is the other's) and ends as a hang-up.
-        a.send({"type": "ice_candidate", "call_id": cid, "candidate": None})
-        assert b.recv(timeout=30) == {
-            "type": "ice_candidate",
-            "call_id": cid,
-            "candidate": None,
-            "from": {"id": alice.id, "username": alice.username},
-        }
+        relay(a, b, alice, {"type": "ice_candidate", "call_id": cid, "candidate": None})
         b.send({"type": "call_end", "call_id": cid})
         ended = a.recv(timeout=30)
         assert (ended["type"], ended["call_id"], ended["reason"]) == ("call_end", cid, "hangup")
