@@ -30,9 +30,10 @@ expect.set_options(timeout=15_000)
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ParleyServer]:
     root = tmp_path_factory.mktemp("e2e")
     # Calls ring for the default 30 s, which a slow machine answers well inside (the unanswered
-    # call has a short-ringing server of its own, in test_calls).
+    # call has a short-ringing server of its own, in test_calls). A page reconnecting after a
+    # server restart may wait out a 15 s backoff (signaling.js): the grace period outlasts it.
     with parley_server(
-        root, make_test_certs(root / "certs"), ECHO_PASSWORD=ECHO_PASSWORD
+        root, make_test_certs(root / "certs"), ECHO_PASSWORD=ECHO_PASSWORD, CALL_GRACE_PERIOD="45"
     ) as running:
         yield running
 
@@ -58,9 +59,10 @@ def echo_bot(
             stdout=out,
             stderr=out,
         )
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60  # importing aiortc alone takes seconds on a slow machine
     while time.monotonic() < deadline and "signed in as echo" not in log.read_text():
         time.sleep(0.2)
+    assert "signed in as echo" in log.read_text(), log.read_text()[-2000:]
     yield bot
     bot.terminate()
     bot.wait(10)

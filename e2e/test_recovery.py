@@ -25,7 +25,8 @@ def connected_call(make_user: Callable[..., User], engines: tuple[str, str]) -> 
 
 
 def socket_open(page: Page) -> None:
-    page.wait_for_function("() => window.parley.signaling.state === 'open'", timeout=20_000)
+    # A restart can put the page in a 15 s backoff (signaling.js) after a slow server start.
+    page.wait_for_function("() => window.parley.signaling.state === 'open'", timeout=45_000)
 
 
 @pytest.mark.parametrize("engines", [("chromium", "firefox")], ids="-".join)
