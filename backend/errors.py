@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from flask import Flask, Response, current_app, jsonify, request
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, NotFound, RequestEntityTooLarge
 
 from .extensions import limiter
 
@@ -25,8 +25,23 @@ def _retry_after_seconds() -> int:
     return max(1, int(limit.reset_at - time.time()))
 
 
+API_NOT_FOUND = "api_not_found"
+
+
+def _api_not_found(rest: str) -> Any:
+    raise NotFound("no such API route (docs/api.md lists them)")
+
+
 def init_app(app: Flask) -> None:
     """Turn every HTTP error under /api (and /ws) into a JSON error."""
+    # Without this, /api/rooms/abc/messages falls to the PWA's GET-only file route and a POST
+    # there answers 405 (as if the route existed); every URL under /api/ the API lacks is 404.
+    app.add_url_rule(
+        "/api/<path:rest>",
+        API_NOT_FOUND,
+        _api_not_found,
+        methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+    )
 
     @app.errorhandler(RequestEntityTooLarge)
     def _too_large(exc: RequestEntityTooLarge) -> Any:

@@ -366,6 +366,14 @@ def test_unknown_api_route_is_json_404(client: FlaskClient) -> None:
     assert "error" in r.json
 
 
+@pytest.mark.parametrize("path", ["/api/rooms/abc/messages", "/api/rooms/-1/read", "/api/nope"])
+def test_a_post_to_a_url_the_api_lacks_is_404_not_405(client: FlaskClient, path: str) -> None:
+    # Found by Schemathesis: these fell to the PWA's GET-only file route and answered 405.
+    r = client.post(path, json={"client_id": "c", "text": "hi", "message_id": 1})
+    assert r.status_code == 404
+    assert "error" in r.json
+
+
 def test_the_echo_name_is_reserved_for_the_bot(app: Flask, client: FlaskClient) -> None:
     taken = client.post("/api/register", json={"username": "echo", "password": "guessing123"})
     assert taken.status_code == 409
