@@ -92,7 +92,7 @@ class ParleyServer:
             start_new_session=True,
         )
 
-    def wait_ready(self, timeout: float = 30) -> None:
+    def wait_ready(self, timeout: float = 90) -> None:
         """Poll /api/me until the server answers (401 is an answer)."""
         deadline = time.monotonic() + timeout
         context = self.ssl_context()

@@ -96,7 +96,7 @@ class Cluster:
         return a, b, alice_node, bob_node
 
     @staticmethod
-    def _wait(condition: Callable[[], bool], timeout: float = 5) -> None:
+    def _wait(condition: Callable[[], bool], timeout: float = 20) -> None:
         deadline = time.monotonic() + timeout
         while not condition():
             assert time.monotonic() < deadline, "timed out"
