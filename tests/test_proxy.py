@@ -27,7 +27,9 @@ def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NginxServer]:
             make_test_certs(root / "certs"),
             PARLEY_TLS="0",
             PROXY_HOPS="1",
-            AUTH_RATE_LIMIT=f"{SIGN_IN_LIMIT} per hour",
+            # Only the per-address budget of failed sign-ins is under test here.
+            LOGIN_ADDRESS_LIMIT=f"{SIGN_IN_LIMIT} per hour",
+            LOGIN_ACCOUNT_LIMIT="1000 per hour",
         ) as parley,
         nginx_server(root, parley) as front,
     ):
