@@ -14,14 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect
 
-from e2e.browsers import (
-    CHROMIUM_ARGS,
-    SYSTEM_CHROMIUM,
-    EngineUnavailable,
-    device_args,
-    launch,
-    new_context,
-)
+from e2e.browsers import CHROMIUM_ARGS, SYSTEM_CHROMIUM, device_args, new_context
 from e2e.conftest import SCREENSHOTS, User, new_person, open_room
 from e2e.test_calls import place_call, status
 from tests.servers import ROOT, ParleyServer, make_test_certs, parley_server
@@ -34,31 +27,27 @@ _names = itertools.count()
 
 
 @pytest.fixture(scope="module")
-def sw_browsers(playwright: Playwright) -> Iterator[Callable[[str], Browser]]:
-    """Browsers that register service workers behind the test CA."""
-    launched: dict[str, Browser] = {}
+def sw_chromium(playwright: Playwright) -> Iterator[Browser]:
+    """Chromium that registers service workers behind the test CA.
 
-    def get(engine: str) -> Browser:
-        if engine not in launched:
-            if engine == "chromium":
-                # TESTING-NOTES: Chromium registers no worker behind an untrusted certificate
-                # without this switch; Firefox does with ignore_https_errors alone.
-                kwargs = (
-                    {"executable_path": str(SYSTEM_CHROMIUM)} if SYSTEM_CHROMIUM.exists() else {}
-                )
-                launched[engine] = playwright.chromium.launch(
-                    args=[*CHROMIUM_ARGS, "--ignore-certificate-errors"], **kwargs
-                )
-            else:
-                try:
-                    launched[engine] = launch(playwright, engine)
-                except EngineUnavailable as missing:
-                    pytest.skip(str(missing))
-        return launched[engine]
+    TESTING-NOTES: Chromium registers none behind an untrusted certificate without this switch;
+    Firefox does with ignore_https_errors alone, so the suite's own Firefox serves.
+    """
+    kwargs = {"executable_path": str(SYSTEM_CHROMIUM)} if SYSTEM_CHROMIUM.exists() else {}
+    browser = playwright.chromium.launch(
+        args=[*CHROMIUM_ARGS, "--ignore-certificate-errors"],
+        **kwargs,  # type: ignore[arg-type]
+    )
+    yield browser
+    browser.close()
 
-    yield get
-    for browser in launched.values():
-        browser.close()
+
+@pytest.fixture
+def sw_browsers(
+    sw_chromium: Browser, browsers: Callable[[str], Browser]
+) -> Callable[[str], Browser]:
+    """Return the browser of an engine that can run Parley's service worker here."""
+    return lambda engine: sw_chromium if engine == "chromium" else browsers(engine)
 
 
 @pytest.fixture
@@ -66,12 +55,15 @@ def app_copy(tmp_path: Path) -> Path:
     return Path(shutil.copytree(ROOT / "pwa", tmp_path / "pwa"))
 
 
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_test_certs(tmp_path_factory.mktemp("certs"))
+
+
 @pytest.fixture
-def deploy(tmp_path: Path, app_copy: Path) -> Iterator[ParleyServer]:
+def deploy(tmp_path: Path, certs: Path, app_copy: Path) -> Iterator[ParleyServer]:
     """A Parley serving the copy of pwa/; restart() it to deploy what changed on disk."""
-    with parley_server(
-        tmp_path / "server", make_test_certs(tmp_path / "certs"), PWA_DIR=str(app_copy)
-    ) as running:
+    with parley_server(tmp_path / "server", certs, PWA_DIR=str(app_copy)) as running:
         yield running
 
 
