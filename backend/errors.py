@@ -32,6 +32,22 @@ def _api_not_found(rest: str) -> Any:
     raise NotFound("no such API route (docs/api.md lists them)")
 
 
+def _holds_nul(value: Any) -> bool:
+    """Tell whether any string in a parsed JSON value contains a NUL character."""
+    pending = [value]
+    while pending:  # a loop, not recursion: the body may nest as deep as the parser allowed
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
+
+
 def init_app(app: Flask) -> None:
     """Turn every HTTP error under /api (and /ws) into a JSON error."""
     # Without this, /api/rooms/abc/messages falls to the PWA's GET-only file route and a POST
@@ -42,6 +58,20 @@ def init_app(app: Flask) -> None:
         _api_not_found,
         methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
     )
+
+    @app.before_request
+    def _refuse_unstorable_json() -> Any:
+        # PostgreSQL's text cannot hold NUL: refuse it as bad input here, for every route,
+        # instead of as a database error in whichever query meets it first.
+        if not (request.path.startswith("/api/") and request.is_json):
+            return None
+        try:
+            body = request.get_json(silent=True)  # parsed once here; views get the cached value
+        except RecursionError:
+            return error_response(400, "the JSON body is nested too deeply")
+        if _holds_nul(body):
+            return error_response(400, "strings must not contain NUL (\\u0000)")
+        return None
 
     @app.errorhandler(RequestEntityTooLarge)
     def _too_large(exc: RequestEntityTooLarge) -> Any:

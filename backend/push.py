@@ -148,7 +148,10 @@ def _subscription_body() -> tuple[str, str, str] | None:
     if not isinstance(endpoint, str) or not isinstance(keys, dict):
         return None
     p256dh, auth = keys.get("p256dh"), keys.get("auth")
-    parts = urlsplit(endpoint)
+    try:
+        parts = urlsplit(endpoint)
+    except ValueError:  # e.g. "https://[" (an unclosed IPv6 host)
+        return None
     if parts.scheme not in ("https", "http") or not parts.netloc or len(endpoint) > 1024:
         return None
     if not isinstance(p256dh, str) or not isinstance(auth, str):

@@ -366,6 +366,33 @@ def test_unknown_api_route_is_json_404(client: FlaskClient) -> None:
     assert "error" in r.json
 
 
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/login", '{"username": "a\\u0000b", "password": "correct horse"}'),
+        ("/api/register", '{"username": "alice", "password": "correct\\u0000horse"}'),
+        ("/api/rooms", '{"username": "bob\\u0000"}'),
+        ("/api/rooms/1/messages", '{"client_id": "c", "text": "a\\u0000b"}'),
+        ("/api/login", "[" * 30_000 + "]" * 30_000),
+        ("/api/push/subscriptions", '{"endpoint": "https://[", "keys": {"p256dh": "'
+         + "p" * 87 + '", "auth": "' + "a" * 22 + '"}}'),
+    ],
+)  # fmt: skip
+def test_bodies_no_database_can_store_are_400_not_a_server_error(
+    make_client,
+    path: str,
+    body: str,  # type: ignore[no-untyped-def]
+) -> None:
+    # NUL in a string (PostgreSQL text refuses it), JSON nested past the parser's recursion,
+    # an endpoint urlsplit cannot parse: each was a 500.
+    alice = signed_up(make_client, "alice")
+    signed_up(make_client, "bob")
+    alice.post("/api/rooms", json={"username": "bob"})
+    r = alice.post(path, data=body, content_type="application/json")
+    assert r.status_code == 400
+    assert r.json["error"]
+
+
 @pytest.mark.parametrize("path", ["/api/rooms/abc/messages", "/api/rooms/-1/read", "/api/nope"])
 def test_a_post_to_a_url_the_api_lacks_is_404_not_405(client: FlaskClient, path: str) -> None:
     # Found by Schemathesis: these fell to the PWA's GET-only file route and answered 405.
