@@ -7,15 +7,20 @@ import itertools
 import json
 import sqlite3
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
 import psycopg
 import pytest
 import websocket
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from wsproto import ConnectionType
+from wsproto.connection import Connection as WsprotoConnection
+from wsproto.events import BytesMessage, Event, TextMessage
 from wsproto.frame_protocol import FrameProtocol, Opcode
 
-from backend.signaling.framing import text_frame
+from backend.signaling.framing import FastReader, text_frame
 from tests.conftest import DATABASES, fresh_database
 from tests.servers import ParleyServer, make_test_certs, parley_server
 from tests.wsclient import FAKE_SDP, Person, Sock, call_id
@@ -579,3 +584,72 @@ def test_frames_at_every_length_boundary_reach_a_real_client_intact(
     finally:
         alice.close()
         bob.close()
+
+
+def client_frame(first: int, payload: bytes, *, mask: bool = True, wide: bool = False) -> bytes:
+    """Return a client frame: first byte (FIN, RSV, opcode), payload masked unless told not."""
+    size = len(payload)
+    bit = 0x80 if mask else 0
+    if wide or size >= 126:  # wide: the 16-bit length even for a short payload (not allowed)
+        head = bytes((first, bit | 126)) + size.to_bytes(2, "big")
+    else:
+        head = bytes((first, bit | size))
+    if not mask:
+        return head + payload
+    key = b"\x1f\x8b\x37\xc4"
+    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+CLIENT_FRAMES = {
+    "text": client_frame(0x81, json.dumps({"type": "ping", "t": "é😀"}).encode()),
+    "empty text": client_frame(0x81, b""),
+    "unicode text": client_frame(0x81, "é😀 ok".encode()),
+    "long text": client_frame(0x81, b"x" * 20_000),
+    "ping": client_frame(0x89, b"are you there"),
+    "pong": client_frame(0x8A, b""),
+    "binary": client_frame(0x82, b"\x00\x01"),
+    "first fragment": client_frame(0x01, b"hel"),
+    "last fragment": client_frame(0x80, b"lo"),
+    "bad utf-8": client_frame(0x81, b"\xff\xfe"),
+    "unmasked": client_frame(0x81, b"hi", mask=False),
+    "padded length": client_frame(0x81, b"hi", wide=True),
+    "reserved bit": client_frame(0xC1, b"hi"),
+    "close": client_frame(0x88, (1000).to_bytes(2, "big") + b"bye"),
+}
+
+
+def messages_and_controls(events: Iterable[Event]) -> list[tuple[str, object]]:
+    """Fold events into whole messages and control events, as simple-websocket reads them."""
+    out: list[tuple[str, object]] = []
+    parts: list[object] = []
+    for event in events:
+        if isinstance(event, TextMessage | BytesMessage):
+            parts.append(event.data)
+            if event.message_finished:
+                joined = "".join(parts) if isinstance(event, TextMessage) else b"".join(parts)  # type: ignore[arg-type]
+                out.append((type(event).__name__, joined))
+                parts = []
+        else:
+            out.append((type(event).__name__, repr(event)))
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    frames=st.lists(st.sampled_from(sorted(CLIENT_FRAMES)), min_size=1, max_size=8),
+    cuts=st.lists(st.integers(min_value=1, max_value=25_000), max_size=6),
+)
+def test_the_fast_reader_reads_any_frames_in_any_chunks_as_wsproto_does(
+    frames: list[str], cuts: list[int]
+) -> None:
+    stream = b"".join(CLIENT_FRAMES[name] for name in frames)
+    bounds = sorted({0, len(stream), *(c for c in cuts if c < len(stream))})
+    chunks = [stream[a:b] for a, b in itertools.pairwise(bounds)]
+    plain = WsprotoConnection(ConnectionType.SERVER)
+    fast = FastReader(WsprotoConnection(ConnectionType.SERVER))
+    seen: dict[str, list[Event]] = {"plain": [], "fast": []}
+    for chunk in chunks:
+        for name, reader in (("plain", plain), ("fast", fast)):
+            reader.receive_data(chunk)
+            seen[name] += list(reader.events())
+    assert messages_and_controls(seen["fast"]) == messages_and_controls(seen["plain"])

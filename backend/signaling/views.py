@@ -31,7 +31,7 @@ from ..models import Call, Message, Room, User, utcnow
 from ..security import origin_allowed
 from . import protocol
 from .calls import CallRecord, CallRegistry, ThreadScheduler
-from .framing import text_frame
+from .framing import FastReader, text_frame
 from .hub import Bus, Hub, InMemoryBus
 from .protocol import ChatAck, ChatDeliver, ChatSend, Ping, Pong, ProtocolError
 from .ratelimit import TokenBucket
@@ -445,6 +445,7 @@ def ws_route(ws: Server) -> None:
     # read takes several frames. Its reader has not run yet: nothing has yielded since the
     # upgrade, so every read uses this size.
     ws.receive_bytes = RECEIVE_BYTES
+    ws.ws = FastReader(ws.ws)  # plain text frames read without wsproto's generic parser
     user = protocol.User(id=current_user.id, username=current_user.username)
     sid = session.get("sid")
     # Release the pooled connection flask-login used, and the ORM user it keeps in `g`: sockets
