@@ -25,6 +25,7 @@ from schemathesis.specs.openapi.checks import (
 from backend import create_app
 from backend.errors import API_NOT_FOUND
 
+from .conftest import DATABASES, fresh_database
 from .servers import ParleyServer, make_test_certs, parley_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,7 +37,7 @@ CHECKS = [
     response_headers_conformance,
     response_schema_conformance,
 ]
-# Enough to find what a change breaks, small enough for a 2-core CI (about a minute in all);
+# Enough to find what a change breaks, small enough for a 2-core CI (about a minute per database);
 # OPENAPI_EXAMPLES=500 digs deeper.
 EXAMPLES_PER_OPERATION = int(os.environ.get("OPENAPI_EXAMPLES", "25"))
 
@@ -89,8 +90,10 @@ def post_json(server: ParleyServer, path: str, body: Any, cookie: str = "") -> t
         return json.load(response), session or cookie
 
 
-@pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+@pytest.fixture(scope="module", params=DATABASES)
+def live(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Any]]:
     """A live server with alice signed in, a room with bob and a message in it."""
     root = tmp_path_factory.mktemp("openapi")
     limits = {
@@ -98,7 +101,11 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         "LOGIN_ACCOUNT_LIMIT": "100000 per minute",
         "LOGIN_ADDRESS_LIMIT": "100000 per minute",
     }
-    with parley_server(root, make_test_certs(root / "certs"), **limits) as server:
+    # PostgreSQL refuses what SQLite lets through (NUL in text, integers past 64 bits).
+    with (
+        fresh_database(request, root) as database_url,
+        parley_server(root, make_test_certs(root / "certs"), database_url, **limits) as server,
+    ):
         credentials = {"password": "correct horse"}
         post_json(server, "/api/register", {"username": "bob", **credentials})
         _, cookie = post_json(server, "/api/register", {"username": "alice", **credentials})
