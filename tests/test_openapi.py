@@ -132,6 +132,7 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 
 
 @schema.parametrize()
+@pytest.mark.timeout(600)  # one item runs every operation: bounded by the examples, not a clock
 @settings(
     max_examples=EXAMPLES_PER_OPERATION, deadline=None, suppress_health_check=list(HealthCheck)
 )
