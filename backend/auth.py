@@ -90,11 +90,13 @@ def _failure_budgets(username: str) -> list[tuple[RateLimitItem, tuple[str, ...]
     prefix = str(config["REDIS_PREFIX"])
     per_account = parse(str(config["LOGIN_ACCOUNT_LIMIT"]))
     per_address = parse(str(config["LOGIN_ADDRESS_LIMIT"]))
-    device = _device_of(username)
+    # No account has a name outside the rules: one key for all of those keeps keys short.
+    account = username if USERNAME_RE.fullmatch(username) else "(not a username)"
+    device = _device_of(account)
     if device is not None:
-        return [(per_account, (prefix, "signin-failures", "device", username, device))]
+        return [(per_account, (prefix, "signin-failures", "device", account, device))]
     return [
-        (per_account, (prefix, "signin-failures", "account", username)),
+        (per_account, (prefix, "signin-failures", "account", account)),
         (per_address, (prefix, "signin-failures", "address", _address())),
     ]
 

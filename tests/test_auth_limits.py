@@ -131,8 +131,9 @@ def test_a_browser_that_signed_in_before_is_never_locked_out_by_others(device: C
 
 def test_ipv6_clients_of_one_network_share_the_address_budget(device: Client) -> None:
     registered(device, "alice")
-    for host in range(6):
-        assert Auth(device(f"2001:db8:1:2::{host + 1}")).login(f"u{host}", "x").status_code == 401
+    for host in range(1, 7):
+        neighbour = Auth(device(f"2001:db8:1:2::{host}"))
+        assert neighbour.login(f"user{host}", "guess").status_code == 401
     assert_retry_later(Auth(device("2001:db8:1:2::99")).login("alice", "correct horse"))
     assert Auth(device("2001:db8:1:3::1")).login("alice", "correct horse").status_code == 200
 
