@@ -5,7 +5,8 @@
 Every pair signs in (registering `<prefix><n>` accounts the first time; their cookies are kept in
 --state so later runs do not sign in again), opens a room, opens one socket each, starts a call
 (placeholder SDP: no media flows) and then, for --duration seconds, each side sends
-`ice_candidate` frames at --rate per second; every --chat-every-th frame of the whole run is a
+`ice_candidate` frames at --rate per second, starting at a random point of the first period
+(--phase); every --chat-every-th frame of the whole run is a
 chat message instead.
 The run is bounded twice: it stops at --duration seconds or after --max-messages frames in all,
 whichever comes first, then hangs up, closes the sockets and prints JSON: frames sent and
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import ssl
 import statistics
 import sys
@@ -138,6 +140,10 @@ async def run_pair(a: Client, b: Client, args: argparse.Namespace, stats: Stats)
     await asyncio.sleep(0.5)  # the answer reaches the caller
 
     async def sender(ws: ClientConnection) -> None:
+        if args.phase == "random":
+            # Independent users are not in step: without this every socket sent in the same
+            # instant each 1/rate seconds, and the burst queued at the server.
+            await asyncio.sleep(random.uniform(0, 1 / args.rate))
         while time.monotonic() < deadline and (n := stats.take()):
             if args.chat_every and n % args.chat_every == 0:
                 text = f"loadgen {n}"
@@ -208,6 +214,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=5, help="frames per second per socket (5)")
     parser.add_argument(
         "--chat-every", type=int, default=10, help="every Nth frame is chat (10; 0: none)"
+    )
+    parser.add_argument(
+        "--phase",
+        choices=("random", "lockstep"),
+        default="random",
+        help="when each socket starts sending: at a random point of its first period (random), "
+        "or all at once (lockstep, as before 2026-11-27)",
     )
     parser.add_argument("--prefix", default="loadgen", help="account name prefix (loadgen)")
     parser.add_argument("--password", default="loadgen password 1", help="accounts' password")
