@@ -29,6 +29,7 @@ VALID = [
         "candidate": {"candidate": "candidate:1", "sdpMid": "0"},
     },
     {"type": "call_description", "call_id": CALL, "description": {"type": "offer", "sdp": "v=0"}},
+    {"type": "call_media", "call_id": CALL, "audio": False, "video": True},
     {"type": "call_rejected", "call_id": CALL, "reason": "busy"},
     {"type": "call_end", "call_id": CALL.upper()},
     {"type": "call_resume", "call_id": CALL},
@@ -91,6 +92,15 @@ def test_a_forged_from_is_dropped() -> None:
             '{"type": "ice_candidate", "call_id": "' + CALL + '", "candidate": {"candidate": 5}}',
             "bad_message",
         ),
+        ('{"type": "call_media", "call_id": "' + CALL + '", "audio": true}', "bad_message"),
+        (
+            '{"type": "call_media", "call_id": "' + CALL + '", "audio": "off", "video": true}',
+            "bad_message",
+        ),
+        (
+            '{"type": "call_media", "call_id": "' + CALL + '", "audio": 0, "video": 1}',
+            "bad_message",
+        ),
     ],
 )
 def test_malformed_frames_raise_protocol_errors_with_a_reason(text: str, reason: str) -> None:
@@ -120,6 +130,23 @@ def test_server_messages_serialise_with_from_and_without_empty_optionals() -> No
     assert json.loads(protocol.dump(protocol.Pong())) == {"type": "pong"}
 
 
+def test_a_relayed_media_state_carries_the_senders_identity_and_nothing_forged() -> None:
+    sent = parse(
+        json.dumps(
+            {"type": "call_media", "call_id": CALL, "audio": False, "video": True, "from": {}}
+        )
+    )
+    assert isinstance(sent, protocol.CallMediaSend)
+    relayed = protocol.relayed(sent, protocol.User(id=2, username="bob"))
+    assert json.loads(protocol.dump(relayed)) == {
+        "type": "call_media",
+        "call_id": CALL,
+        "audio": False,
+        "video": True,
+        "from": {"id": 2, "username": "bob"},
+    }
+
+
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
     lambda inner: (
@@ -139,6 +166,8 @@ frames = st.fixed_dictionaries(
         "client_id": json_values,
         "media": st.one_of(st.sampled_from(["audio", "video"]), json_values),
         "description": json_values,
+        "audio": st.one_of(st.booleans(), json_values),
+        "video": st.one_of(st.booleans(), json_values),
         "reason": json_values,
         "t": json_values,
     },

@@ -352,6 +352,49 @@ def test_call_signals_from_a_third_user_are_refused_and_never_delivered(
     b.send({"type": "call_end", "call_id": cid})
 
 
+def test_media_state_goes_only_to_the_other_participant_of_an_active_call(
+    person: Callable[[str], Person],
+) -> None:
+    alice, bob, room = pair(person)
+    mallory = person("mallory")
+    a, b, m = alice.connect(), bob.connect(), mallory.connect()
+    b_other = bob.connect()
+    cid = call_id()
+    muted = {"type": "call_media", "call_id": cid, "audio": False, "video": True}
+    a.send(offer(room, bob, cid))
+    b.expect("call_offer")
+    b_other.expect("call_offer")
+    a.send(muted)  # still ringing: nobody to tell yet
+    assert a.expect("error")["reason"] == "forbidden"
+    b.send({"type": "call_answer", "call_id": cid, "sdp": FAKE_SDP})
+    a.expect("call_answer")
+    b_other.expect("call_answered_elsewhere")
+    m.send(muted)
+    assert m.expect("error") == {
+        "type": "error",
+        "reason": "not_found",
+        "message": "no such call",
+        "ref_type": "call_media",
+        "call_id": cid,
+    }
+    b.send({"type": "call_media", "call_id": cid, "audio": False, "video": False})
+    assert a.expect("call_media") == {
+        "type": "call_media",
+        "call_id": cid,
+        "audio": False,
+        "video": False,
+        "from": {"id": bob.id, "username": bob.username},
+    }
+    b.send({"type": "call_media", "call_id": cid, "audio": "no", "video": False})
+    assert b.expect("error")["reason"] == "bad_message"
+    a.send({"type": "call_media", "call_id": cid, "audio": True, "video": False})
+    assert b.expect("call_media")["from"]["id"] == alice.id
+    b_other.quiet("call_media")
+    m.quiet("call_media")
+    a.quiet("call_media")
+    b.send({"type": "call_end", "call_id": cid})
+
+
 def test_calling_someone_already_in_a_call_gets_busy(person: Callable[[str], Person]) -> None:
     alice, bob, room = pair(person)
     carol = person("carol")

@@ -30,6 +30,7 @@ from .protocol import (
     CallEnd,
     CallEndSend,
     CallInfo,
+    CallMediaSend,
     CallMerged,
     CallMessage,
     CallOffer,
@@ -43,6 +44,7 @@ from .protocol import (
     ChatDeliver,
     IceCandidateInit,
     IceCandidateSend,
+    RelaySend,
     User,
     dump,
     error,
@@ -334,7 +336,7 @@ class CallRegistry:
                     call = self._call_for(conn, message.type, message.call_id, out)
                     if call is not None:
                         self._dispatch(conn, call, message, out)
-        if not isinstance(message, IceCandidateSend | CallDescriptionSend):
+        if not isinstance(message, RelaySend):
             self._changed()  # OwnerLost goes up: the caller hands the signal to the owner
         self._flush(out)
 
@@ -343,8 +345,8 @@ class CallRegistry:
             self._answer(conn, call, message, out)
         elif isinstance(message, IceCandidateSend):
             self._ice(conn, call, message, out)
-        elif isinstance(message, CallDescriptionSend):
-            self._description(conn, call, message, out)
+        elif isinstance(message, CallDescriptionSend | CallMediaSend):
+            self._active_signal(conn, call, message, out)
         elif isinstance(message, CallRejectedSend):
             self._reject(conn, call, message.reason, out)
         elif isinstance(message, CallEndSend):
@@ -475,9 +477,10 @@ class CallRegistry:
         else:
             self._to_participant(call, call.other(sender).id, frame, out)
 
-    def _description(
-        self, conn: Connection, call: LiveCall, msg: CallDescriptionSend, out: _Out
+    def _active_signal(
+        self, conn: Connection, call: LiveCall, msg: CallDescriptionSend | CallMediaSend, out: _Out
     ) -> None:
+        """Relay a description or media state to the other participant of an active call."""
         if call.state != "active":
             self._refuse(conn, msg.type, call.id, "forbidden", "the call is not active", out)
             return

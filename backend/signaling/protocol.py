@@ -141,6 +141,17 @@ class CallDescriptionSend(_Wire):
     type: Literal["call_description"]
     call_id: CallId
     description: SessionDescription
+    # An offer from a new peer connection (the page reloaded): the other side replaces its own.
+    restart: Annotated[bool, Field(strict=True)] = False
+
+
+class CallMediaSend(_Wire):
+    """What this side sends now: microphone on (`audio`) and camera on (`video`)."""
+
+    type: Literal["call_media"]
+    call_id: CallId
+    audio: Annotated[bool, Field(strict=True)]
+    video: Annotated[bool, Field(strict=True)]
 
 
 class CallRejectedSend(_Wire):
@@ -166,6 +177,7 @@ ClientMessage = Annotated[
     | CallAnswerSend
     | IceCandidateSend
     | CallDescriptionSend
+    | CallMediaSend
     | CallRejectedSend
     | CallEndSend
     | CallResumeSend,
@@ -176,10 +188,13 @@ CallMessage = (
     | CallAnswerSend
     | IceCandidateSend
     | CallDescriptionSend
+    | CallMediaSend
     | CallRejectedSend
     | CallEndSend
     | CallResumeSend
 )
+# Signals relayed unchanged (plus `from`) between the two participants of an active call.
+RelaySend = IceCandidateSend | CallDescriptionSend | CallMediaSend
 CLIENT_TYPES = frozenset(
     {
         "ping",
@@ -188,6 +203,7 @@ CLIENT_TYPES = frozenset(
         "call_answer",
         "ice_candidate",
         "call_description",
+        "call_media",
         "call_rejected",
         "call_end",
         "call_resume",
@@ -351,6 +367,15 @@ class CallDescription(ServerMessage):
     type: Literal["call_description"] = "call_description"
     call_id: str
     description: SessionDescription
+    restart: bool = False
+    from_: User = Field(alias="from")
+
+
+class CallMedia(ServerMessage):
+    type: Literal["call_media"] = "call_media"
+    call_id: str
+    audio: bool
+    video: bool
     from_: User = Field(alias="from")
 
 
@@ -414,16 +439,30 @@ def dump(message: BaseModel | dict[str, Any]) -> str:
 
 
 def relayed(
-    message: IceCandidateSend | CallDescriptionSend, sender: User | dict[str, Any]
-) -> IceCandidate | CallDescription:
-    """Build what the peer receives for a candidate or description: the same, `from` the sender.
+    message: RelaySend, sender: User | dict[str, Any]
+) -> IceCandidate | CallDescription | CallMedia:
+    """Build what the peer receives for a relayed signal: the same, `from` the sender.
 
     The call registry and the cluster's direct relay (routing.py) both send these.
     """
     if isinstance(message, IceCandidateSend):
         return ice_candidate(message.call_id, message.candidate, sender)
+    if isinstance(message, CallMediaSend):
+        return CallMedia.model_validate(
+            {
+                "call_id": message.call_id,
+                "audio": message.audio,
+                "video": message.video,
+                "from": sender,
+            }
+        )
     return CallDescription.model_validate(
-        {"call_id": message.call_id, "description": message.description, "from": sender}
+        {
+            "call_id": message.call_id,
+            "description": message.description,
+            "restart": message.restart,
+            "from": sender,
+        }
     )
 
 

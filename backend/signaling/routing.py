@@ -30,9 +30,9 @@ A node taken for dead that wakes re-binds its sockets to their calls (`revived`,
 
 The hot path skips the leader: once a call is active with both sockets bound, the leader sends
 each socket's node a route (call, this socket -> the peer's socket, who "from" is), and that node
-relays the call's `ice_candidate` and `call_description` frames straight to the peer's node. A
-relay that finds the peer's socket gone goes to the leader after all (which keeps it for a
-resume), and the leader withdraws routes whenever the call's sockets change or it ends.
+relays the call's `ice_candidate`, `call_description` and `call_media` frames straight to the
+peer's node. A relay that finds the peer's socket gone goes to the leader after all (which keeps
+it for a resume), and the leader withdraws routes whenever the call's sockets change or it ends.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ import redis
 from . import protocol
 from .calls import CallRegistry, OwnerLost
 from .hub import Connection, Envelope, Hub, node_of
-from .protocol import CallDescriptionSend, CallMessage, IceCandidateSend, ProtocolError, Welcome
+from .protocol import CallMessage, ProtocolError, RelaySend, Welcome
 from .redisbus import RedisBus
 
 log = logging.getLogger("parley.signaling")
@@ -223,9 +223,7 @@ class LeaderCalls:
         # A node that slept past its heartbeat rejoins before acting on what its sockets sent.
         self.bus.ensure_alive()
         text = raw.decode() if isinstance(raw, bytes) else raw
-        if isinstance(message, IceCandidateSend | CallDescriptionSend) and self._relay(
-            conn, message, text
-        ):
+        if isinstance(message, RelaySend) and self._relay(conn, message, text):
             return
         self._submit({"e": "signal", "conn": conn.id, "user_id": conn.user_id, "raw": text})
 
@@ -250,10 +248,8 @@ class LeaderCalls:
 
     # --- the relay fast path ----------------------------------------------------------------
 
-    def _relay(
-        self, conn: Connection, message: IceCandidateSend | CallDescriptionSend, raw: str
-    ) -> bool:
-        """Relay a candidate or description along a route; False: the leader must handle it."""
+    def _relay(self, conn: Connection, message: RelaySend, raw: str) -> bool:
+        """Relay a candidate, description or media state along a route; False: ask the leader."""
         route = self._routes.get((message.call_id, conn.id))
         if route is None:
             return False
