@@ -23,6 +23,10 @@ const RETRY_GAP_MS = 2000; // between ICE restarts while the path stays down
 const LOCAL_RING_TIMEOUT_MS = 35000;
 const ENDED_SHOWN_MS = 2500;
 const CREDENTIAL_MARGIN_MS = 60000;
+const QUALITY_EVERY_MS = 2000; // no inbound bytes for one interval reads as "No media"
+const REJOIN_KEY = "parley.call"; // this tab's live call, so a reload (not another device) rejoins it
+
+/** @typedef {"good"|"fair"|"poor"|"no_media"|"reconnecting"} QualityLabel */
 
 export class Call {
   /** @param {{id: string, roomId: number, peer: User, media: "audio"|"video", role: "caller"|"callee"}} init */
@@ -50,7 +54,7 @@ export class Call {
     this.error = null;
     /** @type {string|null} */
     this.warning = null;
-    /** @type {{rttMs: number|null, bitrateKbps: number|null, packetsLostPct: number|null, label: "good"|"fair"|"poor"}|null} */
+    /** @type {{rttMs: number|null, bitrateKbps: number|null, packetsLostPct: number|null, label: QualityLabel}|null} */
     this.quality = null;
     /** @type {RTCPeerConnection|null} */
     this.pc = null;
@@ -68,6 +72,10 @@ export class Call {
     this.lastRestart = 0;
     this.downSince = 0;
     this.lastBytes = { at: 0, bytes: 0 };
+    /** True from sending a restart offer (a new peer connection after a reload) until its answer. */
+    this.rejoining = false;
+    /** Rejoining needs a tap (media could not be had without one): views show "Rejoin call". */
+    this.rejoinable = false;
   }
 }
 
@@ -108,6 +116,8 @@ export class CallManager extends EventTarget {
       ["state", (e) => this.gotSocketState(e.detail.state)],
     ];
     for (const [type, handler] of this.handlers) signaling.addEventListener(type, handler);
+    // A live call survives a dropped socket only for the server's grace period: retry sooner.
+    signaling.urgent = () => Boolean(this._call && this._call.state !== "ended");
   }
 
   get call() {
@@ -292,17 +302,106 @@ export class CallManager extends EventTarget {
     };
   }
 
+  /**
+   * Take up a live call this tab had before it reloaded: new media, a new peer connection, and a
+   * restart offer that makes the other side replace its connection.
+   * @param {import("./protocol.js").CallInfo} info
+   */
+  async rejoin(info) {
+    const call = new Call({ id: info.call_id, roomId: info.room_id, peer: info.peer, media: info.media, role: info.role });
+    call.state = "reconnecting";
+    call.polite = info.polite;
+    call.quality = { rttMs: null, bitrateKbps: null, packetsLostPct: null, label: "reconnecting" };
+    this.setCall(call);
+    this.signaling.send(callResume(call.id)); // binds this socket to the call before the offer
+    await this.rejoinNow();
+  }
+
+  /** Get media and send the restart offer; on failure leave "Rejoin call" for a tap. */
+  async rejoinNow() {
+    const call = this._call;
+    if (!call || call.state === "ended" || call.pc) return;
+    call.rejoinable = false;
+    call.error = null;
+    this.changed(call);
+    try {
+      await this.prepare(call);
+      if (this._call !== call || !call.pc) return;
+      const pc = call.pc;
+      call.rejoining = true;
+      call.remoteQueue = [];
+      await pc.setLocalDescription(await pc.createOffer());
+      if (call.pc !== pc) return;
+      const sdp = /** @type {RTCSessionDescription} */ (pc.localDescription).sdp;
+      this.signaling.send(callDescription(call.id, { type: "offer", sdp }, true));
+      call.canSendCandidates = true;
+      this.flushLocalCandidates(call);
+    } catch (error) {
+      if (this._call !== call || call.state === "ended") return;
+      this.dropPeer(call);
+      if (call.localStream) for (const track of call.localStream.getTracks()) track.stop();
+      call.localStream = null;
+      call.rejoining = false;
+      call.rejoinable = true;
+      call.error = `Tap Rejoin call to continue (${(error && error.message) || error}).`;
+      this.changed(call);
+    }
+  }
+
+  /**
+   * The other side has a new peer connection (it reloaded): replace ours and answer its offer.
+   * @param {Call} call @param {string} sdp
+   */
+  async replacePeer(call, sdp) {
+    const stream = call.localStream;
+    this.dropPeer(call);
+    call.rejoining = false;
+    call.state = "reconnecting";
+    call.quality = { rttMs: null, bitrateKbps: null, packetsLostPct: null, label: "reconnecting" };
+    this.changed(call);
+    try {
+      if (!stream) {
+        // This side has no media yet (waiting for a tap): the offer waits for rejoinNow's own.
+        return;
+      }
+      const config = await this.iceConfig();
+      if (this._call !== call || call.state === "ended" || call.pc) return;
+      this.buildPeer(call, stream, config);
+      const pc = /** @type {RTCPeerConnection} */ (call.pc);
+      await pc.setRemoteDescription({ type: "offer", sdp });
+      await this.flushRemoteCandidates(call);
+      await pc.setLocalDescription(await pc.createAnswer());
+      if (call.pc !== pc) return;
+      const local = /** @type {RTCSessionDescription} */ (pc.localDescription);
+      this.signaling.send(callDescription(call.id, { type: "answer", sdp: local.sdp }));
+      call.negotiated = true;
+      call.canSendCandidates = true;
+      this.flushLocalCandidates(call);
+    } catch (error) {
+      this.fail(call, error);
+    }
+  }
+
   // --- the peer connection ---------------------------------------------------------------
 
   /** Get media and ICE servers, then build the peer connection. @param {Call} call */
   async prepare(call) {
     const [stream, config] = await Promise.all([getMedia(call.media, this.devices), this.iceConfig()]);
-    if (this._call !== call) {
+    if (this._call !== call || call.state === "ended") {
       for (const track of stream.getTracks()) track.stop();
       return;
     }
     call.localStream = stream;
     call.warning = stream.parleyWarning || null;
+    this.buildPeer(call, stream, config);
+  }
+
+  /**
+   * Build the peer connection around the local stream.
+   * @param {Call} call @param {MediaStream} stream
+   * @param {{iceServers: RTCIceServer[], iceTransportPolicy?: RTCIceTransportPolicy, ttl?: number}} config
+   */
+  buildPeer(call, stream, config) {
     call.configFetchedAt = Date.now();
     call.ttlMs = (config.ttl || 0) * 1000;
     const pc = new RTCPeerConnection({
@@ -331,7 +430,30 @@ export class CallManager extends EventTarget {
       if (pc.iceConnectionState === "failed") this.connectionChanged(call);
     };
     pc.onnegotiationneeded = () => this.negotiate(call);
+    call.lastBytes = { at: 0, bytes: 0 };
     this.changed(call);
+  }
+
+  /** Close the peer connection without touching the local tracks (they go on in the next one). @param {Call} call */
+  dropPeer(call) {
+    clearInterval(call.timers.restart);
+    call.timers.restart = 0;
+    const pc = call.pc;
+    if (pc) {
+      pc.onicecandidate = null;
+      pc.ontrack = null;
+      pc.onconnectionstatechange = null;
+      pc.oniceconnectionstatechange = null;
+      pc.onnegotiationneeded = null;
+      pc.close();
+    }
+    call.pc = null;
+    call.remoteQueue = []; // candidates of the old connection
+    call.localQueue = [];
+    call.canSendCandidates = false;
+    call.negotiated = false;
+    call.makingOffer = false;
+    call.ignoreOffer = false;
   }
 
   /** Perfect negotiation: later offers (ICE restarts) go as call_description. @param {Call} call */
@@ -341,6 +463,7 @@ export class CallManager extends EventTarget {
     try {
       call.makingOffer = true;
       await pc.setLocalDescription();
+      if (call.pc !== pc) return; // replaced meanwhile (the other side reloaded)
       const description = /** @type {RTCSessionDescription} */ (pc.localDescription);
       this.signaling.send(callDescription(call.id, { type: /** @type {"offer"} */ (description.type), sdp: description.sdp }));
     } catch (error) {
@@ -364,6 +487,7 @@ export class CallManager extends EventTarget {
     } else if (state === "disconnected" || state === "failed" || pc.iceConnectionState === "failed") {
       if (call.state !== "reconnecting") call.downSince = Date.now();
       call.state = "reconnecting";
+      call.quality = { rttMs: null, bitrateKbps: null, packetsLostPct: null, label: "reconnecting" };
       if (state !== "disconnected") this.restartIce();
       // Keep trying while the path is down, so media returns soon after the network does.
       if (!call.timers.restart) {
@@ -420,13 +544,15 @@ export class CallManager extends EventTarget {
   /** @param {Call} call */
   startQuality(call) {
     if (call.timers.quality) return;
-    call.timers.quality = setInterval(() => this.measure(call), 2000);
+    call.timers.quality = setInterval(() => this.measure(call), QUALITY_EVERY_MS);
   }
 
   /** @param {Call} call */
   async measure(call) {
-    if (!call.pc || call.state === "ended") return;
-    const report = await call.pc.getStats();
+    const pc = call.pc;
+    if (!pc || call.state === "ended") return;
+    const report = await pc.getStats();
+    if (call.pc !== pc) return;
     let rtt = null;
     let bytes = 0;
     let lost = 0;
@@ -443,11 +569,16 @@ export class CallManager extends EventTarget {
     });
     const now = Date.now();
     const bitrate = call.lastBytes.at ? Math.round(((bytes - call.lastBytes.bytes) * 8) / (now - call.lastBytes.at)) : null;
+    const flowing = bytes > call.lastBytes.bytes;
     call.lastBytes = { at: now, bytes };
     const lossPct = received + lost > 0 ? Math.round((lost / (received + lost)) * 1000) / 10 : 0;
-    /** @type {"good"|"fair"|"poor"} */
+    const ice = pc.iceConnectionState;
+    /** @type {QualityLabel} */
     let label = "good";
-    if ((rtt !== null && rtt > 400) || lossPct > 5) label = "poor";
+    // A frozen path can stay "connected" for seconds: no new bytes means no media, whatever ICE says.
+    if (call.state === "reconnecting" || ice === "disconnected" || ice === "checking" || ice === "failed") label = "reconnecting";
+    else if (!flowing) label = "no_media";
+    else if ((rtt !== null && rtt > 400) || lossPct > 5) label = "poor";
     else if ((rtt !== null && rtt > 200) || lossPct > 2) label = "fair";
     call.quality = { rttMs: rtt, bitrateKbps: bitrate, packetsLostPct: lossPct, label };
     this.changed(call);
@@ -543,9 +674,28 @@ export class CallManager extends EventTarget {
   /** @param {import("./protocol.js").DescriptionIn} msg */
   async gotDescription(msg) {
     const call = this.mine(msg.call_id);
-    if (!call || !call.pc) return;
-    const pc = call.pc;
+    if (!call) return;
     const description = msg.description;
+    if (msg.restart && description.type === "offer") {
+      // Both reloaded at once: the polite side's new connection gives way to the impolite side's.
+      if (call.rejoining && !call.polite) return;
+      await this.replacePeer(call, description.sdp);
+      return;
+    }
+    if (!call.pc) return;
+    const pc = call.pc;
+    if (call.rejoining) {
+      if (description.type === "offer") return; // meant for the connection this page had before it reloaded
+      try {
+        await pc.setRemoteDescription(description);
+        call.rejoining = false;
+        call.negotiated = true;
+        await this.flushRemoteCandidates(call);
+      } catch (error) {
+        console.warn("rejoin answer refused", error);
+      }
+      return;
+    }
     const collision = description.type === "offer" && (call.makingOffer || pc.signalingState !== "stable");
     call.ignoreOffer = !call.polite && collision;
     if (call.ignoreOffer) return;
@@ -615,7 +765,18 @@ export class CallManager extends EventTarget {
   /** After every (re)connect: resume the live call, or learn that it is gone. */
   gotWelcome(/** @type {import("./protocol.js").Welcome} */ msg) {
     const call = this._call;
-    if (!call || call.state === "ended") return;
+    if (!call || call.state === "ended") {
+      const mine = readRejoin();
+      const live = mine && msg.calls.find((c) => c.call_id === mine && c.state === "active");
+      if (live) this.rejoin(live);
+      else if (mine) {
+        forgetRejoin();
+        // Reloaded while our own call was ringing: the offer died with the page, so cancel it.
+        const ringing = msg.calls.find((c) => c.call_id === mine && c.state === "ringing" && c.role === "caller");
+        if (ringing) this.signaling.send(callEnd(ringing.call_id));
+      }
+      return;
+    }
     const listed = msg.calls.some((c) => c.call_id === call.id);
     if (listed) this.signaling.send(callResume(call.id));
     else this.finish(call, "disconnected");
@@ -637,6 +798,7 @@ export class CallManager extends EventTarget {
   /** @param {Call} call */
   setCall(call) {
     this._call = call;
+    rememberRejoin(call.id);
     this.dispatchEvent(new CustomEvent("call", { detail: call }));
   }
 
@@ -670,6 +832,8 @@ export class CallManager extends EventTarget {
     if (call.state === "ended") return;
     call.state = "ended";
     call.endReason = reason;
+    call.rejoinable = false;
+    if (readRejoin() === call.id) forgetRejoin();
     clearInterval(call.timers.restart);
     clearInterval(call.timers.quality);
     if (call.localStream) for (const track of call.localStream.getTracks()) track.stop();
@@ -695,5 +859,30 @@ export class CallManager extends EventTarget {
         this.dispatchEvent(new CustomEvent("cleared", { detail: call }));
       }
     }, ENDED_SHOWN_MS);
+  }
+}
+
+function readRejoin() {
+  try {
+    return sessionStorage.getItem(REJOIN_KEY);
+  } catch {
+    return null;
+  }
+}
+
+/** @param {string} callId */
+function rememberRejoin(callId) {
+  try {
+    sessionStorage.setItem(REJOIN_KEY, callId);
+  } catch {
+    // storage refused (private mode): a reload then drops the call, as before
+  }
+}
+
+function forgetRejoin() {
+  try {
+    sessionStorage.removeItem(REJOIN_KEY);
+  } catch {
+    // nothing to forget
   }
 }

@@ -16,7 +16,7 @@
  * @typedef {{type: "call_ringing", call_id: string, polite: boolean}} CallRinging
  * @typedef {{type: "call_answer", call_id: string, sdp: string, from: User, polite: boolean}} CallAnswerIn
  * @typedef {{type: "ice_candidate", call_id: string, candidate: IceCandidateInit|null, from: User}} IceIn
- * @typedef {{type: "call_description", call_id: string, description: Description, from: User}} DescriptionIn
+ * @typedef {{type: "call_description", call_id: string, description: Description, restart?: boolean, from: User}} DescriptionIn
  * @typedef {{type: "call_rejected", call_id: string, reason: "declined"|"busy"|"timeout"}} CallRejected
  * @typedef {{type: "call_cancelled"|"call_timeout"|"call_busy"|"call_answered_elsewhere", call_id: string}} CallOver
  * @typedef {{type: "call_end", call_id: string, reason: "hangup"|"disconnected"|"gone"}} CallEndIn
@@ -38,8 +38,9 @@ export const callOffer = (/** @type {string} */ callId, /** @type {number} */ ro
 export const callAnswer = (/** @type {string} */ callId, /** @type {string} */ sdp) => ({ type: "call_answer", call_id: callId, sdp });
 export const iceCandidate = (/** @type {string} */ callId, /** @type {IceCandidateInit|null} */ candidate) =>
   ({ type: "ice_candidate", call_id: callId, candidate });
-export const callDescription = (/** @type {string} */ callId, /** @type {Description} */ description) =>
-  ({ type: "call_description", call_id: callId, description });
+/** `restart`: an offer from a new peer connection (after a reload); the other side replaces its own. */
+export const callDescription = (/** @type {string} */ callId, /** @type {Description} */ description, restart = false) =>
+  (restart ? { type: "call_description", call_id: callId, description, restart } : { type: "call_description", call_id: callId, description });
 export const callRejected = (/** @type {string} */ callId, /** @type {"declined"|"busy"|"timeout"} */ reason) =>
   ({ type: "call_rejected", call_id: callId, reason });
 export const callEnd = (/** @type {string} */ callId) => ({ type: "call_end", call_id: callId });

@@ -7,6 +7,8 @@ import { PROTOCOL_VERSION, ping } from "./protocol.js";
 
 const BACKOFF_MIN = 500;
 const BACKOFF_MAX = 15000;
+// During a call the server keeps it only for CALL_GRACE_PERIOD (15 s): come back well inside it.
+const BACKOFF_MAX_IN_CALL = 2500;
 const PING_EVERY = 20000;
 const PONG_WITHIN = 10000;
 
@@ -24,6 +26,8 @@ export class SignalingClient extends EventTarget {
     this.timers = { retry: 0, ping: 0, pong: 0 };
     /** True once a server said it speaks a newer protocol: the socket stays closed until the page updates. */
     this.outdated = false;
+    /** Whether a call is live (set by the CallManager): the backoff then stays short. */
+    this.urgent = () => false;
     // Back online, back in the foreground, or on another network: a phone's socket is most likely
     // dead or waiting out a long backoff just then, so try at once.
     this.onOnline = () => this.reconnectNow();
@@ -127,7 +131,7 @@ export class SignalingClient extends EventTarget {
       if (this.stopped) return;
       this.setState("reconnecting", opened ? `closed ${event.code}` : "closed-before-open");
       // Capped exponential backoff with full jitter, so a restarted server is not stampeded.
-      const cap = Math.min(BACKOFF_MAX, BACKOFF_MIN * 2 ** this.attempt);
+      const cap = Math.min(this.urgent() ? BACKOFF_MAX_IN_CALL : BACKOFF_MAX, BACKOFF_MIN * 2 ** this.attempt);
       this.attempt += 1;
       const delay = event.code === 1001 && this.attempt === 1 ? 100 : Math.random() * cap;
       this.timers.retry = setTimeout(() => this.open(), delay);

@@ -49,6 +49,9 @@ export function mountCallView(calls, signaling) {
   camera.addEventListener("click", () => calls.call && calls.setCameraOff(!calls.call.cameraOff));
   flip.addEventListener("click", () => calls.switchCamera().catch(() => {}));
   $("hangup").addEventListener("click", () => calls.end());
+  // A call taken up after a reload may need a tap to get the camera and microphone again.
+  const rejoin = $("rejoin");
+  rejoin.addEventListener("click", () => calls.rejoinNow());
 
   /** @param {HTMLMediaElement} el @param {MediaStream|null} stream */
   const attach = (el, stream) => {
@@ -94,10 +97,16 @@ export function mountCallView(calls, signaling) {
     camera.hidden = !video || !hasCamera;
     camera.textContent = call.cameraOff ? "Camera on" : "Camera off";
     camera.setAttribute("aria-pressed", String(call.cameraOff));
+    rejoin.hidden = !call.rejoinable || call.state === "ended";
     const q = call.quality;
-    $("call-quality").textContent = q
-      ? `Quality: ${q.label}${q.rttMs !== null ? ` · ${q.rttMs} ms` : ""}${q.bitrateKbps !== null ? ` · ${q.bitrateKbps} kbit/s` : ""}`
-      : "";
+    // Never "good · 0 kbit/s": without media the readout says so instead of numbers.
+    $("call-quality").textContent = !q
+      ? ""
+      : q.label === "no_media"
+        ? "No media"
+        : q.label === "reconnecting"
+          ? "Reconnecting…"
+          : `Quality: ${q.label}${q.rttMs !== null ? ` · ${q.rttMs} ms` : ""}${q.bitrateKbps !== null ? ` · ${q.bitrateKbps} kbit/s` : ""}`;
     tick();
     if (!ticker && call.state !== "ended") ticker = setInterval(tick, 1000);
     if (call.state === "ended") {

@@ -1,0 +1,129 @@
+"""A call survives a reload of either page, and the quality readout never hides missing media."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from e2e.conftest import User
+from e2e.test_calls import status, timeline, wait_media_flowing, wait_until
+from e2e.test_recovery import connected_call
+
+# Makes the first getUserMedia after a reload (a call id in this tab's sessionStorage) refuse, as
+# a browser does when the camera needs a tap again.
+REFUSE_MEDIA_ONCE_AFTER_RELOAD = """
+if (sessionStorage.getItem("parley.call") && !sessionStorage.getItem("refused")) {
+  const real = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+  navigator.mediaDevices.getUserMedia = (constraints) => {
+    if (sessionStorage.getItem("refused")) return real(constraints);
+    sessionStorage.setItem("refused", "1");
+    return Promise.reject(new DOMException("Permission needs a tap", "NotAllowedError"));
+  };
+}
+"""
+
+
+def reload_and_time_media(user: User) -> float:
+    """Reload the page; return the seconds from its load to remote video frames decoding again."""
+    user.page.reload()
+    loaded = time.monotonic()
+    wait_until(
+        lambda: bool(
+            user.page.evaluate(
+                """async () => {
+                    const s = window.parley.calls && await window.parley.calls.stats();
+                    return Boolean(s && s.connectionState === "connected" && s.video.framesDecoded > 0);
+                }"""
+            )
+        ),
+        f"{user.engine} {user.username}: no remote video after the reload",
+        seconds=30,
+    )
+    return time.monotonic() - loaded
+
+
+def call_records(page: Page) -> list[dict]:  # type: ignore[type-arg]
+    return page.evaluate(
+        """async () => {
+            const room = location.hash.split("/").pop();
+            const body = await (await fetch(`/api/rooms/${room}/messages?limit=500`)).json();
+            return body.messages.filter((m) => m.kind === "call").map((m) => m.call);
+        }"""
+    )
+
+
+def hang_up_and_check_one_record(alice: User, bob: User) -> None:
+    alice.page.get_by_role("button", name="End call").click()
+    expect(status(bob.page)).to_contain_text("Call ended")
+    for person in (alice, bob):
+        expect(timeline(person, "Video call ·")).to_have_count(1)
+    records = call_records(alice.page)
+    assert len(records) == 1, records
+    assert records[0]["outcome"] == "completed", records
+
+
+@pytest.mark.parametrize(
+    ("engines", "reloader"),
+    [
+        (("chromium", "chromium"), "caller"),
+        (("chromium", "chromium"), "callee"),
+        (("firefox", "firefox"), "caller"),
+        (("firefox", "firefox"), "callee"),
+        (("chromium", "firefox"), "callee"),
+        (("firefox", "chromium"), "callee"),
+    ],
+    ids=lambda v: "-".join(v) if isinstance(v, tuple) else v,
+)
+def test_a_call_survives_a_reload_and_stays_one_call(
+    make_user: Callable[..., User], engines: tuple[str, str], reloader: str
+) -> None:
+    alice, bob = connected_call(make_user, engines)
+    wait_media_flowing(bob, video=True)
+    who = alice if reloader == "caller" else bob
+    seconds = reload_and_time_media(who)
+    print(f"rejoin {engines[0]}-{engines[1]} {reloader} reloaded: media after {seconds:.2f} s")
+    for person in (alice, bob):
+        wait_media_flowing(person, video=True)
+        expect(status(person.page)).to_have_text("Connected")
+    expect(who.page.get_by_role("button", name="Rejoin call")).to_be_hidden()
+    hang_up_and_check_one_record(alice, bob)
+
+
+def test_the_quality_readout_says_no_media_when_none_arrives(
+    make_user: Callable[..., User],
+) -> None:
+    alice, bob = connected_call(make_user, ("chromium", "chromium"))
+    wait_media_flowing(bob, video=True)
+    quality = bob.page.locator("#call-quality")
+    expect(quality).to_contain_text("Quality:")
+    alice.page.evaluate(
+        """() => Promise.all(window.parley.calls.call.pc.getSenders().map((s) => s.replaceTrack(null)))"""
+    )
+    seen: set[str] = set()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and "No media" not in seen:
+        seen.add(quality.inner_text())
+        time.sleep(0.2)
+    assert "No media" in seen, seen
+    assert not [text for text in seen if "0 kbit/s" in text and "good" in text], seen
+    expect(quality).to_have_text("No media")
+
+
+def test_a_reload_that_cannot_get_media_offers_rejoin_call(
+    make_user: Callable[..., User],
+) -> None:
+    alice, bob = connected_call(make_user, ("chromium", "chromium"))
+    bob.context.add_init_script(REFUSE_MEDIA_ONCE_AFTER_RELOAD)
+    bob.page.reload()
+    rejoin = bob.page.get_by_role("button", name="Rejoin call")
+    expect(rejoin).to_be_visible()
+    expect(status(bob.page)).to_have_text("Reconnecting…")
+    rejoin.click()
+    expect(rejoin).to_be_hidden()
+    for person in (alice, bob):
+        wait_media_flowing(person, video=True)
+        expect(status(person.page)).to_have_text("Connected")
+    hang_up_and_check_one_record(alice, bob)
