@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Callable
 
@@ -127,3 +128,21 @@ def test_a_reload_that_cannot_get_media_offers_rejoin_call(
         wait_media_flowing(person, video=True)
         expect(status(person.page)).to_have_text("Connected")
     hang_up_and_check_one_record(alice, bob)
+
+
+@pytest.mark.parametrize("engine", ["chromium", "firefox"])
+def test_a_call_to_the_python_peer_survives_a_reload(
+    echo_bot: subprocess.Popen[bytes], make_user: Callable[..., User], engine: str
+) -> None:
+    me = make_user(engine)
+    me.page.get_by_role("link", name="Echo test").click()
+    me.page.get_by_role("button", name="Video call").click()
+    expect(status(me.page)).to_have_text("Connected", timeout=30_000)
+    wait_media_flowing(me, video=True, seconds=40)
+    seconds = reload_and_time_media(me)
+    print(f"rejoin {engine} with the echo bot: media after {seconds:.2f} s")
+    wait_media_flowing(me, video=True, seconds=40)  # its own picture and sound, echoed again
+    expect(status(me.page)).to_have_text("Connected")
+    me.page.get_by_role("button", name="End call").click()
+    expect(timeline(me, "Video call ·")).to_have_count(1)
+    assert echo_bot.poll() is None

@@ -176,6 +176,7 @@ class Peer:
         answer: Callable[[dict[str, Any]], bool] | None = None,
         on_remote_track: RemoteTrackHook | None = None,
         on_call: Callable[[PeerCall], None] | None = None,
+        on_replace: Callable[[PeerCall], None] | None = None,
         many: bool = False,
     ) -> None:
         self.client = client
@@ -184,6 +185,7 @@ class Peer:
         self.should_answer = answer
         self.on_remote_track = on_remote_track
         self.on_call = on_call
+        self.on_replace = on_replace  # before the tracks of a replaced connection are made
         self.calls: dict[str, PeerCall] = {}
         self.finished: list[PeerCall] = []
 
@@ -239,6 +241,8 @@ class Peer:
             call.pending.append(message.get("candidate") or {})
             if call.remote_ready:
                 await self._flush(call)
+        elif kind == "call_description" and message.get("restart") is True:
+            await self._replace(call, message["description"])
         elif kind == "call_description":
             await self._description(call, message["description"])
         elif kind in {"call_end", "call_cancelled", "call_timeout", "call_busy", "call_rejected"}:
@@ -284,6 +288,35 @@ class Peer:
             await call.pc.setRemoteDescription(RTCSessionDescription(description["sdp"], "answer"))
         await self._flush(call)
 
+    async def _replace(self, call: PeerCall, description: dict[str, Any]) -> None:
+        """Answer the other side's new peer connection (it reloaded) from a new one of ours."""
+        if description.get("type") != "offer":
+            return
+        old = call.pc
+        # The old connection's track readers end by themselves once its tracks stop.
+        for sender in old.getSenders():
+            if sender.track is not None:
+                sender.track.stop()
+        await old.close()
+        call.pending.clear()  # candidates of the old connection
+        call.remote_ready = False
+        if self.on_replace is not None:
+            self.on_replace(call)  # before the new connection's remote tracks arrive
+        call.pc = self._connect(call, RTCPeerConnection(await self._configuration()))
+        await call.pc.setRemoteDescription(RTCSessionDescription(description["sdp"], "offer"))
+        for track in self.tracks(call):
+            call.pc.addTrack(track)
+        await call.pc.setLocalDescription(await call.pc.createAnswer())
+        local = call.pc.localDescription
+        await self.client.send(
+            {
+                "type": "call_description",
+                "call_id": call.id,
+                "description": {"type": local.type, "sdp": local.sdp},
+            }
+        )
+        await self._remote_ready(call)
+
     async def _resume(self, welcome: dict[str, Any]) -> None:
         live = {c["call_id"] for c in welcome.get("calls", [])}
         for call in list(self.calls.values()):
@@ -300,6 +333,13 @@ class Peer:
         pc = RTCPeerConnection(await self._configuration())
         call = PeerCall(call_id, room_id, peer, media, role, pc, polite=role == "callee")
         self.calls[call_id] = call
+        self._connect(call, pc)
+        if self.on_call is not None:
+            self.on_call(call)
+        return call
+
+    def _connect(self, call: PeerCall, pc: RTCPeerConnection) -> RTCPeerConnection:
+        """Wire a peer connection's events to the call."""
 
         @pc.on("track")
         def _on_track(track: MediaStreamTrack) -> None:
@@ -309,12 +349,10 @@ class Peer:
         async def _on_state() -> None:
             if pc.connectionState == "connected":
                 call.answered.set()
-            elif pc.connectionState == "failed" and not call.ended.is_set():
+            elif pc.connectionState == "failed" and not call.ended.is_set() and call.pc is pc:
                 await self.hang_up(call)
 
-        if self.on_call is not None:
-            self.on_call(call)
-        return call
+        return pc
 
     async def _configuration(self) -> RTCConfiguration:
         try:

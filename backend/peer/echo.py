@@ -129,6 +129,7 @@ class EchoBot:
             tracks=self._tracks,
             on_remote_track=self._remote_track,
             on_call=self._on_call,
+            on_replace=self._on_replace,
             many=True,
         )
 
@@ -136,6 +137,11 @@ class EchoBot:
         loop = asyncio.get_running_loop()
         self.sources[call.id] = {"audio": loop.create_future(), "video": loop.create_future()}
         call.tasks.append(asyncio.ensure_future(self._limit(call)))
+
+    def _on_replace(self, call: PeerCall) -> None:
+        """Echo the tracks of the caller's new connection (the page reloaded)."""
+        loop = asyncio.get_running_loop()
+        self.sources[call.id] = {"audio": loop.create_future(), "video": loop.create_future()}
 
     def _tracks(self, call: PeerCall) -> list[MediaStreamTrack]:
         futures = self.sources[call.id]
