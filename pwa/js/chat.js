@@ -1,13 +1,45 @@
 // Rooms and messages: history over HTTP, live delivery over the socket, and an outbox that keeps
-// unsent messages (in localStorage) and resends them after every reconnect until acknowledged.
+// unsent messages (in localStorage) and resends them after every reconnect until acknowledged. A
+// message the server refuses stays in the outbox, marked failed with a reason, until retried or
+// discarded: nothing typed is dropped.
 
 import { api } from "./api.js";
-import { chatMessage, newId } from "./protocol.js";
+import { MAX_TEXT, chatMessage, newId } from "./protocol.js";
 
 /** @typedef {{id: number, room_id: number, kind: "text"|"call", text: string, client_id: string, created_at: string, sender: {id: number, username: string}, call: null|{id: string, media: "audio"|"video", outcome: string, duration: number|null, caller_id: number}}} Message */
-/** @typedef {{client_id: string, room_id: number, text: string, created_at: string, status: "sending"}} Pending */
+/** @typedef {{client_id: string, room_id: number, text: string, created_at: string, status: "sending"|"failed", reason?: string}} Pending */
 
 const HTTP_FALLBACK_MS = 4000;
+// HTTP answers that say "not now" rather than "never": the message waits in the outbox.
+const TRANSIENT_STATUSES = new Set([401, 403, 408, 425, 429]);
+
+/** Length as the server counts it (Python's len: code points, not UTF-16 units). @param {string} text */
+export const textLength = (text) => [...text].length;
+
+/** @param {number} n */
+export const count = (n) => n.toLocaleString();
+
+/** Why a message was refused, in words a person can act on. @param {string} text @param {string} reason */
+export function refusal(text, reason) {
+  const length = textLength(text);
+  if (length > MAX_TEXT || reason === "too_large") {
+    return `This message is too long (${count(length)} of ${count(MAX_TEXT)} characters).`;
+  }
+  if (!text.trim()) return "This message is empty.";
+  if (typeof text.isWellFormed === "function" && !text.isWellFormed()) return "This message has characters that cannot be sent.";
+  if (reason === "not_found") return "This chat is no longer available.";
+  if (reason === "forbidden") return "You cannot send messages in this chat.";
+  if (reason === "internal") return "The server could not store this message. Try again.";
+  return "The server refused this message.";
+}
+
+/** The reason (as in the socket's `error` frames) for an HTTP refusal. @param {number} status */
+function httpReason(status) {
+  if (status === 413) return "too_large";
+  if (status === 404) return "not_found";
+  if (status === 409) return "forbidden";
+  return status >= 500 ? "internal" : "bad_message";
+}
 
 export class ChatStore extends EventTarget {
   /** @param {{signaling: import("./signaling.js").SignalingClient, user: {id: number, username: string}}} deps */
@@ -27,6 +59,7 @@ export class ChatStore extends EventTarget {
     /** @type {Pending[]} */
     this.outbox = JSON.parse(localStorage.getItem(this.key) || "[]");
     this.fallbackTimer = 0;
+    this.retryTimer = 0;
     /** @type {[string, (e: any) => void][]} */
     this.handlers = [
       ["chat_message", (e) => this.gotMessage(e.detail.message)],
@@ -40,6 +73,7 @@ export class ChatStore extends EventTarget {
 
   dispose() {
     clearTimeout(this.fallbackTimer);
+    clearTimeout(this.retryTimer);
     for (const [type, handler] of this.handlers) this.signaling.removeEventListener(type, handler);
   }
 
@@ -69,7 +103,7 @@ export class ChatStore extends EventTarget {
     return body;
   }
 
-  /** Messages of a room, oldest first, with unsent ones last. @param {number} roomId */
+  /** Messages of a room, oldest first, with unsent (and refused) ones last. @param {number} roomId */
   timeline(roomId) {
     const stored = this.messages.get(roomId) || [];
     const pending = this.outbox.filter((p) => p.room_id === roomId);
@@ -92,6 +126,23 @@ export class ChatStore extends EventTarget {
     this.transmit(pending);
   }
 
+  /** Send a refused message again, after the ones still waiting. @param {string} clientId */
+  retry(clientId) {
+    const failed = this.outbox.find((p) => p.client_id === clientId);
+    if (!failed) return;
+    this.outbox = [...this.outbox.filter((p) => p !== failed), { ...failed, status: "sending", reason: undefined }];
+    this.save();
+    this.emit("messages", { roomId: failed.room_id });
+    this.transmit(this.head());
+  }
+
+  /** Take a message out of the outbox (to edit it, or because it is not wanted); return it. @param {string} clientId */
+  discard(clientId) {
+    const pending = this.outbox.find((p) => p.client_id === clientId) || null;
+    this.drop(clientId);
+    return pending;
+  }
+
   /** @param {number} roomId @param {number} messageId */
   async markRead(roomId, messageId) {
     const room = this.room(roomId);
@@ -104,13 +155,18 @@ export class ChatStore extends EventTarget {
 
   // --- delivery ------------------------------------------------------------------------------
 
+  /** The oldest message still to send (refused ones wait for Retry). */
+  head() {
+    return this.outbox.find((p) => p.status !== "failed");
+  }
+
   /**
    * Send the oldest unacknowledged message. One at a time, so the server stores them in the order
    * they were written even when some must be resent (rate limit, reconnect).
    * @param {Pending} [pending] the message just queued (sent only if it is the oldest)
    */
   transmit(pending) {
-    const head = this.outbox[0];
+    const head = this.head();
     if (!head || (pending && head !== pending)) return;
     this.signaling.send(chatMessage(head.room_id, head.client_id, head.text));
     // If the socket stays down, HTTP delivers (the server de-duplicates by client_id).
@@ -119,7 +175,7 @@ export class ChatStore extends EventTarget {
   }
 
   async flushOverHttp() {
-    for (const pending of [...this.outbox]) {
+    for (const pending of this.outbox.filter((p) => p.status !== "failed")) {
       try {
         const message = await api("POST", `/api/rooms/${pending.room_id}/messages`, {
           client_id: pending.client_id,
@@ -127,8 +183,9 @@ export class ChatStore extends EventTarget {
         });
         this.acknowledge(pending.client_id, message, false);
       } catch (error) {
-        if (/** @type {any} */ (error).status >= 400 && /** @type {any} */ (error).status < 500) {
-          this.drop(pending.client_id);
+        const status = /** @type {any} */ (error).status;
+        if (status >= 400 && !TRANSIENT_STATUSES.has(status)) {
+          this.fail(pending.client_id, httpReason(status));
         } else {
           clearTimeout(this.fallbackTimer);
           this.fallbackTimer = setTimeout(() => this.flushOverHttp(), HTTP_FALLBACK_MS * 2);
@@ -146,10 +203,10 @@ export class ChatStore extends EventTarget {
   /** @param {string} clientId @param {Message} message @param {boolean} delivered */
   acknowledge(clientId, message, delivered) {
     if (this.status.get(clientId) !== "delivered") this.status.set(clientId, delivered ? "delivered" : "sent");
-    const wasHead = this.outbox.length > 0 && this.outbox[0].client_id === clientId;
+    const wasHead = this.head()?.client_id === clientId;
     this.outbox = this.outbox.filter((p) => p.client_id !== clientId);
     this.save();
-    if (!this.outbox.length) clearTimeout(this.fallbackTimer);
+    if (!this.head()) clearTimeout(this.fallbackTimer);
     this.merge(message.room_id, [message]);
     if (wasHead) this.transmit(); // the next one, now the oldest
   }
@@ -191,20 +248,41 @@ export class ChatStore extends EventTarget {
 
   /** @param {{ref_type?: string, reason: string, message: string}} msg */
   gotError(msg) {
-    if (msg.ref_type !== "chat_message") return;
     if (msg.reason === "rate_limited") {
-      setTimeout(() => this.transmit(), 1000); // typing faster than the server allows: wait
+      // Typing faster than the server allows (the frame is dropped unread): wait, then resend.
+      if (this.head() && !this.retryTimer) {
+        this.retryTimer = setTimeout(() => {
+          this.retryTimer = 0;
+          this.transmit();
+        }, 1000);
+      }
       return;
     }
-    this.emit("error", { message: msg.message });
+    if (msg.ref_type !== "chat_message") return;
+    // Messages go one at a time, so a refusal is about the one in flight: the oldest unsent.
+    const head = this.head();
+    if (head) this.fail(head.client_id, msg.reason);
+  }
+
+  /** Keep a refused message in the outbox with a reason, and move on to the next. @param {string} clientId @param {string} reason */
+  fail(clientId, reason) {
+    const pending = this.outbox.find((p) => p.client_id === clientId);
+    if (!pending) return;
+    pending.status = "failed";
+    pending.reason = refusal(pending.text, reason);
+    this.save();
+    this.emit("messages", { roomId: pending.room_id });
+    if (this.head()) this.transmit();
+    else clearTimeout(this.fallbackTimer);
   }
 
   /** @param {string} clientId */
   drop(clientId) {
+    const wasHead = this.head()?.client_id === clientId;
     this.outbox = this.outbox.filter((p) => p.client_id !== clientId);
     this.save();
     this.emit("messages", {});
-    this.transmit();
+    if (wasHead) this.transmit();
   }
 
   /** @param {Message} message */

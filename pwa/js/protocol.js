@@ -17,6 +17,7 @@
  * @typedef {{type: "call_answer", call_id: string, sdp: string, from: User, polite: boolean}} CallAnswerIn
  * @typedef {{type: "ice_candidate", call_id: string, candidate: IceCandidateInit|null, from: User}} IceIn
  * @typedef {{type: "call_description", call_id: string, description: Description, restart?: boolean, from: User}} DescriptionIn
+ * @typedef {{type: "call_media", call_id: string, audio: boolean, video: boolean, from: User}} CallMediaIn
  * @typedef {{type: "call_rejected", call_id: string, reason: "declined"|"busy"|"timeout"}} CallRejected
  * @typedef {{type: "call_cancelled"|"call_timeout"|"call_busy"|"call_answered_elsewhere", call_id: string}} CallOver
  * @typedef {{type: "call_end", call_id: string, reason: "hangup"|"disconnected"|"gone"}} CallEndIn
@@ -27,6 +28,9 @@
 
 /** The protocol this code speaks; a `welcome` with a higher one means this code is too old. */
 export const PROTOCOL_VERSION = 1;
+
+/** Longest chat `text` the server stores, in Unicode code points (MAX_TEXT in backend/chat.py). */
+export const MAX_TEXT = 4000;
 
 export const newId = () => crypto.randomUUID();
 
@@ -44,4 +48,7 @@ export const callDescription = (/** @type {string} */ callId, /** @type {Descrip
 export const callRejected = (/** @type {string} */ callId, /** @type {"declined"|"busy"|"timeout"} */ reason) =>
   ({ type: "call_rejected", call_id: callId, reason });
 export const callEnd = (/** @type {string} */ callId) => ({ type: "call_end", call_id: callId });
+/** Whether this side's microphone (`audio`) and camera (`video`) are on. */
+export const callMedia = (/** @type {string} */ callId, /** @type {boolean} */ audio, /** @type {boolean} */ video) =>
+  ({ type: "call_media", call_id: callId, audio, video });
 export const callResume = (/** @type {string} */ callId) => ({ type: "call_resume", call_id: callId });
