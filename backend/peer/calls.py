@@ -132,6 +132,8 @@ class PeerCall:
     received: dict[str, int] = field(default_factory=lambda: {"audio": 0, "video": 0})
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
+    # The other side's microphone and camera, from its call_media.
+    remote_media: dict[str, bool] = field(default_factory=lambda: {"audio": True, "video": True})
 
     async def stats(self) -> dict[str, Any]:
         """Frames received per kind and inbound bytes from getStats."""
@@ -245,6 +247,11 @@ class Peer:
             await self._replace(call, message["description"])
         elif kind == "call_description":
             await self._description(call, message["description"])
+        elif kind == "call_media":
+            call.remote_media = {
+                "audio": message.get("audio") is True,
+                "video": message.get("video") is True,
+            }
         elif kind in {"call_end", "call_cancelled", "call_timeout", "call_busy", "call_rejected"}:
             await self._finish(call, message.get("reason") or kind)
         elif kind == "error" and message.get("ref_type") == "call_offer":
@@ -349,10 +356,22 @@ class Peer:
         async def _on_state() -> None:
             if pc.connectionState == "connected":
                 call.answered.set()
+                await self._send_media(call)
             elif pc.connectionState == "failed" and not call.ended.is_set() and call.pc is pc:
                 await self.hang_up(call)
 
         return pc
+
+    async def _send_media(self, call: PeerCall) -> None:
+        """Tell the other side what this peer sends: always sound, pictures on video calls."""
+        await self.client.send(
+            {
+                "type": "call_media",
+                "call_id": call.id,
+                "audio": True,
+                "video": call.media == "video",
+            }
+        )
 
     async def _configuration(self) -> RTCConfiguration:
         try:

@@ -6,6 +6,7 @@ import {
   callAnswer,
   callDescription,
   callEnd,
+  callMedia,
   callOffer,
   callRejected,
   callResume,
@@ -45,6 +46,8 @@ export class Call {
     this.remoteStream = null;
     this.muted = false;
     this.cameraOff = false;
+    /** What the other side sends, from its `call_media`: microphone and camera on. */
+    this.remoteMedia = { audio: true, video: media === "video" };
     this.facingMode = "user";
     /** @type {number|null} */
     this.connectedAt = null;
@@ -103,6 +106,7 @@ export class CallManager extends EventTarget {
       ["call_answer", (e) => this.gotAnswer(e.detail)],
       ["ice_candidate", (e) => this.gotRemoteIce(e.detail)],
       ["call_description", (e) => this.gotDescription(e.detail)],
+      ["call_media", (e) => this.gotMedia(e.detail)],
       ["call_rejected", (e) => this.gotRejected(e.detail)],
       ["call_cancelled", (e) => this.gotOver(e.detail.call_id, "cancelled")],
       ["call_timeout", (e) => this.gotOver(e.detail.call_id, "timeout")],
@@ -213,6 +217,7 @@ export class CallManager extends EventTarget {
     for (const track of call.localStream.getAudioTracks()) track.enabled = !muted;
     call.muted = muted;
     this.changed(call);
+    this.sendMedia(call);
   }
 
   /** @param {boolean} off */
@@ -222,6 +227,7 @@ export class CallManager extends EventTarget {
     for (const track of call.localStream.getVideoTracks()) track.enabled = !off;
     call.cameraOff = off;
     this.changed(call);
+    this.sendMedia(call);
   }
 
   async switchCamera() {
@@ -484,6 +490,7 @@ export class CallManager extends EventTarget {
       if (call.connectedAt === null) call.connectedAt = Date.now();
       call.state = "connected";
       this.startQuality(call);
+      this.sendMedia(call); // (again) after every (re)connection, so a new page learns it
     } else if (state === "disconnected" || state === "failed" || pc.iceConnectionState === "failed") {
       if (call.state !== "reconnecting") call.downSince = Date.now();
       call.state = "reconnecting";
@@ -712,6 +719,15 @@ export class CallManager extends EventTarget {
     }
   }
 
+  /** The other side muted, unmuted or turned its camera off or on. @param {import("./protocol.js").CallMediaIn} msg */
+  gotMedia(msg) {
+    const call = this.mine(msg.call_id);
+    if (!call) return;
+    call.remoteMedia = { audio: msg.audio, video: msg.video };
+    this.dispatchEvent(new CustomEvent("remote_media", { detail: call }));
+    this.changed(call);
+  }
+
   /** @param {{call_id: string, reason: "declined"|"busy"|"timeout"}} msg */
   gotRejected(msg) {
     if (this._incoming && this._incoming.callId === msg.call_id) {
@@ -800,6 +816,15 @@ export class CallManager extends EventTarget {
     this._call = call;
     rememberRejoin(call.id);
     this.dispatchEvent(new CustomEvent("call", { detail: call }));
+  }
+
+  /** Tell the other side whether our microphone and camera are on (once the call is answered). @param {Call} call */
+  sendMedia(call) {
+    if (this._call !== call || !call.negotiated || call.state === "ended") return;
+    const stream = call.localStream;
+    const audio = Boolean(stream && stream.getAudioTracks().length) && !call.muted;
+    const video = Boolean(stream && stream.getVideoTracks().length) && call.media === "video" && !call.cameraOff;
+    this.signaling.send(callMedia(call.id, audio, video));
   }
 
   /** @param {Call} call */

@@ -2,7 +2,7 @@
 // into intents. They never touch RTCPeerConnection.
 
 import { canSwitchCamera } from "../media.js";
-import { duration } from "./dom.js";
+import { duration, paintAvatar } from "./dom.js";
 
 /** @type {Record<string, string>} */
 const STATUS = {
@@ -41,6 +41,7 @@ export function mountCallView(calls, signaling) {
   const mute = $("mute");
   const camera = $("camera");
   const flip = $("switch-camera");
+  const controls = /** @type {HTMLElement} */ (screen.querySelector(".controls"));
   let ticker = 0;
   /** @type {WakeLockSentinel|null} */
   let wakeLock = null;
@@ -49,6 +50,8 @@ export function mountCallView(calls, signaling) {
   camera.addEventListener("click", () => calls.call && calls.setCameraOff(!calls.call.cameraOff));
   flip.addEventListener("click", () => calls.switchCamera().catch(() => {}));
   $("hangup").addEventListener("click", () => calls.end());
+  // The whole picture by default (nothing of the other person is cut off); a tap fills the screen.
+  remoteVideo.addEventListener("click", () => remoteVideo.classList.toggle("fill"));
   // A call taken up after a reload may need a tap to get the camera and microphone again.
   const rejoin = $("rejoin");
   rejoin.addEventListener("click", () => calls.rejoinNow());
@@ -79,9 +82,14 @@ export function mountCallView(calls, signaling) {
     const hasCamera = Boolean(call.localStream && call.localStream.getVideoTracks().length);
     remoteVideo.hidden = !video;
     localVideo.hidden = !video || !hasCamera;
-    $("audio-only").hidden = video;
-    $("avatar").textContent = call.peer.username.slice(0, 1).toUpperCase();
+    // Their picture once it can come and while their camera is on (their call_media says so);
+    // otherwise who they are, never plain black.
+    const live = call.state === "connected" || call.state === "reconnecting";
+    $("audio-only").hidden = video && live && call.remoteMedia.video;
+    paintAvatar($("avatar"), call.peer.username);
     $("call-peer").textContent = call.peer.username;
+    $("remote-camera-off").hidden = !(video && live && !call.remoteMedia.video);
+    $("remote-muted").hidden = !(live && !call.remoteMedia.audio);
     if (video) attach(remoteVideo, call.remoteStream);
     else attach(remoteAudio, call.remoteStream);
     attach(localVideo, call.localStream);
@@ -92,6 +100,7 @@ export function mountCallView(calls, signaling) {
     if (call.state === "ended" && call.endReason && ENDED[call.endReason]) status = `Call ended · ${ENDED[call.endReason]}`;
     $("call-status").textContent = status;
     $("call-error").textContent = call.error || call.warning || "";
+    controls.hidden = call.state === "ended"; // nothing left to press: gone in the same tap
     mute.textContent = call.muted ? "Unmute" : "Mute";
     mute.setAttribute("aria-pressed", String(call.muted));
     camera.hidden = !video || !hasCamera;
@@ -120,6 +129,7 @@ export function mountCallView(calls, signaling) {
     $("call-duration").textContent = since ? duration((Date.now() - since) / 1000) : "0:00";
   };
   calls.addEventListener("call", async () => {
+    remoteVideo.classList.remove("fill");
     render();
     flip.hidden = !(await canSwitchCamera().catch(() => false));
     if ("wakeLock" in navigator && !wakeLock) {
@@ -166,6 +176,7 @@ export function mountIncomingView(calls) {
     const incoming = /** @type {CustomEvent} */ (e).detail;
     $("incoming-caller").textContent = `${incoming.from.username} is calling`;
     $("incoming-kind").textContent = incoming.media === "video" ? "Video call" : "Voice call";
+    paintAvatar($("incoming-avatar"), incoming.from.username);
     returnFocus = document.activeElement;
     dialog.hidden = false;
     accept.focus();

@@ -22,6 +22,19 @@ export function h(tag, attrs = {}, ...children) {
   return el;
 }
 
+const AVATAR_COLOURS = 8; // .avatar-c0 … .avatar-c7 in app.css
+
+/**
+ * Show `username` as messengers do without a photo: its first letter on a colour of its own.
+ * @param {HTMLElement} el @param {string} username
+ */
+export function paintAvatar(el, username) {
+  let hash = 0;
+  for (const ch of username) hash = (hash * 31 + /** @type {number} */ (ch.codePointAt(0))) >>> 0;
+  el.textContent = [...username][0]?.toUpperCase() || "?";
+  for (let i = 0; i < AVATAR_COLOURS; i++) el.classList.toggle(`avatar-c${i}`, i === hash % AVATAR_COLOURS);
+}
+
 /** @param {number} seconds */
 export function duration(seconds) {
   const s = Math.max(0, Math.round(seconds));
