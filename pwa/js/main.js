@@ -64,6 +64,7 @@ async function boot() {
 function showAuth() {
   stopView();
   stopView = () => {};
+  app.classList.remove("panes", "in-room");
   title.textContent = "Parley";
   back.hidden = true;
   signOutButton.hidden = true;
@@ -178,11 +179,34 @@ async function signOut() {
   location.reload();
 }
 
+// Two panes, the chat list and the open chat: side by side on a wide screen, one at a time on a
+// phone (app.css decides from the width and main's `in-room` class).
+const listPane = document.createElement("div");
+listPane.className = "pane list-pane";
+const roomPane = document.createElement("div");
+roomPane.className = "pane room-pane";
+
 function route() {
   const chat = session.chat;
   if (!chat) return;
   stopView();
   const match = location.hash.match(/^#\/room\/(\d+)$/);
+  app.replaceChildren(listPane, roomPane);
+  app.classList.add("panes");
+  app.classList.toggle("in-room", Boolean(match));
+  const calls = /** @type {CallManager} */ (session.calls);
+  const stopList = renderRooms(listPane, chat, {
+    activeRoomId: match ? Number(match[1]) : null,
+    devices: calls.devices,
+    chooseDevices: (choice) => {
+      calls.devices = choice;
+      localStorage.setItem("parley.devices", JSON.stringify(choice));
+    },
+    openChat: async (username) => {
+      const room = await chat.openRoom(username);
+      location.hash = `#/room/${room.id}`;
+    },
+  });
   if (match) {
     const roomId = Number(match[1]);
     back.hidden = false;
@@ -192,33 +216,26 @@ function route() {
     };
     setTitle();
     chat.addEventListener("rooms", setTitle);
-    const stopRoom = renderRoom(app, chat, roomId, {
+    const stopRoom = renderRoom(roomPane, chat, roomId, {
       call: (media) => {
         const room = chat.room(roomId);
-        const calls = session.calls;
-        if (!room || !calls) return;
+        if (!room) return;
         calls.start({ roomId, peer: room.peer, media }).catch((error) => toast(error.message));
       },
     });
     stopView = () => {
+      stopList();
       stopRoom();
       chat.removeEventListener("rooms", setTitle);
     };
   } else {
     back.hidden = true;
     title.textContent = "Parley";
-    const calls = /** @type {CallManager} */ (session.calls);
-    stopView = renderRooms(app, chat, {
-      devices: calls.devices,
-      chooseDevices: (choice) => {
-        calls.devices = choice;
-        localStorage.setItem("parley.devices", JSON.stringify(choice));
-      },
-      openChat: async (username) => {
-        const room = await chat.openRoom(username);
-        location.hash = `#/room/${room.id}`;
-      },
-    });
+    const placeholder = document.createElement("p");
+    placeholder.className = "no-room";
+    placeholder.textContent = "Choose a chat, or open a new one by username.";
+    roomPane.replaceChildren(placeholder);
+    stopView = stopList;
   }
 }
 

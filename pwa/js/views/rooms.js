@@ -1,12 +1,14 @@
-// The room list: open a chat by username, rooms newest first with unread counts and presence.
+// The room list: who is signed in, open a chat by username, rooms newest first (name, preview,
+// time, unread count, presence) and the settings entry for the microphone and camera.
 
 import { listDevices } from "../media.js";
-import { callRecordText, h } from "./dom.js";
+import { callRecordText, h, paintAvatar } from "./dom.js";
 
 /**
  * @param {HTMLElement} root
  * @param {import("../chat.js").ChatStore} store
  * @param {{openChat: (username: string) => Promise<void>,
+ *          activeRoomId?: number|null,
  *          devices: {audioDeviceId?: string, videoDeviceId?: string},
  *          chooseDevices: (choice: {audioDeviceId?: string, videoDeviceId?: string}) => void}} intents
  * @returns {() => void} a function that stops updating
@@ -39,27 +41,9 @@ export function renderRooms(root, store, intents) {
       list.replaceChildren(h("li", { class: "empty" }, "No chats yet. Type someone's username above."));
       return;
     }
-    list.replaceChildren(
-      ...store.rooms.map((room) => {
-        const last = room.last_message;
-        const preview = !last ? "" : last.kind === "call" ? callRecordText(last.call) : last.text;
-        const online = store.online.has(room.peer.id);
-        const label = room.peer.username === "echo" ? "Echo test" : room.peer.username;
-        return h(
-          "li",
-          {},
-          h(
-            "a",
-            { href: `#/room/${room.id}`, "aria-label": label },
-            h("span", { class: `dot${online ? " online" : ""}`, title: online ? "online" : "offline" }),
-            h("span", { class: "who" }, h("span", { class: "name" }, label), h("span", { class: "last" }, preview)),
-            room.unread ? h("span", { class: "unread", "aria-label": `${room.unread} unread` }, String(room.unread)) : null,
-          ),
-        );
-      }),
-    );
+    list.replaceChildren(...store.rooms.map((room) => roomRow(store, room, room.id === intents.activeRoomId)));
   };
-  root.replaceChildren(form, error, list, devicePicker(intents));
+  root.replaceChildren(signedInAs(store.user.username), form, error, list, settings(intents));
   draw();
   store.addEventListener("rooms", draw);
   store.addEventListener("presence", draw);
@@ -69,8 +53,67 @@ export function renderRooms(root, store, intents) {
   };
 }
 
-/** Microphone and camera choice, for the next call. @param {any} intents */
-function devicePicker(intents) {
+/** @param {string} username */
+function signedInAs(username) {
+  const avatar = h("span", { class: "avatar chip", "aria-hidden": "true" });
+  paintAvatar(avatar, username);
+  return h("p", { class: "me" }, avatar, h("span", {}, "Signed in as ", h("strong", {}, username)));
+}
+
+/**
+ * One row as messengers lay it out: avatar, name and time on top, preview and unread count below.
+ * @param {import("../chat.js").ChatStore} store @param {any} room @param {boolean} active
+ */
+function roomRow(store, room, active) {
+  const last = room.last_message;
+  const mine = last && last.sender && last.sender.id === store.user.id;
+  const preview = !last ? "No messages yet" : last.kind === "call" ? callRecordText(last.call) : `${mine ? "You: " : ""}${last.text}`;
+  const online = store.online.has(room.peer.id);
+  const label = room.peer.username === "echo" ? "Echo test" : room.peer.username;
+  const avatar = h("span", { class: "avatar chip" });
+  paintAvatar(avatar, label);
+  const ids = { last: `room-${room.id}-last`, when: `room-${room.id}-when`, unread: `room-${room.id}-unread` };
+  const stamp = last ? last.created_at : room.last_activity_at;
+  return h(
+    "li",
+    {},
+    h(
+      "a",
+      {
+        class: "room-row",
+        href: `#/room/${room.id}`,
+        "aria-label": label,
+        "aria-current": active ? "page" : null,
+        "aria-describedby": [ids.last, ids.when, room.unread ? ids.unread : ""].join(" ").trim(),
+      },
+      h(
+        "span",
+        { class: "face", "aria-hidden": "true" },
+        avatar,
+        h("span", { class: `dot${online ? " online" : ""}`, title: online ? "online" : "offline" }),
+      ),
+      h("span", { class: "name" }, label),
+      h("time", { class: "when", id: ids.when, datetime: stamp || null }, stamp ? when(stamp) : ""),
+      h("span", { class: `last${last ? "" : " none"}`, id: ids.last }, preview),
+      room.unread
+        ? h("span", { class: "unread", id: ids.unread, "aria-label": `${room.unread} unread` }, String(room.unread))
+        : null,
+    ),
+  );
+}
+
+/** A list time: the clock today, the weekday this week, the date before. @param {string} iso */
+function when(iso) {
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return "";
+  const now = new Date();
+  if (date.toDateString() === now.toDateString()) return date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  if (now.getTime() - date.getTime() < 6 * 24 * 3600 * 1000) return date.toLocaleDateString([], { weekday: "short" });
+  return date.toLocaleDateString([], { day: "numeric", month: "short" });
+}
+
+/** Settings: the microphone and camera for the next call, behind one clear entry. @param {any} intents */
+function settings(intents) {
   const mic = /** @type {HTMLSelectElement} */ (h("select", { name: "microphone" }));
   const cam = /** @type {HTMLSelectElement} */ (h("select", { name: "camera" }));
   const save = () => intents.chooseDevices({ audioDeviceId: mic.value || undefined, videoDeviceId: cam.value || undefined });
@@ -87,12 +130,35 @@ function devicePicker(intents) {
     options(mic, audioInputs, "microphone", intents.devices.audioDeviceId);
     options(cam, videoInputs, "camera", intents.devices.videoDeviceId);
   };
-  fill();
-  return h(
-    "details",
-    { class: "devices", ontoggle: fill }, // labels appear once camera permission was granted
-    h("summary", {}, "Microphone and camera"),
+  const panel = h(
+    "div",
+    { class: "device-panel", id: "device-panel", hidden: true },
     h("label", {}, "Microphone", mic),
     h("label", {}, "Camera", cam),
+    h("p", { class: "note" }, "Used for your next call."),
+  );
+  const entry = h(
+    "button",
+    {
+      type: "button",
+      class: "setting-entry",
+      "aria-expanded": "false",
+      "aria-controls": "device-panel",
+      onclick: () => {
+        const open = panel.hidden;
+        panel.hidden = !open;
+        entry.setAttribute("aria-expanded", String(open));
+        if (open) fill(); // labels appear once camera permission was granted
+      },
+    },
+    h("span", { class: "setting-text" }, "Microphone and camera"),
+    h("span", { class: "chevron", "aria-hidden": "true" }, "›"),
+  );
+  return h(
+    "section",
+    { class: "settings", "aria-labelledby": "settings-title" },
+    h("h2", { id: "settings-title" }, "Settings"),
+    entry,
+    panel,
   );
 }
