@@ -94,6 +94,7 @@ def test_a_message_the_server_refuses_stays_with_a_reason_and_retry(
     reason = "Not sent · This message is too long (4,213 of 4,000 characters)."
     expect(refused.get_by_text(reason)).to_be_visible()
     expect(refused.get_by_role("button", name="Retry")).to_be_visible()
+    page.screenshot(path=str(SCREENSHOTS / f"composer-refused-{engine}.png"))
     # Retry asks the server again; it still refuses, and the message is still there, once.
     refused.get_by_role("button", name="Retry").click()
     expect(refused.get_by_text(reason)).to_be_visible()
@@ -106,6 +107,7 @@ def test_a_message_the_server_refuses_stays_with_a_reason_and_retry(
     expect(refused).to_have_count(0)
     expect(composer(page)).to_have_value("z" * 4213)
     expect(page.get_by_text("213 over the limit")).to_be_visible()
+    page.screenshot(path=str(SCREENSHOTS / f"composer-over-limit-{engine}.png"))
     # Over HTTP (the socket is down) a refusal used to drop the message: now it stays too.
     page.evaluate("() => window.parley.signaling.close()")
     page.evaluate(SEND, [room_id(page), "y" * 4100])
@@ -115,7 +117,6 @@ def test_a_message_the_server_refuses_stays_with_a_reason_and_retry(
     refused.get_by_role("button", name="Delete").click()
     expect(refused).to_have_count(0)
     expect(page.get_by_text("String should have")).to_have_count(0)
-    page.screenshot(path=str(SCREENSHOTS / f"composer-over-limit-{engine}.png"))
     expect(bubbles(bob.page)).to_have_count(0)
 
 

@@ -155,10 +155,6 @@ export function renderRoom(root, store, roomId, intents) {
     const detail = /** @type {CustomEvent} */ (e).detail;
     if (!detail.roomId || detail.roomId === roomId) draw();
   };
-  /** @param {Event} e */
-  const onError = (e) => {
-    error.textContent = /** @type {CustomEvent} */ (e).detail.message;
-  };
   // Toasts sit above the composer, never on it (app.css .toast reads this).
   const page = document.documentElement;
   const placeToasts = () => {
@@ -172,7 +168,6 @@ export function renderRoom(root, store, roomId, intents) {
   coarse.addEventListener("change", update);
   store.addEventListener("messages", onMessages);
   store.addEventListener("rooms", drawHint);
-  store.addEventListener("error", onError);
   input.value = localStorage.getItem(draftKey) || "";
   update();
   draw();
@@ -188,7 +183,6 @@ export function renderRoom(root, store, roomId, intents) {
     coarse.removeEventListener("change", update);
     store.removeEventListener("messages", onMessages);
     store.removeEventListener("rooms", drawHint);
-    store.removeEventListener("error", onError);
   };
 }
 
