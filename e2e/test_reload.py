@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 from playwright.sync_api import Page, expect
 
-from e2e.conftest import User
+from e2e.conftest import SCREENSHOTS, User
 from e2e.test_calls import status, timeline, wait_media_flowing, wait_until
 from e2e.test_recovery import connected_call
 
@@ -36,7 +36,8 @@ def reload_and_time_media(user: User) -> float:
             user.page.evaluate(
                 """async () => {
                     const s = window.parley.calls && await window.parley.calls.stats();
-                    return Boolean(s && s.connectionState === "connected" && s.video.framesDecoded > 0);
+                    const connected = s && s.connectionState === "connected";
+                    return Boolean(connected && s.video.framesDecoded > 0);
                 }"""
             )
         ),
@@ -101,7 +102,9 @@ def test_the_quality_readout_says_no_media_when_none_arrives(
     quality = bob.page.locator("#call-quality")
     expect(quality).to_contain_text("Quality:")
     alice.page.evaluate(
-        """() => Promise.all(window.parley.calls.call.pc.getSenders().map((s) => s.replaceTrack(null)))"""
+        """() => Promise.all(
+            window.parley.calls.call.pc.getSenders().map((s) => s.replaceTrack(null))
+        )"""
     )
     seen: set[str] = set()
     deadline = time.monotonic() + 30
@@ -113,15 +116,24 @@ def test_the_quality_readout_says_no_media_when_none_arrives(
     expect(quality).to_have_text("No media")
 
 
+PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
+
+
 def test_a_reload_that_cannot_get_media_offers_rejoin_call(
     make_user: Callable[..., User],
 ) -> None:
-    alice, bob = connected_call(make_user, ("chromium", "chromium"))
+    on_phone = iter([{}, PHONE])  # bob, who reloads, is on a phone
+    alice, bob = connected_call(
+        lambda engine: make_user(engine, **next(on_phone)), ("chromium", "chromium")
+    )
     bob.context.add_init_script(REFUSE_MEDIA_ONCE_AFTER_RELOAD)
     bob.page.reload()
     rejoin = bob.page.get_by_role("button", name="Rejoin call")
     expect(rejoin).to_be_visible()
     expect(status(bob.page)).to_have_text("Reconnecting…")
+    expect(bob.page.get_by_text("Tap Rejoin call to continue")).to_be_visible()
+    expect(bob.page.get_by_label("Call duration")).not_to_have_text("0:00")  # the call goes on
+    bob.page.screenshot(path=SCREENSHOTS / "call-rejoin-phone.png")
     rejoin.click()
     expect(rejoin).to_be_hidden()
     for person in (alice, bob):

@@ -318,6 +318,7 @@ export class CallManager extends EventTarget {
     call.state = "reconnecting";
     call.polite = info.polite;
     call.quality = { rttMs: null, bitrateKbps: null, packetsLostPct: null, label: "reconnecting" };
+    call.connectedAt = readSince();
     this.setCall(call);
     this.signaling.send(callResume(call.id)); // binds this socket to the call before the offer
     await this.rejoinNow();
@@ -349,7 +350,7 @@ export class CallManager extends EventTarget {
       call.localStream = null;
       call.rejoining = false;
       call.rejoinable = true;
-      call.error = `Tap Rejoin call to continue (${(error && error.message) || error}).`;
+      call.error = `Tap Rejoin call to continue. ${(error && error.message) || error}`;
       this.changed(call);
     }
   }
@@ -487,7 +488,10 @@ export class CallManager extends EventTarget {
     if (state === "connected") {
       clearInterval(call.timers.restart);
       call.timers.restart = 0;
-      if (call.connectedAt === null) call.connectedAt = Date.now();
+      if (call.connectedAt === null) {
+        call.connectedAt = Date.now();
+        rememberRejoin(call.id, call.connectedAt); // the duration goes on after a reload
+      }
       call.state = "connected";
       this.startQuality(call);
       this.sendMedia(call); // (again) after every (re)connection, so a new page learns it
@@ -814,7 +818,7 @@ export class CallManager extends EventTarget {
   /** @param {Call} call */
   setCall(call) {
     this._call = call;
-    rememberRejoin(call.id);
+    rememberRejoin(call.id, call.connectedAt);
     this.dispatchEvent(new CustomEvent("call", { detail: call }));
   }
 
@@ -895,10 +899,22 @@ function readRejoin() {
   }
 }
 
-/** @param {string} callId */
-function rememberRejoin(callId) {
+/** When the call this tab rejoins first connected, for its duration; null if unknown. */
+function readSince() {
+  try {
+    const since = Number(sessionStorage.getItem(`${REJOIN_KEY}.since`));
+    return since > 0 ? since : null;
+  } catch {
+    return null;
+  }
+}
+
+/** @param {string} callId @param {number|null} since */
+function rememberRejoin(callId, since) {
   try {
     sessionStorage.setItem(REJOIN_KEY, callId);
+    if (since) sessionStorage.setItem(`${REJOIN_KEY}.since`, String(since));
+    else sessionStorage.removeItem(`${REJOIN_KEY}.since`);
   } catch {
     // storage refused (private mode): a reload then drops the call, as before
   }
@@ -907,6 +923,7 @@ function rememberRejoin(callId) {
 function forgetRejoin() {
   try {
     sessionStorage.removeItem(REJOIN_KEY);
+    sessionStorage.removeItem(`${REJOIN_KEY}.since`);
   } catch {
     // nothing to forget
   }
