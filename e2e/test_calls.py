@@ -64,6 +64,21 @@ def place_call(caller: User, callee: User, media: str = "video") -> None:
     expect(status(caller.page)).to_have_text("Ringing…")
 
 
+def video_call_round_trip(caller: User, callee: User, ender: User) -> None:
+    """Caller rings, callee accepts, media flows both ways, `ender` hangs up, both rooms log it."""
+    place_call(caller, callee)
+    callee.page.get_by_role("button", name="Accept").click()
+    for person in (caller, callee):
+        expect(status(person.page)).to_have_text("Connected")
+    wait_media_flowing(caller, video=True)
+    wait_media_flowing(callee, video=True)
+    ender.page.get_by_role("button", name="End call").click()
+    other = callee if ender is caller else caller
+    expect(status(other.page)).to_contain_text("Call ended")
+    for person in (caller, callee):
+        expect(timeline(person, "Video call ·")).to_be_visible()
+
+
 def wait_media_flowing(user: User, video: bool, seconds: float = 30) -> None:
     """framesDecoded up by 20 (video) and audio bytes rising, within `seconds`."""
     deadline = time.monotonic() + seconds

@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import Browser, expect
 
 from e2e.conftest import User, open_room
-from e2e.test_calls import people_on, place_call, status, wait_media_flowing
+from e2e.test_calls import people_on, video_call_round_trip
 from tests.servers import ParleyServer, make_test_certs, parley_server, redis_server
 
 
@@ -56,14 +56,4 @@ def test_people_on_two_instances_chat_and_call(
     expect(alice.page.get_by_role("log", name="Messages")).to_contain_text("hello from instance B")
     expect(bob.page.get_by_role("log", name="Messages").get_by_text("Delivered")).to_be_visible()
 
-    place_call(alice, bob)
-    bob.page.get_by_role("button", name="Accept").click()
-    for person in (alice, bob):
-        expect(status(person.page)).to_have_text("Connected")
-    wait_media_flowing(alice, video=True)
-    wait_media_flowing(bob, video=True)
-    alice.page.get_by_role("button", name="End call").click()
-    expect(status(bob.page)).to_contain_text("Call ended")
-    for person in (alice, bob):
-        record = person.page.get_by_role("log", name="Messages").get_by_text("Video call ·")
-        expect(record).to_be_visible()
+    video_call_round_trip(alice, bob, ender=alice)

@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import expect
 
 from e2e.conftest import User, open_room
-from e2e.test_calls import place_call, status, timeline, wait_media_flowing
+from e2e.test_calls import video_call_round_trip
 from tests.servers import NginxServer, make_test_certs, nginx_server, parley_server
 
 HSTS = "max-age=63072000; includeSubDomains"
@@ -51,13 +51,4 @@ def test_sign_up_chat_and_a_video_call_through_nginx(
     bob.page.get_by_role("button", name="Send").click()
     expect(alice.page.get_by_role("log", name="Messages")).to_contain_text("and back")
 
-    place_call(alice, bob)
-    bob.page.get_by_role("button", name="Accept").click()
-    for person in (alice, bob):
-        expect(status(person.page)).to_have_text("Connected")
-    wait_media_flowing(alice, video=True)
-    wait_media_flowing(bob, video=True)
-    bob.page.get_by_role("button", name="End call").click()
-    expect(status(alice.page)).to_contain_text("Call ended")
-    for person in (alice, bob):
-        expect(timeline(person, "Video call ·")).to_be_visible()
+    video_call_round_trip(alice, bob, ender=bob)
