@@ -43,6 +43,8 @@ def validate_new_message(payload: Any) -> NewMessage:
         raise ChatError(400, f"{field}: {first['msg']}") from None
     if not message.text.strip():
         raise ChatError(400, "text: must not be blank")
+    if "\x00" in message.text:  # PostgreSQL's text cannot hold it: bad input, not a DB error
+        raise ChatError(400, "text: must not contain NUL (\\u0000)")
     return message
 
 

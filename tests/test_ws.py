@@ -248,6 +248,20 @@ def test_chat_to_a_room_you_are_not_in_is_refused(person: Callable[[str], Person
     assert bob.messages(room) == []
 
 
+def test_a_nul_in_chat_text_is_refused_as_bad_input_on_every_database(
+    person: Callable[[str], Person],
+) -> None:
+    alice, bob, room = pair(person)
+    a, b = alice.connect(), bob.connect()
+    a.send({"type": "chat_message", "room_id": room, "client_id": "n1", "text": "a\u0000b"})
+    error = a.expect("error")
+    assert (error["reason"], error["ref_type"]) == ("bad_message", "chat_message")
+    assert "NUL" in error["message"]
+    a.send({"type": "chat_message", "room_id": room, "client_id": "n2", "text": "still here"})
+    assert a.expect("chat_ack")["client_id"] == "n2"
+    assert b.expect("chat_message")["message"]["text"] == "still here"
+
+
 def test_a_message_posted_over_http_arrives_on_the_socket(person: Callable[[str], Person]) -> None:
     alice, bob, room = pair(person)
     b = bob.connect()
