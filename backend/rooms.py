@@ -48,11 +48,19 @@ def messages(room_id: int) -> Any:
     room = chat.room_for(current_user.id, room_id)
     try:
         limit = min(max(int(request.args.get("limit", 50)), 1), 200)
-        before_raw = request.args.get("before")
+        before_raw, after_raw = request.args.get("before"), request.args.get("after")
         before = min(int(before_raw), MAX_ID + 1) if before_raw else None
+        after = min(int(after_raw), MAX_ID) if after_raw else None
     except ValueError:
-        return error_response(400, "before and limit must be integers")
-    page = chat.history(room, before, limit)
+        return error_response(400, "before, after and limit must be integers")
+    if after is not None and before is not None:
+        return error_response(400, "give before or after, not both")
+    # `after` pages forward from what a client already has, so a long outage leaves no gap.
+    page = (
+        chat.messages_after([room.id], after, limit)
+        if after is not None
+        else chat.history(room, before, limit)
+    )
     return jsonify(
         messages=[m.to_public() for m in page],
         peer=room.peer_of(current_user.id).to_public(),

@@ -199,6 +199,25 @@ def test_messages_are_posted_and_paged_oldest_first(make_client) -> None:  # typ
     assert [m["text"] for m in older] == ["m0", "m1"]
 
 
+def test_a_client_catching_up_pages_forward_from_what_it_has(make_client) -> None:  # type: ignore[no-untyped-def]
+    alice, bob = signed_up(make_client, "alice"), signed_up(make_client, "bob")
+    room = alice.post("/api/rooms", json={"username": "bob"}).json["id"]
+    ids = [
+        alice.post(
+            f"/api/rooms/{room}/messages", json={"client_id": f"c{i}", "text": f"m{i}"}
+        ).json["id"]
+        for i in range(5)
+    ]
+    url = f"/api/rooms/{room}/messages"
+    page = bob.get(f"{url}?after={ids[0]}&limit=2").json["messages"]
+    assert [m["text"] for m in page] == ["m1", "m2"]  # the oldest after it, not the newest page
+    rest = bob.get(f"{url}?after={page[-1]['id']}&limit=2").json["messages"]
+    assert [m["text"] for m in rest] == ["m3", "m4"]
+    assert bob.get(f"{url}?after={ids[-1]}").json["messages"] == []
+    both = bob.get(f"{url}?after={ids[0]}&before={ids[-1]}")
+    assert both.status_code == 400 and "not both" in both.json["error"]
+
+
 def test_same_client_id_returns_the_same_message_never_a_second(make_client) -> None:  # type: ignore[no-untyped-def]
     alice = signed_up(make_client, "alice")
     signed_up(make_client, "bob")

@@ -108,6 +108,7 @@ class CallChatter(threading.Thread):
             "type": "call_description",
             "call_id": self.cid,
             "description": description,
+            "restart": False,  # the server always relays the flag (docs/protocol.md)
         }
         relay(self.b, self.a, self.bob, renegotiation)
 

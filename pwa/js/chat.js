@@ -10,6 +10,7 @@ import { MAX_TEXT, chatMessage, newId } from "./protocol.js";
 /** @typedef {{client_id: string, room_id: number, text: string, created_at: string, status: "sending"|"failed", reason?: string}} Pending */
 
 const HTTP_FALLBACK_MS = 4000;
+const PAGE = 200; // the API's largest page
 // HTTP answers that say "not now" rather than "never": the message waits in the outbox.
 const TRANSIENT_STATUSES = new Set([401, 403, 408, 425, 429]);
 
@@ -101,6 +102,20 @@ export class ChatStore extends EventTarget {
     const body = await api("GET", `/api/rooms/${roomId}/messages?limit=100`);
     this.merge(roomId, body.messages);
     return body;
+  }
+
+  /**
+   * Fetch every message newer than `after`, page by page: after a long outage the newest page
+   * alone would leave a gap. @param {number} roomId @param {number | undefined} after
+   */
+  async catchUp(roomId, after) {
+    if (after === undefined) return this.loadRoom(roomId);
+    for (;;) {
+      const body = await api("GET", `/api/rooms/${roomId}/messages?after=${after}&limit=${PAGE}`);
+      this.merge(roomId, body.messages);
+      if (body.messages.length < PAGE) return;
+      after = body.messages[body.messages.length - 1].id;
+    }
   }
 
   /** Messages of a room, oldest first, with unsent (and refused) ones last. @param {number} roomId */
@@ -231,9 +246,12 @@ export class ChatStore extends EventTarget {
   /** After every (re)connect: resend the outbox, catch up on what was missed. */
   async gotWelcome(/** @type {{online: number[]}} */ welcome) {
     this.online = new Set(welcome.online);
+    // What was held before this socket: messages it delivers from now on may land first, and
+    // catching up from the newest of those would skip the gap before them.
+    const held = [...this.messages].map(([roomId, list]) => [roomId, list.at(-1)?.id]);
     this.transmit(); // resend from the oldest unacknowledged message
     await this.loadRooms().catch(() => {});
-    for (const roomId of this.messages.keys()) await this.loadRoom(roomId).catch(() => {});
+    for (const [roomId, newest] of held) await this.catchUp(roomId, newest).catch(() => {});
     this.emit("presence");
   }
 
