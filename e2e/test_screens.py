@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -14,7 +15,9 @@ from e2e.conftest import User, new_person
 from e2e.test_calls import place_call, status, wait_media_flowing
 from tests.servers import ROOT, ParleyServer, make_test_certs, parley_server
 
-DOCS_SCREENSHOTS = ROOT / "docs" / "screenshots"
+# The README's pictures: `README_SCREENSHOTS=docs/screenshots` refreshes them; an ordinary run
+# writes beside the other screenshots and leaves the committed ones alone.
+DOCS_SCREENSHOTS = ROOT / os.environ.get("README_SCREENSHOTS", "e2e/screenshots/readme")
 PHONE: dict[str, Any] = {
     "viewport": {"width": 390, "height": 844},
     "device_scale_factor": 1,
@@ -220,6 +223,7 @@ def test_screenshots_of_the_main_screens(
         return user
 
     def shoot(page: Page, screen: str) -> None:
+        DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         path = DOCS_SCREENSHOTS / f"{size}-{screen}.png"
         page.screenshot(path=str(path))
         assert path.stat().st_size > 0
