@@ -282,18 +282,22 @@ class Peer:
             if call.pc.signalingState != "stable" and not call.polite:
                 return  # impolite side ignores a colliding offer
             await call.pc.setRemoteDescription(RTCSessionDescription(description["sdp"], "offer"))
-            await call.pc.setLocalDescription(await call.pc.createAnswer())
-            local = call.pc.localDescription
-            await self.client.send(
-                {
-                    "type": "call_description",
-                    "call_id": call.id,
-                    "description": {"type": local.type, "sdp": local.sdp},
-                }
-            )
+            await self._answer(call)
         else:
             await call.pc.setRemoteDescription(RTCSessionDescription(description["sdp"], "answer"))
         await self._flush(call)
+
+    async def _answer(self, call: PeerCall) -> None:
+        """Answer the offer just set as the remote description, through `call_description`."""
+        await call.pc.setLocalDescription(await call.pc.createAnswer())
+        local = call.pc.localDescription
+        await self.client.send(
+            {
+                "type": "call_description",
+                "call_id": call.id,
+                "description": {"type": local.type, "sdp": local.sdp},
+            }
+        )
 
     async def _replace(self, call: PeerCall, description: dict[str, Any]) -> None:
         """Answer the other side's new peer connection (it reloaded) from a new one of ours."""
@@ -313,15 +317,7 @@ class Peer:
         await call.pc.setRemoteDescription(RTCSessionDescription(description["sdp"], "offer"))
         for track in self.tracks(call):
             call.pc.addTrack(track)
-        await call.pc.setLocalDescription(await call.pc.createAnswer())
-        local = call.pc.localDescription
-        await self.client.send(
-            {
-                "type": "call_description",
-                "call_id": call.id,
-                "description": {"type": local.type, "sdp": local.sdp},
-            }
-        )
+        await self._answer(call)
         await self._remote_ready(call)
 
     async def _resume(self, welcome: dict[str, Any]) -> None:

@@ -29,6 +29,17 @@ const REJOIN_KEY = "parley.call"; // this tab's live call, so a reload (not anot
 
 /** @typedef {"good"|"fair"|"poor"|"no_media"|"reconnecting"} QualityLabel */
 
+/** Detach every handler, then close: no late event of an old connection acts on the call. @param {RTCPeerConnection | null} pc */
+function closePeer(pc) {
+  if (!pc) return;
+  pc.onicecandidate = null;
+  pc.ontrack = null;
+  pc.onconnectionstatechange = null;
+  pc.oniceconnectionstatechange = null;
+  pc.onnegotiationneeded = null;
+  pc.close();
+}
+
 export class Call {
   /** @param {{id: string, roomId: number, peer: User, media: "audio"|"video", role: "caller"|"callee"}} init */
   constructor({ id, roomId, peer, media, role }) {
@@ -445,15 +456,7 @@ export class CallManager extends EventTarget {
   dropPeer(call) {
     clearInterval(call.timers.restart);
     call.timers.restart = 0;
-    const pc = call.pc;
-    if (pc) {
-      pc.onicecandidate = null;
-      pc.ontrack = null;
-      pc.onconnectionstatechange = null;
-      pc.oniceconnectionstatechange = null;
-      pc.onnegotiationneeded = null;
-      pc.close();
-    }
+    closePeer(call.pc);
     call.pc = null;
     call.remoteQueue = []; // candidates of the old connection
     call.localQueue = [];
@@ -866,15 +869,7 @@ export class CallManager extends EventTarget {
     clearInterval(call.timers.restart);
     clearInterval(call.timers.quality);
     if (call.localStream) for (const track of call.localStream.getTracks()) track.stop();
-    const pc = call.pc;
-    if (pc) {
-      pc.onicecandidate = null;
-      pc.ontrack = null;
-      pc.onconnectionstatechange = null;
-      pc.oniceconnectionstatechange = null;
-      pc.onnegotiationneeded = null;
-      pc.close();
-    }
+    closePeer(call.pc);
     call.pc = null;
     if (quiet) {
       if (this._call === call) this._call = null;
