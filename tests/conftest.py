@@ -40,20 +40,26 @@ def fresh_database(request: pytest.FixtureRequest, workdir: Path) -> Iterator[st
         yield url
 
 
+def build_app(database_url: str, **config: Any) -> Flask:
+    """Build the app for tests on database_url, with its schema, overridden by config."""
+    app = create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "test",
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "AUTH_RATE_LIMIT": "1000 per minute",
+            **config,
+        }
+    )
+    with app.app_context():
+        db.create_all()
+    return app
+
+
 @pytest.fixture(params=DATABASES)
 def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Flask]:
     with fresh_database(request, tmp_path) as database_url:
-        app = create_app(
-            {
-                "TESTING": True,
-                "SECRET_KEY": "test",
-                "SQLALCHEMY_DATABASE_URI": database_url,
-                "AUTH_RATE_LIMIT": "1000 per minute",
-                "CERTS_DIR": str(tmp_path / "certs"),
-            }
-        )
-        with app.app_context():
-            db.create_all()
+        app = build_app(database_url, CERTS_DIR=str(tmp_path / "certs"))
         yield app
         with app.app_context():
             db.session.remove()

@@ -16,12 +16,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 from playwright.sync_api import expect, sync_playwright
 
-from backend import create_app
 from backend.auth import PASSWORD_MIN
 from backend.extensions import db
 from e2e.browsers import launch, new_context
 
-from .conftest import ApiClient, Auth
+from .conftest import ApiClient, Auth, build_app
 from .servers import make_test_certs, parley_server, redis_server
 
 RETRY = re.compile(r"^Too many attempts\. Try again in (\d+) s\.$")
@@ -31,19 +30,14 @@ Client = Callable[..., FlaskClient]
 
 def limited_app(tmp_path: Path, **limits: str) -> Flask:
     """Return an app on a fresh SQLite database with the given limits."""
-    app = create_app(
-        {
-            "TESTING": True,
-            "SECRET_KEY": "test",
-            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'limits.db'}",
-            "AUTH_RATE_LIMIT": "1000 per minute",
+    app = build_app(
+        f"sqlite:///{tmp_path / 'limits.db'}",
+        **{
             "LOGIN_ACCOUNT_LIMIT": "3 per 5 minutes",
             "LOGIN_ADDRESS_LIMIT": "6 per 5 minutes",
             **limits,
-        }
+        },
     )
-    with app.app_context():
-        db.create_all()
     app.test_client_class = ApiClient
     return app
 

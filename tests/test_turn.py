@@ -22,10 +22,9 @@ from aiortc.rtcconfiguration import RTCIceTransportPolicy
 from flask import Flask
 from flask.testing import FlaskClient
 
-from backend import create_app
-from backend.extensions import db
 from backend.turn import turn_credentials
 from backend.turnserver import LocalTurn
+from tests.conftest import build_app
 from tests.servers import ParleyServer, make_test_certs, parley_server
 from tests.wsclient import Person
 
@@ -41,22 +40,16 @@ def coturn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalTurn]:
 
 
 def turn_app(tmp_path: Path, **config: Any) -> Flask:
-    app = create_app(
-        {
-            "TESTING": True,
-            "SECRET_KEY": "test",
-            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'turn.db'}",
-            "AUTH_RATE_LIMIT": "1000 per minute",
+    return build_app(
+        f"sqlite:///{tmp_path / 'turn.db'}",
+        **{
             "TURN_URLS": ["turn:127.0.0.1:3478?transport=udp"],
             "TURN_SECRET": SECRET,
             "TURN_TTL": 600,
             "STUN_URLS": ["stun:127.0.0.1:3478"],
             **config,
-        }
+        },
     )
-    with app.app_context():
-        db.create_all()
-    return app
 
 
 def signed_in(app: Flask) -> FlaskClient:
