@@ -46,7 +46,7 @@ e2e: venv system-deps
 	$(BIN)/pytest e2e -q
 
 test: venv system-deps lint types
-	$(BIN)/pytest -q -rs -p no:cacheprovider
+	$(BIN)/pytest -q -rfEs -p no:cacheprovider
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache

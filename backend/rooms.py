@@ -42,15 +42,21 @@ def list_rooms() -> Any:
     return jsonify(rooms=[chat.room_summary(room, current_user.id) for room in rooms])
 
 
+def _clamp(value: int, low: int, high: int) -> int:
+    """Return value limited to [low, high]."""
+    return min(max(value, low), high)
+
+
 @bp.get("/<int:room_id>/messages")
 @login_required
 def messages(room_id: int) -> Any:
     room = chat.room_for(current_user.id, room_id)
     try:
-        limit = min(max(int(request.args.get("limit", 50)), 1), 200)
+        limit = _clamp(int(request.args.get("limit", 50)), 1, 200)
         before_raw, after_raw = request.args.get("before"), request.args.get("after")
-        before = min(int(before_raw), MAX_ID + 1) if before_raw else None
-        after = min(int(after_raw), MAX_ID) if after_raw else None
+        # Clamped both ways: an id past a 64-bit column is a database error, not a page.
+        before = _clamp(int(before_raw), 0, MAX_ID + 1) if before_raw else None
+        after = _clamp(int(after_raw), 0, MAX_ID) if after_raw else None
     except ValueError:
         return error_response(400, "before, after and limit must be integers")
     if after is not None and before is not None:
