@@ -31,6 +31,12 @@ def reload_and_time_media(user: User) -> float:
     """Reload the page; return the seconds from its load to remote video frames decoding again."""
     user.page.reload()
     loaded = time.monotonic()
+    wait_remote_video(user)
+    return time.monotonic() - loaded
+
+
+def wait_remote_video(user: User) -> None:
+    """Wait until the page's peer connection is connected and decodes remote video frames."""
     wait_until(
         lambda: bool(
             user.page.evaluate(
@@ -44,7 +50,6 @@ def reload_and_time_media(user: User) -> float:
         f"{user.engine} {user.username}: no remote video after the reload",
         seconds=30,
     )
-    return time.monotonic() - loaded
 
 
 def call_records(page: Page) -> list[dict]:  # type: ignore[type-arg]
@@ -158,3 +163,44 @@ def test_a_call_to_the_python_peer_survives_a_reload(
     me.page.get_by_role("button", name="End call").click()
     expect(timeline(me, "Video call ·")).to_have_count(1)
     assert echo_bot.poll() is None
+
+
+@pytest.mark.parametrize("waiter", ["callee", "caller"])
+def test_both_reload_while_one_waits_on_rejoin_call(
+    make_user: Callable[..., User], waiter: str
+) -> None:
+    """One page waits on Rejoin call when the other reloads too: a tap brings media back to both.
+
+    The other page's restart offer reaches the waiting page before the tap (the case that stalled
+    when the waiting page was the polite callee: it dropped the offer, and the caller ignored the
+    callee's own restart offer while waiting for an answer to its own).
+    """
+    alice, bob = connected_call(make_user, ("chromium", "chromium"))
+    wait_media_flowing(bob, video=True)
+    tapper, other = (bob, alice) if waiter == "callee" else (alice, bob)
+    tapper.context.add_init_script(REFUSE_MEDIA_ONCE_AFTER_RELOAD)
+    tapper.page.reload()
+    rejoin = tapper.page.get_by_role("button", name="Rejoin call")
+    expect(rejoin).to_be_visible()
+    tapper.page.evaluate(
+        """() => {
+            window.restartOffers = 0;
+            window.parley.signaling.addEventListener("call_description", (e) => {
+                if (e.detail.restart) window.restartOffers += 1;
+            });
+        }"""
+    )
+    other.page.reload()
+    expect(status(other.page)).to_have_text("Reconnecting…")
+    tapper.page.wait_for_function("() => window.restartOffers > 0", timeout=30_000)
+    rejoin.click()
+    tapped = time.monotonic()
+    expect(rejoin).to_be_hidden()
+    for person in (alice, bob):
+        wait_remote_video(person)
+    seconds = time.monotonic() - tapped
+    print(f"both reloaded, the {waiter} tapped Rejoin call: video after {seconds:.2f} s")
+    for person in (alice, bob):
+        wait_media_flowing(person, video=True)
+        expect(status(person.page)).to_have_text("Connected")
+    hang_up_and_check_one_record(alice, bob)

@@ -90,6 +90,8 @@ export class Call {
     this.rejoining = false;
     /** Rejoining needs a tap (media could not be had without one): views show "Rejoin call". */
     this.rejoinable = false;
+    /** @type {string|null} the other side's restart offer, kept until this side has media to answer it */
+    this.pendingOffer = null;
   }
 }
 
@@ -335,17 +337,28 @@ export class CallManager extends EventTarget {
     await this.rejoinNow();
   }
 
-  /** Get media and send the restart offer; on failure leave "Rejoin call" for a tap. */
+  /**
+   * Get media and send the restart offer (or answer the other side's, if one came while this page
+   * had no media); on failure leave "Rejoin call" for a tap.
+   */
   async rejoinNow() {
     const call = this._call;
     if (!call || call.state === "ended" || call.pc) return;
     call.rejoinable = false;
     call.error = null;
     this.changed(call);
+    /** @type {RTCPeerConnection|null} */
+    let pc = null;
     try {
       await this.prepare(call);
       if (this._call !== call || !call.pc) return;
-      const pc = call.pc;
+      pc = call.pc;
+      if (call.pendingOffer) {
+        // The other side reloaded too and offered first: it waits for an answer to that offer,
+        // and would ignore ours if it is the impolite side (the stall this avoids).
+        await this.answerRestart(call, pc);
+        return;
+      }
       call.rejoining = true;
       call.remoteQueue = [];
       await pc.setLocalDescription(await pc.createOffer());
@@ -356,7 +369,11 @@ export class CallManager extends EventTarget {
       this.flushLocalCandidates(call);
     } catch (error) {
       if (this._call !== call || call.state === "ended") return;
+      if (pc && call.pc !== pc) return; // a restart offer replaced this connection meanwhile
+      // Keep the other side's candidates for its pending offer: they are not sent again.
+      const queued = call.pendingOffer ? call.remoteQueue : [];
       this.dropPeer(call);
+      call.remoteQueue = queued;
       if (call.localStream) for (const track of call.localStream.getTracks()) track.stop();
       call.localStream = null;
       call.rejoining = false;
@@ -374,30 +391,35 @@ export class CallManager extends EventTarget {
     const stream = call.localStream;
     this.dropPeer(call);
     call.rejoining = false;
+    call.pendingOffer = sdp;
     call.state = "reconnecting";
     call.quality = { rttMs: null, bitrateKbps: null, packetsLostPct: null, label: "reconnecting" };
     this.changed(call);
+    // Without media yet (getting it, or waiting for a tap) rejoinNow answers the offer later.
+    if (!stream) return;
     try {
-      if (!stream) {
-        // This side has no media yet (waiting for a tap): the offer waits for rejoinNow's own.
-        return;
-      }
       const config = await this.iceConfig();
-      if (this._call !== call || call.state === "ended" || call.pc) return;
+      if (this._call !== call || call.state === "ended" || call.pc || call.pendingOffer !== sdp) return;
       this.buildPeer(call, stream, config);
-      const pc = /** @type {RTCPeerConnection} */ (call.pc);
-      await pc.setRemoteDescription({ type: "offer", sdp });
-      await this.flushRemoteCandidates(call);
-      await pc.setLocalDescription(await pc.createAnswer());
-      if (call.pc !== pc) return;
-      const local = /** @type {RTCSessionDescription} */ (pc.localDescription);
-      this.signaling.send(callDescription(call.id, { type: "answer", sdp: local.sdp }));
-      call.negotiated = true;
-      call.canSendCandidates = true;
-      this.flushLocalCandidates(call);
+      await this.answerRestart(call, /** @type {RTCPeerConnection} */ (call.pc));
     } catch (error) {
       this.fail(call, error);
     }
+  }
+
+  /** Answer the other side's restart offer from our new peer connection. @param {Call} call @param {RTCPeerConnection} pc */
+  async answerRestart(call, pc) {
+    const sdp = /** @type {string} */ (call.pendingOffer);
+    call.pendingOffer = null;
+    await pc.setRemoteDescription({ type: "offer", sdp });
+    await this.flushRemoteCandidates(call);
+    await pc.setLocalDescription(await pc.createAnswer());
+    if (call.pc !== pc) return;
+    const local = /** @type {RTCSessionDescription} */ (pc.localDescription);
+    this.signaling.send(callDescription(call.id, { type: "answer", sdp: local.sdp }));
+    call.negotiated = true;
+    call.canSendCandidates = true;
+    this.flushLocalCandidates(call);
   }
 
   // --- the peer connection ---------------------------------------------------------------
