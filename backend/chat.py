@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .extensions import db
@@ -113,6 +113,44 @@ def post_message(user_id: int, room: Room, new: NewMessage) -> tuple[Message, bo
             raise
         return stored, False
     return message, True
+
+
+def peer_id_of(room: Room, user_id: int) -> int:
+    """Return the id of the other person of a direct room, without loading them."""
+    return room.user_b_id if user_id == room.user_a_id else room.user_a_id
+
+
+def mark_delivered(room: Room, user_id: int, message_id: int) -> bool:
+    """Record that messages up to message_id reached a device of user_id; True if that is news.
+
+    One conditional UPDATE, so two devices fetching at once can only move the marker forward.
+    """
+    mine = user_id == room.user_a_id
+    delivered = Room.delivered_a_id if mine else Room.delivered_b_id
+    read = Room.read_a_id if mine else Room.read_b_id
+    result = db.session.execute(
+        update(Room)
+        .where(Room.id == room.id, delivered < message_id, read < message_id)
+        .values({delivered: message_id})
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    return bool(getattr(result, "rowcount", 0))
+
+
+def receipt(room: Room, user_id: int) -> dict[str, Any]:
+    """Return how far the others in the room got, as user_id sees it (the `receipt` frame).
+
+    A message of user_id's at or below `delivered_id` reached the others, at or below `read_id`
+    they read it. In a direct room these are the peer's markers; a room with more people would
+    give the lowest marker among them, so "read" stays "read by everyone".
+    """
+    peer = peer_id_of(room, user_id)
+    return {
+        "room_id": room.id,
+        "delivered_id": room.delivered_id_of(peer),
+        "read_id": room.read_id_of(peer),
+    }
 
 
 def history(room: Room, before: int | None, limit: int) -> list[Message]:

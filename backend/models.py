@@ -65,6 +65,9 @@ class Room(db.Model):  # type: ignore[name-defined]
     user_b_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id"), index=True)
     read_a_id: Mapped[int] = mapped_column(BigId, default=0)
     read_b_id: Mapped[int] = mapped_column(BigId, default=0)
+    # The newest message that reached a device of user a (b): chat.mark_delivered says when.
+    delivered_a_id: Mapped[int] = mapped_column(BigId, default=0, server_default="0")
+    delivered_b_id: Mapped[int] = mapped_column(BigId, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_activity_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
@@ -82,6 +85,11 @@ class Room(db.Model):  # type: ignore[name-defined]
     def read_id_of(self, user_id: int) -> int:
         """Return the id of the last message user_id has read."""
         return self.read_a_id if user_id == self.user_a_id else self.read_b_id
+
+    def delivered_id_of(self, user_id: int) -> int:
+        """Return the id of the last message that reached a device of user_id (or was read)."""
+        delivered = self.delivered_a_id if user_id == self.user_a_id else self.delivered_b_id
+        return max(delivered or 0, self.read_id_of(user_id))
 
     def mark_read(self, user_id: int, message_id: int) -> None:
         """Move user_id's read marker forward (never back)."""

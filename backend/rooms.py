@@ -10,6 +10,7 @@ from flask_login import current_user, login_required
 from . import chat
 from .errors import error_response
 from .extensions import db
+from .models import Room
 from .signaling.protocol import MAX_ID
 
 bp = Blueprint("rooms", __name__, url_prefix="/api/rooms")
@@ -18,6 +19,20 @@ bp = Blueprint("rooms", __name__, url_prefix="/api/rooms")
 @bp.errorhandler(chat.ChatError)
 def _chat_error(exc: chat.ChatError) -> Any:
     return error_response(exc.status, exc.message)
+
+
+def _tell_peer(room: Room, user_id: int) -> None:
+    """Send the room's peer a `receipt`: user_id's delivered or read marker moved."""
+    notify = current_app.extensions.get("parley.on_receipt")
+    if notify is not None:
+        peer = chat.peer_id_of(room, user_id)
+        notify(peer, chat.receipt(room, peer))
+
+
+def _delivered(room: Room, user_id: int, message_id: int | None) -> None:
+    """Record that this response hands user_id the room's messages up to message_id."""
+    if message_id is not None and chat.mark_delivered(room, user_id, message_id):
+        _tell_peer(room, user_id)
 
 
 @bp.post("")
@@ -39,7 +54,12 @@ def open_room() -> Any:
 @login_required
 def list_rooms() -> Any:
     rooms = chat.rooms_of(current_user.id)
-    return jsonify(rooms=[chat.room_summary(room, current_user.id) for room in rooms])
+    summaries = [chat.room_summary(room, current_user.id) for room in rooms]
+    # The list hands this device each room's newest message (and how many unread precede it).
+    for room, summary in zip(rooms, summaries, strict=True):
+        last = summary["last_message"]
+        _delivered(room, current_user.id, last["id"] if last is not None else None)
+    return jsonify(rooms=summaries)
 
 
 def _clamp(value: int, low: int, high: int) -> int:
@@ -67,10 +87,15 @@ def messages(room_id: int) -> Any:
         if after is not None
         else chat.history(room, before, limit)
     )
+    messages = [m.to_public() for m in page]
+    peer = room.peer_of(current_user.id).to_public()
+    _delivered(room, current_user.id, max((m["id"] for m in messages), default=None))
+    marks = chat.receipt(room, current_user.id)
     return jsonify(
-        messages=[m.to_public() for m in page],
-        peer=room.peer_of(current_user.id).to_public(),
-        read_id=room.read_id_of(room.peer_of(current_user.id).id),
+        messages=messages,
+        peer=peer,
+        read_id=marks["read_id"],
+        delivered_id=marks["delivered_id"],
     )
 
 
@@ -98,6 +123,10 @@ def mark_read(room_id: int) -> Any:
         return error_response(400, "message_id must be a non-negative integer")
     if message_id > MAX_ID:
         return error_response(400, f"message_id must be at most {MAX_ID}")
+    before = room.read_id_of(current_user.id)
     room.mark_read(current_user.id, message_id)
     db.session.commit()
-    return jsonify(read_id=room.read_id_of(current_user.id))
+    read_id = room.read_id_of(current_user.id)
+    if read_id > before:
+        _tell_peer(room, current_user.id)
+    return jsonify(read_id=read_id)

@@ -317,6 +317,16 @@ class ChatDeliver(ServerMessage):
 
 
 class CallOffer(ServerMessage):
+class Receipt(ServerMessage):
+    """How far the others in a room got: your messages up to `delivered_id` reached a device of
+    theirs, up to `read_id` they read (the lowest among them, once rooms have more people)."""
+
+    type: Literal["receipt"] = "receipt"
+    room_id: int
+    delivered_id: int
+    read_id: int
+
+
     type: Literal["call_offer"] = "call_offer"
     call_id: str
     room_id: int

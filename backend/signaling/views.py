@@ -33,7 +33,7 @@ from . import protocol
 from .calls import CallRecord, CallRegistry, ThreadScheduler
 from .framing import FastReader, text_frame
 from .hub import Bus, Hub, InMemoryBus
-from .protocol import ChatAck, ChatDeliver, ChatSend, Ping, Pong, ProtocolError
+from .protocol import ChatAck, ChatDeliver, ChatSend, Ping, Pong, ProtocolError, Receipt
 from .ratelimit import TokenBucket
 from .redisbus import RedisBus
 from .routing import CallRouter, LeaderCalls, LocalCalls
@@ -214,8 +214,17 @@ class Signaling:
         """Deliver a message stored through the HTTP API to every socket of both members."""
         self.start()
         frame = protocol.dump(ChatDeliver(message=message))
-        self.hub.deliver(a, frame)
-        self.hub.deliver(b, frame)
+        sender = message["sender"]["id"]
+        peer = b if sender == a else a
+        reached = self.hub.deliver(peer, frame) > 0
+        self.hub.deliver(sender, frame)
+        if reached:
+            self._delivered(message["room_id"], peer, message["id"])
+
+    def receipt_moved(self, user_id: int, receipt: dict[str, Any]) -> None:
+        """Tell every socket of user_id how far the others in a room got (`receipt`)."""
+        self.start()
+        self.hub.deliver(user_id, Receipt.model_validate(receipt))
 
     def room_created(self, a: int, b: int) -> None:
         """Let two people who now share a room see each other's presence."""
@@ -318,6 +327,8 @@ class Signaling:
         if created:
             delivered = self.hub.deliver(peer, frame) > 0
             self.hub.deliver(conn.user_id, frame, exclude=conn.id)
+            if delivered:  # the ack tells this socket; a receipt tells the sender's others
+                self._delivered(payload["room_id"], peer, payload["id"], exclude=conn.id)
         else:
             # A resend of a stored message: it went out when it was first stored.
             delivered = self.hub.is_online(peer)
@@ -335,6 +346,29 @@ class Signaling:
                 room = chat.room_for(user_id, message.room_id)
                 stored, created = chat.post_message(user_id, room, new)
                 return stored.to_public(), room.peer_of(user_id).id, created
+            finally:
+                db.session.remove()
+
+    def _delivered(
+        self, room_id: int, user_id: int, message_id: int, exclude: str | None = None
+    ) -> None:
+        """Persist that a message reached a device of user_id; send its sender a `receipt`."""
+        moved = self._off_loop(self._mark_delivered, room_id, user_id, message_id)
+        if moved is not None:
+            sender, receipt = moved
+            self.hub.deliver(sender, Receipt.model_validate(receipt), exclude=exclude)
+
+    def _mark_delivered(
+        self, room_id: int, user_id: int, message_id: int
+    ) -> tuple[int, dict[str, Any]] | None:
+        """Move user_id's delivered marker; return (the other person, their receipt) if it moved."""
+        with self.app.app_context():
+            try:
+                room = db.session.get(Room, room_id)
+                if room is None or not chat.mark_delivered(room, user_id, message_id):
+                    return None
+                sender = chat.peer_id_of(room, user_id)
+                return sender, chat.receipt(room, sender)
             finally:
                 db.session.remove()
 
@@ -459,6 +493,7 @@ def _wire(app: Flask, service: Signaling) -> None:
     app.extensions["parley.signaling"] = service
     app.extensions["parley.on_message"] = service.message_posted
     app.extensions["parley.on_room_created"] = service.room_created
+    app.extensions["parley.on_receipt"] = service.receipt_moved
     app.extensions["parley.on_logout"] = service.signed_out
 
 
