@@ -198,6 +198,33 @@ def test_a_participant_who_resumes_within_the_grace_period_keeps_the_call(w: Wor
     assert w.calls.in_call(BOB) and w.outcomes() == []
 
 
+def test_both_pages_reloading_keeps_one_call_with_one_record(w: World) -> None:
+    a, b = w.socket(ALICE), w.socket(BOB)
+    cid = w.offer(a)
+    w.send(b, {"type": "call_answer", "call_id": cid, "sdp": "v=0"})
+    w.drop(b)
+    w.drop(a)
+    b2, a2 = w.socket(BOB), w.socket(ALICE)
+    for sock in (b2, a2):
+        w.send(sock, {"type": "call_resume", "call_id": cid})
+    restart = {
+        "type": "call_description",
+        "call_id": cid,
+        "description": {"type": "offer", "sdp": "v=0 new"},
+        "restart": True,
+    }
+    w.send(a2, restart)
+    assert b2.of("call_description")[-1]["restart"] is True
+    w.send(b2, {**restart, "description": {"type": "answer", "sdp": "v=0 new"}, "restart": False})
+    assert a2.of("call_description")[-1]["description"]["type"] == "answer"
+    w.clock.fire(GRACE)  # the old sockets' grace periods pass without ending the call
+    assert w.calls.in_call(ALICE) and w.calls.in_call(BOB) and w.outcomes() == []
+    w.send(a2, {"type": "call_end", "call_id": cid})
+    assert b2.of("call_end")[-1]["reason"] == "hangup"
+    assert [(r.call_id, r.outcome) for r in w.store.records] == [(cid, "completed")]
+    assert w.store.records[0].answered_at is not None
+
+
 def test_a_participant_gone_past_the_grace_period_ends_the_call(w: World) -> None:
     a, b = w.socket(ALICE), w.socket(BOB)
     cid = w.offer(a)
