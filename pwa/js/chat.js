@@ -8,6 +8,7 @@ import { MAX_TEXT, chatMessage, newId } from "./protocol.js";
 
 /** @typedef {{id: number, room_id: number, kind: "text"|"call", text: string, client_id: string, created_at: string, sender: {id: number, username: string}, call: null|{id: string, media: "audio"|"video", outcome: string, duration: number|null, caller_id: number}}} Message */
 /** @typedef {{client_id: string, room_id: number, text: string, created_at: string, status: "sending"|"failed", reason?: string}} Pending */
+/** How far the other person got in a room: own messages up to these ids are Delivered / Read. @typedef {{delivered_id: number, read_id: number}} Marks */
 
 const HTTP_FALLBACK_MS = 4000;
 const PAGE = 200; // the API's largest page
@@ -52,8 +53,8 @@ export class ChatStore extends EventTarget {
     this.rooms = [];
     /** @type {Map<number, Message[]>} */
     this.messages = new Map();
-    /** @type {Map<string, "sent"|"delivered">} */
-    this.status = new Map();
+    /** The other person's delivered and read markers per room, from the server. @type {Map<number, Marks>} */
+    this.marks = new Map();
     /** @type {Set<number>} */
     this.online = new Set();
     this.key = `parley.outbox.${user.id}`;
@@ -65,6 +66,7 @@ export class ChatStore extends EventTarget {
     this.handlers = [
       ["chat_message", (e) => this.gotMessage(e.detail.message)],
       ["chat_ack", (e) => this.gotAck(e.detail)],
+      ["receipt", (e) => this.gotReceipt(e.detail)],
       ["welcome", (e) => this.gotWelcome(e.detail)],
       ["presence", (e) => this.gotPresence(e.detail)],
       ["error", (e) => this.gotError(e.detail)],
@@ -100,6 +102,7 @@ export class ChatStore extends EventTarget {
   /** @param {number} roomId */
   async loadRoom(roomId) {
     const body = await api("GET", `/api/rooms/${roomId}/messages?limit=100`);
+    this.advance(roomId, body);
     this.merge(roomId, body.messages);
     return body;
   }
@@ -112,6 +115,7 @@ export class ChatStore extends EventTarget {
     if (after === undefined) return this.loadRoom(roomId);
     for (;;) {
       const body = await api("GET", `/api/rooms/${roomId}/messages?after=${after}&limit=${PAGE}`);
+      this.advance(roomId, body);
       this.merge(roomId, body.messages);
       if (body.messages.length < PAGE) return;
       after = body.messages[body.messages.length - 1].id;
@@ -125,10 +129,31 @@ export class ChatStore extends EventTarget {
     return { stored, pending };
   }
 
-  /** @param {string} clientId @returns {"Sending"|"Sent"|"Delivered"} */
-  statusOf(clientId) {
-    if (this.outbox.some((p) => p.client_id === clientId)) return "Sending";
-    return this.status.get(clientId) === "delivered" ? "Delivered" : "Sent";
+  /** The tick of one of the user's own messages. @param {Message} message @returns {"Sending"|"Sent"|"Delivered"|"Read"} */
+  statusOf(message) {
+    if (this.outbox.some((p) => p.client_id === message.client_id)) return "Sending";
+    const marks = this.marks.get(message.room_id);
+    if (marks && marks.read_id >= message.id) return "Read";
+    if (marks && marks.delivered_id >= message.id) return "Delivered";
+    return "Sent";
+  }
+
+  /**
+   * Move the other person's markers forward (never back: a slow page must not undo a receipt).
+   * @param {number} roomId @param {{delivered_id?: number, read_id?: number}} news
+   */
+  advance(roomId, news) {
+    const old = this.marks.get(roomId) || { delivered_id: 0, read_id: 0 };
+    const read_id = Math.max(old.read_id, news.read_id || 0);
+    const delivered_id = Math.max(old.delivered_id, news.delivered_id || 0, read_id);
+    if (delivered_id === old.delivered_id && read_id === old.read_id) return;
+    this.marks.set(roomId, { delivered_id, read_id });
+    this.emit("messages", { roomId });
+  }
+
+  /** @param {{room_id: number, delivered_id: number, read_id: number}} receipt */
+  gotReceipt(receipt) {
+    this.advance(receipt.room_id, receipt);
   }
 
   /** @param {number} roomId @param {string} text */
@@ -217,7 +242,7 @@ export class ChatStore extends EventTarget {
 
   /** @param {string} clientId @param {Message} message @param {boolean} delivered */
   acknowledge(clientId, message, delivered) {
-    if (this.status.get(clientId) !== "delivered") this.status.set(clientId, delivered ? "delivered" : "sent");
+    if (delivered) this.advance(message.room_id, { delivered_id: message.id });
     const wasHead = this.head()?.client_id === clientId;
     this.outbox = this.outbox.filter((p) => p.client_id !== clientId);
     this.save();
@@ -239,8 +264,12 @@ export class ChatStore extends EventTarget {
       this.rooms.sort((a, b) => (a.last_activity_at < b.last_activity_at ? 1 : -1));
       this.emit("rooms");
     }
-    if (message.sender.id === this.user.id && message.kind === "text") this.acknowledge(message.client_id, message, this.status.get(message.client_id) === "delivered");
-    else this.merge(message.room_id, [message]);
+    if (message.sender.id === this.user.id && message.kind === "text") this.acknowledge(message.client_id, message, false);
+    else {
+      // The server moves a writer's read marker to their own new message: they wrote after it all.
+      if (message.kind === "text") this.advance(message.room_id, { read_id: message.id });
+      this.merge(message.room_id, [message]);
+    }
   }
 
   /** After every (re)connect: resend the outbox, catch up on what was missed. */

@@ -12,6 +12,7 @@
  * @typedef {{type: "presence", user_id: number, online: boolean}} Presence
  * @typedef {{type: "chat_message", message: object}} ChatDelivered
  * @typedef {{type: "chat_ack", client_id: string, message: object, delivered: boolean}} ChatAck
+ * @typedef {{type: "receipt", room_id: number, delivered_id: number, read_id: number}} Receipt the other person's markers: own messages up to delivered_id reached a device of theirs, up to read_id they read
  * @typedef {{type: "call_offer", call_id: string, room_id: number, from: User, media: "audio"|"video", sdp: string, polite: boolean}} CallOfferIn
  * @typedef {{type: "call_ringing", call_id: string, polite: boolean}} CallRinging
  * @typedef {{type: "call_answer", call_id: string, sdp: string, from: User, polite: boolean}} CallAnswerIn

@@ -109,12 +109,12 @@ export function renderRoom(root, store, roomId, intents) {
         return h("li", { class: "call-record", "data-id": m.id }, callRecordText(m.call));
       }
       const mine = m.sender.id === me;
-      const state = mine ? store.statusOf(m.client_id) : null;
+      const state = mine ? store.statusOf(m) : null;
       return h(
         "li",
         { class: mine ? "mine" : "", "data-id": m.id },
         ...linkify(m.text),
-        h("span", { class: "meta" }, time(m.created_at), state ? ` · ${state}` : ""),
+        h("span", { class: "meta" }, time(m.created_at), state && " · ", state && h("span", { class: `tick tick-${state.toLowerCase()}` }, state)),
       );
     });
     for (const p of pending) {
