@@ -167,9 +167,17 @@ def test_a_call_to_the_python_peer_survives_a_reload(
     assert echo_bot.poll() is None
 
 
-@pytest.mark.parametrize("waiter", ["callee", "caller"])
+@pytest.mark.parametrize(
+    ("engines", "waiter"),
+    [
+        (("chromium", "chromium"), "callee"),
+        (("chromium", "chromium"), "caller"),
+        (("chromium", "firefox"), "callee"),
+    ],
+    ids=lambda v: "-".join(v) if isinstance(v, tuple) else v,
+)
 def test_both_reload_while_one_waits_on_rejoin_call(
-    make_user: Callable[..., User], waiter: str
+    make_user: Callable[..., User], engines: tuple[str, str], waiter: str
 ) -> None:
     """One page waits on Rejoin call when the other reloads too: a tap brings media back to both.
 
@@ -177,7 +185,7 @@ def test_both_reload_while_one_waits_on_rejoin_call(
     when the waiting page was the polite callee: it dropped the offer, and the caller ignored the
     callee's own restart offer while waiting for an answer to its own).
     """
-    alice, bob = connected_call(make_user, ("chromium", "chromium"))
+    alice, bob = connected_call(make_user, engines)
     wait_media_flowing(bob, video=True)
     tapper, other = (bob, alice) if waiter == "callee" else (alice, bob)
     tapper.context.add_init_script(REFUSE_MEDIA_ONCE_AFTER_RELOAD)
