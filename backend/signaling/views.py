@@ -327,14 +327,16 @@ class Signaling:
         if created:
             delivered = self.hub.deliver(peer, frame) > 0
             self.hub.deliver(conn.user_id, frame, exclude=conn.id)
-            if delivered:  # the ack tells this socket; a receipt tells the sender's others
-                self._delivered(payload["room_id"], peer, payload["id"], exclude=conn.id)
         else:
             # A resend of a stored message: it went out when it was first stored.
             delivered = self.hub.is_online(peer)
         self.hub.send(
             conn, ChatAck(client_id=message.client_id, message=payload, delivered=delivered)
         )
+        if created and delivered:
+            # After the ack, which must not wait for this write: the ack tells this socket, a
+            # receipt the sender's others, and the marker every page loaded from now on.
+            self._delivered(payload["room_id"], peer, payload["id"], exclude=conn.id)
 
     def _store_chat(self, user_id: int, message: ChatSend) -> tuple[dict[str, Any], int, bool]:
         """Store a chat message once; return it as sent, the room peer's id, and whether new."""

@@ -125,13 +125,14 @@ export class ChatStore extends EventTarget {
   /** Messages of a room, oldest first, with unsent (and refused) ones last. @param {number} roomId */
   timeline(roomId) {
     const stored = this.messages.get(roomId) || [];
-    const pending = this.outbox.filter((p) => p.room_id === roomId);
+    // A message stored before its ack came (a reload in between) is shown once, as stored.
+    const storedIds = new Set(stored.map((m) => m.client_id));
+    const pending = this.outbox.filter((p) => p.room_id === roomId && !storedIds.has(p.client_id));
     return { stored, pending };
   }
 
-  /** The tick of one of the user's own messages. @param {Message} message @returns {"Sending"|"Sent"|"Delivered"|"Read"} */
+  /** The tick of one of the user's own stored messages. @param {Message} message @returns {"Sent"|"Delivered"|"Read"} */
   statusOf(message) {
-    if (this.outbox.some((p) => p.client_id === message.client_id)) return "Sending";
     const marks = this.marks.get(message.room_id);
     if (marks && marks.read_id >= message.id) return "Read";
     if (marks && marks.delivered_id >= message.id) return "Delivered";
