@@ -48,7 +48,8 @@ def echo_bot(
         PARLEY_URL=server.url,
         PARLEY_CA_FILE=str(server.certs / "ca.crt"),
         ECHO_PASSWORD=ECHO_PASSWORD,
-        ECHO_MAX_SECONDS="60",
+        # Longer than any e2e test's call: a slow machine must not see the bot hang up mid-test.
+        ECHO_MAX_SECONDS="300",
     )
     log = tmp_path_factory.mktemp("echo") / "echo.log"
     with log.open("wb") as out:
