@@ -8,7 +8,7 @@ import pytest
 from playwright.sync_api import Playwright, expect
 
 from e2e.browsers import device_args
-from e2e.conftest import PASSWORD, User
+from e2e.conftest import ENGINE_PAIRS, PASSWORD, User
 
 
 def test_sign_up_in_the_page_then_sign_out_and_back_in(make_user: Callable[..., User]) -> None:
@@ -36,6 +36,8 @@ def test_opening_a_chat_with_an_unknown_username_says_so(make_user: Callable[...
     expect(person.page.get_by_role("alert").filter(has_text="no user called")).to_be_visible()
 
 
+# WebKit chats with Chromium in e2e/test_webkit.py (WebKitGTK through Selenium), not here.
+@pytest.mark.parametrize("pair", ENGINE_PAIRS, indirect=True, ids=lambda p: f"{p[0]}-{p[1]}")
 def test_a_message_arrives_live_shows_delivered_and_survives_a_reload(
     pair: tuple[User, User],
 ) -> None:

@@ -65,7 +65,13 @@ MAX_BACKLOG = 200
 MAX_ENDED = 10_000
 
 PUSH_CLOSE: dict[str, str] = {"cancelled": "call_cancelled", "missed": "call_timeout"}
-REJECT_OUTCOME: dict[str, Outcome] = {"declined": "declined", "busy": "busy", "timeout": "missed"}
+# A callee whose browser has no WebRTC could never have answered: a failed call, not a declined one.
+REJECT_OUTCOME: dict[str, Outcome] = {
+    "declined": "declined",
+    "busy": "busy",
+    "timeout": "missed",
+    "unsupported": "failed",
+}
 
 
 def utcnow() -> datetime:

@@ -157,7 +157,8 @@ class CallMediaSend(_Wire):
 class CallRejectedSend(_Wire):
     type: Literal["call_rejected"]
     call_id: CallId
-    reason: Literal["declined", "busy", "timeout"] = "declined"
+    # "unsupported": the callee's browser cannot take calls (no WebRTC); the app says so itself.
+    reason: Literal["declined", "busy", "timeout", "unsupported"] = "declined"
 
 
 class CallEndSend(_Wire):
@@ -316,7 +317,6 @@ class ChatDeliver(ServerMessage):
     message: dict[str, Any]
 
 
-class CallOffer(ServerMessage):
 class Receipt(ServerMessage):
     """How far the others in a room got: your messages up to `delivered_id` reached a device of
     theirs, up to `read_id` they read (the lowest among them, once rooms have more people)."""
@@ -327,6 +327,7 @@ class Receipt(ServerMessage):
     read_id: int
 
 
+class CallOffer(ServerMessage):
     type: Literal["call_offer"] = "call_offer"
     call_id: str
     room_id: int
@@ -392,7 +393,7 @@ class CallMedia(ServerMessage):
 class CallRejected(ServerMessage):
     type: Literal["call_rejected"] = "call_rejected"
     call_id: str
-    reason: Literal["declined", "busy", "timeout"]
+    reason: Literal["declined", "busy", "timeout", "unsupported"]
 
 
 class CallCancelled(ServerMessage):

@@ -15,7 +15,7 @@ import {
 } from "./protocol.js";
 
 /** @typedef {"idle"|"calling"|"ringing"|"incoming"|"connecting"|"connected"|"reconnecting"|"ended"} CallState */
-/** @typedef {"hangup"|"remote_hangup"|"declined"|"busy"|"timeout"|"cancelled"|"disconnected"|"failed"|"error"} EndReason */
+/** @typedef {"hangup"|"remote_hangup"|"declined"|"busy"|"timeout"|"unsupported"|"cancelled"|"disconnected"|"failed"|"error"} EndReason */
 /** @typedef {{id: number, username: string}} User */
 /** @typedef {{callId: string, roomId: number, from: User, media: "audio"|"video", sdp: string, candidates: RTCIceCandidateInit[], timer: number}} Incoming */
 
@@ -26,6 +26,9 @@ const ENDED_SHOWN_MS = 2500;
 const CREDENTIAL_MARGIN_MS = 60000;
 const QUALITY_EVERY_MS = 2000; // no inbound bytes for one interval reads as "No media"
 const REJOIN_KEY = "parley.call"; // this tab's live call, so a reload (not another device) rejoins it
+
+/** Whether this browser can make and take calls at all (Debian's WebKitGTK is built without WebRTC). */
+export const canCall = typeof RTCPeerConnection === "function";
 
 /** @typedef {"good"|"fair"|"poor"|"no_media"|"reconnecting"} QualityLabel */
 
@@ -156,6 +159,7 @@ export class CallManager extends EventTarget {
 
   /** @param {{roomId: number, peer: User, media: "audio"|"video"}} what */
   async start({ roomId, peer, media }) {
+    if (!canCall) throw new Error("This browser can't make calls.");
     if (this._call && this._call.state !== "ended") throw new Error("already in a call");
     const call = new Call({ id: newId(), roomId, peer, media, role: "caller" });
     this.setCall(call);
@@ -634,6 +638,12 @@ export class CallManager extends EventTarget {
       candidates: [],
       timer: 0,
     };
+    if (!canCall) {
+      // Never ring in vain: the caller learns at once, and a view tells this person who called.
+      this.signaling.send(callRejected(msg.call_id, "unsupported"));
+      this.dispatchEvent(new CustomEvent("unsupported", { detail: incoming }));
+      return;
+    }
     const call = this._call;
     if (call && call.role === "caller" && call.peer.id === msg.from.id && (call.state === "calling" || call.state === "ringing")) {
       this.glare = incoming; // both called each other: the server will merge (call_merged)
@@ -757,13 +767,14 @@ export class CallManager extends EventTarget {
     this.changed(call);
   }
 
-  /** @param {{call_id: string, reason: "declined"|"busy"|"timeout"}} msg */
+  /** @param {{call_id: string, reason: "declined"|"busy"|"timeout"|"unsupported"}} msg */
   gotRejected(msg) {
     if (this._incoming && this._incoming.callId === msg.call_id) {
       this.clearIncoming("declined"); // declined on another of my devices
       return;
     }
     const call = this.mine(msg.call_id);
+    if (call && msg.reason === "unsupported") call.error = `${call.peer.username} cannot take calls on this device.`;
     if (call) this.finish(call, msg.reason);
   }
 

@@ -1,7 +1,7 @@
 // Boot: sign-in state, the socket, calls and chat, the router, the service worker.
 
 import { ApiError, api, iceConfig } from "./api.js";
-import { CallManager } from "./call.js";
+import { CallManager, canCall } from "./call.js";
 import { disablePush, enablePush, pushState } from "./push.js";
 import { ChatStore } from "./chat.js";
 import { SignalingClient } from "./signaling.js";
@@ -217,6 +217,7 @@ function route() {
     setTitle();
     chat.addEventListener("rooms", setTitle);
     const stopRoom = renderRoom(roomPane, chat, roomId, {
+      canCall,
       call: (media) => {
         const room = chat.room(roomId);
         if (!room) return;

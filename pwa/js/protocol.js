@@ -19,7 +19,7 @@
  * @typedef {{type: "ice_candidate", call_id: string, candidate: IceCandidateInit|null, from: User}} IceIn
  * @typedef {{type: "call_description", call_id: string, description: Description, restart?: boolean, from: User}} DescriptionIn
  * @typedef {{type: "call_media", call_id: string, audio: boolean, video: boolean, from: User}} CallMediaIn
- * @typedef {{type: "call_rejected", call_id: string, reason: "declined"|"busy"|"timeout"}} CallRejected
+ * @typedef {{type: "call_rejected", call_id: string, reason: "declined"|"busy"|"timeout"|"unsupported"}} CallRejected
  * @typedef {{type: "call_cancelled"|"call_timeout"|"call_busy"|"call_answered_elsewhere", call_id: string}} CallOver
  * @typedef {{type: "call_end", call_id: string, reason: "hangup"|"disconnected"|"gone"}} CallEndIn
  * @typedef {{type: "call_merged", call_id: string, into: string}} CallMerged
@@ -46,7 +46,8 @@ export const iceCandidate = (/** @type {string} */ callId, /** @type {IceCandida
 /** `restart`: an offer from a new peer connection (after a reload); the other side replaces its own. */
 export const callDescription = (/** @type {string} */ callId, /** @type {Description} */ description, restart = false) =>
   (restart ? { type: "call_description", call_id: callId, description, restart } : { type: "call_description", call_id: callId, description });
-export const callRejected = (/** @type {string} */ callId, /** @type {"declined"|"busy"|"timeout"} */ reason) =>
+/** `unsupported`: this browser cannot take calls (no WebRTC), so it turns every offer down at once. */
+export const callRejected = (/** @type {string} */ callId, /** @type {"declined"|"busy"|"timeout"|"unsupported"} */ reason) =>
   ({ type: "call_rejected", call_id: callId, reason });
 export const callEnd = (/** @type {string} */ callId) => ({ type: "call_end", call_id: callId });
 /** Whether this side's microphone (`audio`) and camera (`video`) are on. */

@@ -19,6 +19,7 @@ const ENDED = {
   declined: "Declined",
   busy: "Busy",
   timeout: "No answer",
+  unsupported: "Cannot take calls on this device",
   cancelled: "Cancelled",
   disconnected: "Connection lost",
   failed: "Call failed",
@@ -152,16 +153,30 @@ export function mountIncomingView(calls) {
   /** @type {{ctx: AudioContext, stop: () => void}|null} */
   let ring = null;
 
+  // A call this browser could not take (no WebRTC): the dialog says who called, with only OK.
+  let notice = false;
+  const closeNotice = () => {
+    notice = false;
+    accept.hidden = false;
+    decline.textContent = "Decline";
+    decline.classList.add("danger");
+    dialog.hidden = true;
+    if (returnFocus instanceof HTMLElement) returnFocus.focus();
+  };
+
   accept.addEventListener("click", () => {
     stopRinging();
     calls.accept();
   });
-  decline.addEventListener("click", () => calls.decline());
+  decline.addEventListener("click", () => (notice ? closeNotice() : calls.decline()));
   // Keep focus inside the dialog while it is open.
   dialog.addEventListener("keydown", (e) => {
-    if (e.key === "Escape") calls.decline();
+    if (e.key === "Escape") {
+      if (notice) closeNotice();
+      else calls.decline();
+    }
     if (e.key !== "Tab") return;
-    const first = accept;
+    const first = notice ? decline : accept;
     const last = decline;
     if (e.shiftKey && document.activeElement === first) {
       e.preventDefault();
@@ -172,6 +187,21 @@ export function mountIncomingView(calls) {
     }
   });
 
+  calls.addEventListener("unsupported", (e) => {
+    const incoming = /** @type {CustomEvent} */ (e).detail;
+    const name = incoming.from.username;
+    const kind = incoming.media === "video" ? "video call" : "voice call";
+    $("incoming-caller").textContent = `${name} tried to call you`;
+    $("incoming-kind").textContent = `A ${kind} came in, but this browser can't take calls. ${name} has been told you cannot take calls on this device; open Parley in another browser to talk.`;
+    paintAvatar($("incoming-avatar"), name);
+    if (!notice) returnFocus = document.activeElement;
+    notice = true;
+    accept.hidden = true;
+    decline.textContent = "OK";
+    decline.classList.remove("danger"); // nothing to turn down: a plain OK
+    dialog.hidden = false;
+    decline.focus();
+  });
   calls.addEventListener("incoming", (e) => {
     const incoming = /** @type {CustomEvent} */ (e).detail;
     $("incoming-caller").textContent = `${incoming.from.username} is calling`;

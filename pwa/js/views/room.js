@@ -14,7 +14,7 @@ const ECHO_HINT = "Tap Video call to see and hear yourself.";
  * @param {HTMLElement} root
  * @param {import("../chat.js").ChatStore} store
  * @param {number} roomId
- * @param {{call: (media: "audio"|"video") => void}} intents
+ * @param {{call: (media: "audio"|"video") => void, canCall?: boolean}} intents
  * @returns {() => void}
  */
 export function renderRoom(root, store, roomId, intents) {
@@ -96,11 +96,15 @@ export function renderRoom(root, store, roomId, intents) {
     input.focus();
   };
 
+  // Without WebRTC the call buttons stay where people look for them, aria-disabled, and say why.
+  const canCall = intents.canCall !== false;
+  const noCalls = canCall ? {} : { "aria-disabled": "true", "aria-describedby": "no-calls" };
   const actions = h(
     "div",
     { class: "room-actions" },
-    h("button", { type: "button", onclick: () => intents.call("audio") }, "Voice call"),
-    h("button", { type: "button", onclick: () => intents.call("video") }, "Video call"),
+    h("button", { type: "button", onclick: () => canCall && intents.call("audio"), ...noCalls }, "Voice call"),
+    h("button", { type: "button", onclick: () => canCall && intents.call("video"), ...noCalls }, "Video call"),
+    !canCall && h("p", { id: "no-calls", class: "no-calls" }, "This browser can't make calls. Chat works here; to call, open Parley in another browser."),
   );
   const draw = () => {
     const { stored, pending } = store.timeline(roomId);
@@ -146,7 +150,7 @@ export function renderRoom(root, store, roomId, intents) {
   };
   const drawHint = () => {
     const room = store.room(roomId);
-    const echo = Boolean(room && room.peer.username === "echo");
+    const echo = canCall && Boolean(room && room.peer.username === "echo");
     hint.textContent = echo ? ECHO_HINT : "";
     hint.hidden = !echo;
   };
