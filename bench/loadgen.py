@@ -9,9 +9,14 @@ Every pair signs in (registering `<prefix><n>` accounts the first time; their co
 (--phase); every --chat-every-th frame of the whole run is a
 chat message instead.
 The run is bounded twice: it stops at --duration seconds or after --max-messages frames in all,
-whichever comes first, then hangs up, closes the sockets and prints JSON: frames sent and
+whichever comes first, then waits (up to --grace seconds) until every candidate has arrived and
+every chat message is acked, hangs up, closes the sockets and prints JSON: frames sent and
 received, relay latency p50/p99/max (send -> the peer's receipt, one clock: both ends live in this
-process), chat messages acked and delivered, and every error frame by reason.
+process), chat messages acked and delivered, every error frame by reason, and the generator's
+own cost: its CPU seconds during the load and how late its event loop ran a 2 ms timer (its
+"loop lag": every relay latency includes the generator's delay in sending and in reading, so a
+loop lag p99 near the relay p99 means the figure measures the generator or the machine, not the
+server). `--sign-in-only` signs the accounts in, keeps their cookies and stops.
 
 Keep --rate below the server's per-socket limit (WS_MESSAGE_RATE, 20/s by default) unless the
 server is set up for the test. Registering many accounts hits the sign-in limit
@@ -58,6 +63,22 @@ class Stats:
             return 0
         self.sent += 1
         return self.sent
+
+
+@dataclass
+class InFlight:
+    """One pair's frames, to hang up only once they are through."""
+
+    candidates_sent: int = 0
+    candidates_received: int = 0
+    chats_sent: int = 0
+    chats_acked: int = 0
+
+    def through(self) -> bool:
+        """Tell whether every candidate sent arrived and every chat message was acked."""
+        return (
+            self.candidates_received >= self.candidates_sent and self.chats_acked >= self.chats_sent
+        )
 
 
 class Client:
@@ -112,6 +133,7 @@ async def run_pair(a: Client, b: Client, args: argparse.Namespace, stats: Stats)
     wa, wb = await a.socket(), await b.socket()
     call_id = str(uuid.uuid4())
     ready = asyncio.Event()
+    mine = InFlight()
 
     async def reader(ws: ClientConnection, me: Client) -> None:
         async for text in ws:
@@ -123,10 +145,12 @@ async def run_pair(a: Client, b: Client, args: argparse.Namespace, stats: Stats)
                 ready.set()
             elif kind == "ice_candidate":
                 stats.received += 1
+                mine.candidates_received += 1
                 stamp = int(frame["candidate"]["candidate"].split(":")[1])
                 stats.latencies_ms.append((time.perf_counter_ns() - stamp) / 1e6)
             elif kind == "chat_ack":
                 stats.chat_acked += 1
+                mine.chats_acked += 1
                 stats.chat_delivered += bool(frame["delivered"])
             elif kind == "error":
                 stats.errors[frame.get("reason", "?")] += 1
@@ -149,18 +173,48 @@ async def run_pair(a: Client, b: Client, args: argparse.Namespace, stats: Stats)
                 text = f"loadgen {n}"
                 frame = {"type": "chat_message", "room_id": room_id,
                          "client_id": str(uuid.uuid4()), "text": text}  # fmt: skip
+                mine.chats_sent += 1
             else:
+                mine.candidates_sent += 1
                 candidate = {"candidate": f"candidate:{time.perf_counter_ns()}", "sdpMid": "0"}
                 frame = {"type": "ice_candidate", "call_id": call_id, "candidate": candidate}
             await ws.send(json.dumps(frame))
             await asyncio.sleep(1 / args.rate)
 
     await asyncio.gather(sender(wa), sender(wb))
+    # Hang up once every candidate and ack is through, or after a grace period: a call_end
+    # overtaking the other socket's last candidates made them `not_found` errors.
+    through = time.monotonic() + args.grace
+    while time.monotonic() < through and not mine.through():
+        await asyncio.sleep(0.05)
     await wa.send(json.dumps({"type": "call_end", "call_id": call_id}))
-    await asyncio.sleep(1.0)  # the last frames and acks arrive
+    await asyncio.sleep(0.2)  # frames that would answer the hang-up (errors) arrive
     for task in readers:
         task.cancel()
     await asyncio.gather(wa.close(), wb.close(), return_exceptions=True)
+
+
+LAG_TICK = 0.002  # seconds: the timer whose lateness is the generator's loop lag
+
+
+async def loop_lag(lags: list[float]) -> None:
+    """Record, until cancelled, how late the event loop runs a LAG_TICK timer (ms)."""
+    while True:
+        started = time.perf_counter()
+        await asyncio.sleep(LAG_TICK)
+        lags.append((time.perf_counter() - started - LAG_TICK) * 1e3)
+
+
+def quantiles(values: list[float]) -> dict[str, float | None]:
+    """Return p50, p99 and max of values in ms, rounded; None for each when empty."""
+    ordered = sorted(values)
+    if not ordered:
+        return {"p50": None, "p99": None, "max": None}
+    return {
+        "p50": round(statistics.median(ordered), 2),
+        "p99": round(ordered[max(0, int(len(ordered) * 0.99) - 1)], 2),
+        "max": round(ordered[-1], 2),
+    }
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
@@ -174,14 +228,22 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         state_path.write_text(json.dumps(state))
     signed_in = time.monotonic() - started
+    if args.sign_in_only:
+        for client in clients:
+            await client.http.aclose()
+        return {"url": args.url, "pairs": args.pairs, "sign_in_s": round(signed_in, 2)}
     stats = Stats(budget=args.max_messages)
+    lags: list[float] = []
+    lag_task = asyncio.create_task(loop_lag(lags))
+    cpu_before = time.process_time()
     started = time.monotonic()
     pairs = [run_pair(clients[2 * i], clients[2 * i + 1], args, stats) for i in range(args.pairs)]
     await asyncio.gather(*pairs)
     elapsed = time.monotonic() - started
+    cpu = time.process_time() - cpu_before
+    lag_task.cancel()
     for client in clients:
         await client.http.aclose()
-    lat = sorted(stats.latencies_ms)
     return {
         "url": args.url,
         "pairs": args.pairs,
@@ -189,14 +251,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "run_s": round(elapsed, 2),
         "frames_sent": stats.sent,
         "candidates_received": stats.received,
-        "relay_ms": {
-            "p50": round(statistics.median(lat), 2) if lat else None,
-            "p99": round(lat[max(0, int(len(lat) * 0.99) - 1)], 2) if lat else None,
-            "max": round(lat[-1], 2) if lat else None,
-        },
+        "relay_ms": quantiles(stats.latencies_ms),
         "chat_acked": stats.chat_acked,
         "chat_delivered": stats.chat_delivered,
         "errors": dict(stats.errors),
+        "generator": {"cpu_s": round(cpu, 2), "loop_lag_ms": quantiles(lags)},
     }
 
 
@@ -221,6 +280,17 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         default="random",
         help="when each socket starts sending: at a random point of its first period (random), "
         "or all at once (lockstep, as before 2026-11-27)",
+    )
+    parser.add_argument(
+        "--grace",
+        type=float,
+        default=10,
+        help="seconds to wait after the load for frames still in flight before hanging up (10)",
+    )
+    parser.add_argument(
+        "--sign-in-only",
+        action="store_true",
+        help="sign the accounts in, keep their cookies in --state, and stop (no load)",
     )
     parser.add_argument("--prefix", default="loadgen", help="account name prefix (loadgen)")
     parser.add_argument("--password", default="loadgen password 1", help="accounts' password")
