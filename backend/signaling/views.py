@@ -342,12 +342,15 @@ class Signaling:
         """Store a chat message once; return it as sent, the room peer's id, and whether new."""
         with self.app.app_context():
             try:
+                # The message and room were just written by this session: reading them back
+                # after the commit (two SELECTs) cost a fifth of a chat message's CPU.
+                db.session().expire_on_commit = False
                 new = chat.validate_new_message(
                     {"client_id": message.client_id, "text": message.text}
                 )
                 room = chat.room_for(user_id, message.room_id)
                 stored, created = chat.post_message(user_id, room, new)
-                return stored.to_public(), room.peer_of(user_id).id, created
+                return stored.to_public(), chat.peer_id_of(room, user_id), created
             finally:
                 db.session.remove()
 
