@@ -43,7 +43,19 @@ def test_loadgen_stops_at_its_message_budget_and_every_frame_arrives(
     assert result["candidates_received"] == 36
     relay = result["relay_ms"]
     assert isinstance(relay, dict) and relay["p50"] is not None
+    # Its own cost, which every relay latency includes: CPU and how late its loop ran timers.
+    own = result["generator"]
+    assert isinstance(own, dict) and own["cpu_s"] > 0 and own["loop_lag_ms"]["p99"] is not None
     # A second run signs in with the kept cookies, not the password.
     assert set(json.loads(state.read_text())) == {f"loadgen{n}" for n in range(4)}
     again = loadgen(server, state, "--pairs", "2", "--duration", "1", "--max-messages", "8")
     assert again["frames_sent"] == 8 and again["errors"] == {}
+
+
+def test_sign_in_only_keeps_the_cookies_and_sends_no_frame(
+    server: ParleyServer, tmp_path: Path
+) -> None:
+    state = tmp_path / "cookies.json"
+    result = loadgen(server, state, "--pairs", "1", "--prefix", "signin", "--sign-in-only")
+    assert "frames_sent" not in result
+    assert set(json.loads(state.read_text())) == {"signin0", "signin1"}
