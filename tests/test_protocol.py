@@ -174,6 +174,7 @@ frames = st.fixed_dictionaries(
 )
 
 
+@pytest.mark.timeout(600)  # bounded by the examples, not a clock (a loaded 2-core machine: 25 s)
 @settings(max_examples=500, deadline=None)
 @given(st.one_of(frames.map(json.dumps), st.text(max_size=200)))
 def test_parse_returns_a_message_or_raises_protocol_error_for_anything(text: str) -> None:
@@ -189,6 +190,7 @@ _models = TypeAdapter(protocol.ClientMessage)
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
+@pytest.mark.timeout(600)  # bounded by the examples, not a clock (a loaded 2-core machine: 123 s)
 @settings(max_examples=1000, deadline=None)
 @given(
     st.one_of(
