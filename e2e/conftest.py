@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
 
-from e2e.browsers import EngineUnavailable, launch, new_context
+from e2e.browsers import EngineUnavailable, close_surely, launch, new_context
 from tests.servers import ROOT, ParleyServer, make_test_certs, parley_server
 
 PASSWORD = "correct horse"
@@ -80,7 +80,8 @@ def browsers(playwright: Playwright) -> Iterator[Callable[[str], Browser]]:
     launched: dict[str, Browser] = {}
 
     def get(engine: str) -> Browser:
-        if engine not in launched:
+        # A browser killed for hanging on a close (close_surely) is launched again.
+        if engine not in launched or not launched[engine].is_connected():
             try:
                 launched[engine] = launch(playwright, engine)
             except EngineUnavailable as missing:
@@ -92,7 +93,8 @@ def browsers(playwright: Playwright) -> Iterator[Callable[[str], Browser]]:
 
     yield get
     for browser in launched.values():
-        browser.close()
+        if browser.is_connected():
+            close_surely(browser)
 
 
 @dataclass
@@ -157,7 +159,7 @@ def make_user(
 
     yield make
     for context in contexts:
-        context.close()
+        close_surely(context)
 
 
 ENGINE_PAIRS = [("chromium", "chromium"), ("firefox", "firefox"), ("chromium", "firefox")]

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
+from e2e.browsers import close_surely
 from e2e.conftest import ENGINE_PAIRS, PASSWORD, WEBKIT_PAIR, User, new_person, open_room
 from tests.servers import ParleyServer, make_test_certs, parley_server
 
@@ -33,7 +34,7 @@ def people_on(
         yield make
     finally:
         for context in contexts:
-            context.close()
+            close_surely(context)
 
 
 @pytest.fixture(scope="module")

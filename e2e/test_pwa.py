@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import BrowserContext, Page, Playwright, expect
 
 from backend.web import build_shell
-from e2e.browsers import CHROMIUM_ARGS, SYSTEM_CHROMIUM
+from e2e.browsers import CHROMIUM_ARGS, SYSTEM_CHROMIUM, close_surely
 from e2e.conftest import SCREENSHOTS, User
 from e2e.test_calls import status, wait_media_flowing
 from tests.servers import ParleyServer
@@ -75,7 +75,7 @@ def installed(
         **kwargs,  # type: ignore[arg-type]
     )
     yield context
-    context.close()
+    close_surely(context)
 
 
 def ready_page(context: BrowserContext) -> Page:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
 
-from e2e.browsers import new_context
+from e2e.browsers import close_surely, new_context
 from e2e.conftest import User, new_person
 from e2e.test_calls import place_call, status, wait_media_flowing
 from tests.servers import ROOT, ParleyServer, make_test_certs, parley_server
@@ -263,4 +263,4 @@ def test_screenshots_of_the_main_screens(
         alice.page.get_by_role("button", name="End call").click()
     finally:
         for context in contexts:
-            context.close()
+            close_surely(context)

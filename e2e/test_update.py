@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect
 
-from e2e.browsers import CHROMIUM_ARGS, SYSTEM_CHROMIUM, device_args, new_context
+from e2e.browsers import CHROMIUM_ARGS, SYSTEM_CHROMIUM, close_surely, device_args, new_context
 from e2e.conftest import SCREENSHOTS, User, new_person, open_room
 from e2e.test_calls import place_call, status
 from tests.servers import ROOT, ParleyServer, make_test_certs, parley_server
@@ -39,7 +39,7 @@ def sw_chromium(playwright: Playwright) -> Iterator[Browser]:
         **kwargs,  # type: ignore[arg-type]
     )
     yield browser
-    browser.close()
+    close_surely(browser)
 
 
 @pytest.fixture
@@ -83,7 +83,7 @@ def person(
 
     yield make
     for context in contexts:
-        context.close()
+        close_surely(context)
 
 
 def controlled(page: Page) -> None:
@@ -201,7 +201,7 @@ def test_a_page_without_a_socket_looks_for_updates_in_the_foreground_and_hourly(
             page.clock.fast_forward("01:00:01")
         expect(update_button(page)).to_be_visible(timeout=30_000)
     finally:
-        context.close()
+        close_surely(context)
 
 
 @pytest.mark.parametrize("trigger", ["visibilitychange", "connection change"])
