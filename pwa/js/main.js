@@ -2,6 +2,7 @@
 
 import { ApiError, api, iceConfig } from "./api.js";
 import { CallManager, canCall } from "./call.js";
+import { canCheck, checkConnection } from "./conncheck.js";
 import { disablePush, enablePush, pushState } from "./push.js";
 import { ChatStore } from "./chat.js";
 import { SignalingClient } from "./signaling.js";
@@ -202,6 +203,7 @@ function route() {
       calls.devices = choice;
       localStorage.setItem("parley.devices", JSON.stringify(choice));
     },
+    checkConnection: canCheck() ? async () => checkConnection(await iceConfig()) : null,
     openChat: async (username) => {
       const room = await chat.openRoom(username);
       location.hash = `#/room/${room.id}`;

@@ -2,6 +2,7 @@
 // time, unread count, presence) and the settings entry for the microphone and camera.
 
 import { listDevices } from "../media.js";
+import { connectionCheck } from "./conncheck.js";
 import { callRecordText, h, paintAvatar } from "./dom.js";
 
 /**
@@ -10,7 +11,8 @@ import { callRecordText, h, paintAvatar } from "./dom.js";
  * @param {{openChat: (username: string) => Promise<void>,
  *          activeRoomId?: number|null,
  *          devices: {audioDeviceId?: string, videoDeviceId?: string},
- *          chooseDevices: (choice: {audioDeviceId?: string, videoDeviceId?: string}) => void}} intents
+ *          chooseDevices: (choice: {audioDeviceId?: string, videoDeviceId?: string}) => void,
+ *          checkConnection: (() => Promise<import("../conncheck.js").CheckReport>) | null}} intents
  * @returns {() => void} a function that stops updating
  */
 export function renderRooms(root, store, intents) {
@@ -43,7 +45,7 @@ export function renderRooms(root, store, intents) {
     }
     list.replaceChildren(...store.rooms.map((room) => roomRow(store, room, room.id === intents.activeRoomId)));
   };
-  root.replaceChildren(signedInAs(store.user.username), form, error, list, settings(intents));
+  root.replaceChildren(signedInAs(store.user.username), form, error, list, settings(intents), connectionCheck(intents.checkConnection) || "");
   draw();
   store.addEventListener("rooms", draw);
   store.addEventListener("presence", draw);

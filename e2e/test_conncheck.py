@@ -1,0 +1,138 @@
+"""Check connection on the chat list: which paths a call could take, against a real coturn."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Locator, Page, expect
+
+from backend.turnserver import LocalTurn
+from e2e import test_relay
+from e2e.browsers import close_surely
+from e2e.conftest import SCREENSHOTS, User, new_person
+from e2e.test_calls import people_on
+from e2e.test_screens import DESKTOP, phone
+from tests.servers import ParleyServer, make_test_certs, parley_server
+
+ENGINES = ["chromium", "firefox"]
+# What the check says of TLS with the coturn up and down: LocalTurn offers no TLS listener.
+TLS = TLS_DOWN = "not set up"
+
+coturn = test_relay.coturn  # the coturn `make run` starts (backend/turnserver.py), on loopback
+
+
+def turn_server(root: Path, turn: LocalTurn) -> Iterator[ParleyServer]:
+    """Run Parley handing out `turn`'s URLs and credentials, as `make run` does."""
+    with parley_server(
+        root,
+        make_test_certs(root / "certs"),
+        TURN_URLS=",".join(turn.urls),
+        TURN_SECRET=turn.secret,
+    ) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def relayed(coturn: LocalTurn, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ParleyServer]:
+    yield from turn_server(tmp_path_factory.mktemp("conncheck"), coturn)
+
+
+@pytest.fixture(scope="module")
+def unanswered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ParleyServer]:
+    """Parley configured for a coturn that is not running: nothing listens on its ports."""
+    root = tmp_path_factory.mktemp("conncheck-down")
+    stopped = LocalTurn(root / "coturn", secret=secrets.token_urlsafe(24))
+    yield from turn_server(root, stopped)
+
+
+def person_on(
+    server: ParleyServer, browsers: Callable[[str], Browser]
+) -> Iterator[Callable[..., User]]:
+    with people_on(server, browsers, "cc") as make:
+        yield make
+
+
+@pytest.fixture
+def on_relayed(
+    relayed: ParleyServer, browsers: Callable[[str], Browser]
+) -> Iterator[Callable[..., User]]:
+    yield from person_on(relayed, browsers)
+
+
+@pytest.fixture
+def on_unanswered(
+    unanswered: ParleyServer, browsers: Callable[[str], Browser]
+) -> Iterator[Callable[..., User]]:
+    yield from person_on(unanswered, browsers)
+
+
+def check_connection(page: Page) -> None:
+    page.get_by_role("button", name="Check connection").click()
+    # Every probe gives up after a few seconds, so the results always come.
+    expect(page.get_by_role("list", name="Connection check results")).to_be_visible(timeout=30_000)
+
+
+def verdict(page: Page) -> Locator:
+    return page.get_by_role("status", name="Connection check")
+
+
+def expect_paths(page: Page, direct: str, udp: str, tcp: str, tls: str) -> None:
+    """Expect the four result lines, in order, each after its mark."""
+    items = page.get_by_role("list", name="Connection check results").get_by_role("listitem")
+    lines = [f"Direct: {direct}", f"Relay over UDP: {udp}", f"Relay over TCP: {tcp}"]
+    lines.append(f"Relay over TLS: {tls}")
+    expect(items).to_have_text([re.compile(re.escape(line) + "$") for line in lines])
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_the_check_finds_direct_paths_and_the_relay_over_udp_and_tcp(
+    on_relayed: Callable[[str], User], engine: str
+) -> None:
+    page = on_relayed(engine).page
+    check_connection(page)
+    expect_paths(page, "works", "works", "works", TLS)
+    expect(verdict(page)).to_have_text(
+        "Calls can connect: directly where possible, through the relay server otherwise."
+    )
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_with_coturn_down_the_check_says_calls_need_a_direct_path(
+    on_unanswered: Callable[[str], User], engine: str
+) -> None:
+    page = on_unanswered(engine).page
+    check_connection(page)
+    expect(verdict(page)).to_have_text(
+        "Calls work only when a direct path exists: the relay server did not answer."
+    )
+    expect_paths(page, "works", "no answer", "no answer", TLS_DOWN)
+
+
+def test_without_turn_the_check_says_no_relay_is_set_up(make_user: Callable[..., User]) -> None:
+    page = make_user("chromium").page
+    check_connection(page)
+    expect(verdict(page)).to_have_text(
+        "Calls work only when a direct path exists: no relay server is set up."
+    )
+    expect_paths(page, "works", "not set up", "not set up", "not set up")
+
+
+@pytest.mark.parametrize("size", ["phone", "desktop"])
+def test_screenshots_of_the_check(
+    relayed: ParleyServer, browsers: Callable[[str], Browser], size: str
+) -> None:
+    options = phone("chromium") if size == "phone" else DESKTOP
+    user = new_person(
+        browsers("chromium"), "chromium", relayed, f"shot{secrets.token_hex(3)}", **options
+    )
+    try:
+        check_connection(user.page)
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        user.page.get_by_role("list", name="Connection check results").scroll_into_view_if_needed()
+        user.page.screenshot(path=str(SCREENSHOTS / f"conncheck-{size}.png"))
+    finally:
+        close_surely(user.context)
