@@ -110,7 +110,14 @@ export function renderRoom(root, store, roomId, intents) {
     const { stored, pending } = store.timeline(roomId);
     const items = stored.map((m) => {
       if (m.kind === "call" && m.call) {
-        return h("li", { class: "call-record", "data-id": m.id }, callRecordText(m.call));
+        const record = m.call;
+        const again = canCall && callsBack(record, me);
+        return h(
+          "li",
+          { class: "call-record", "data-id": m.id },
+          callRecordText(record),
+          again && h("button", { type: "button", class: "call-back", onclick: () => intents.call(record.media) }, "Call back"),
+        );
       }
       const mine = m.sender.id === me;
       const state = mine ? store.statusOf(m) : null;
@@ -188,6 +195,16 @@ export function renderRoom(root, store, roomId, intents) {
     store.removeEventListener("messages", onMessages);
     store.removeEventListener("rooms", drawHint);
   };
+}
+
+/**
+ * Whether a call record offers Call back: a missed or declined call on both sides, and one the
+ * caller gave up on (cancelled) on the side it rang.
+ * @param {{outcome: string, caller_id?: number}} record @param {number} me
+ */
+function callsBack(record, me) {
+  if (record.outcome === "missed" || record.outcome === "declined") return true;
+  return record.outcome === "cancelled" && record.caller_id !== me;
 }
 
 /**
