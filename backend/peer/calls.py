@@ -27,6 +27,7 @@ from aiortc.rtcconfiguration import RTCIceTransportPolicy
 from aiortc.sdp import candidate_from_sdp
 
 from .client import ParleyClient
+from .securitycode import SecurityCode, security_code
 
 log = logging.getLogger("parley.peer")
 
@@ -134,6 +135,16 @@ class PeerCall:
     started: float = field(default_factory=time.monotonic)
     # The other side's microphone and camera, from its call_media.
     remote_media: dict[str, bool] = field(default_factory=lambda: {"audio": True, "video": True})
+    # The other side's last description as received: aiortc's remoteDescription is re-serialised.
+    remote_sdp: str = ""
+
+    @property
+    def security_code(self) -> SecurityCode | None:
+        """Return the code both sides show, from the descriptions as exchanged; None before."""
+        local = self.pc.localDescription
+        if local is None or not self.remote_sdp:
+            return None
+        return security_code(local.sdp, self.remote_sdp)
 
     async def stats(self) -> dict[str, Any]:
         """Frames received per kind and inbound bytes from getStats."""
@@ -143,6 +154,7 @@ class PeerCall:
             for stat in report.values():
                 if stat.type == "inbound-rtp":
                     bytes_in[stat.kind] += stat.bytesReceived
+        code = self.security_code
         return {
             "call_id": self.id,
             "peer": self.peer.get("username"),
@@ -151,6 +163,7 @@ class PeerCall:
             "bytes_received": bytes_in,
             "connection_state": self.pc.connectionState,
             "end_reason": self.end_reason,
+            "security_code": code.to_json() if code else None,
         }
 
 
@@ -238,6 +251,7 @@ class Peer:
             return
         elif kind == "call_answer":
             await call.pc.setRemoteDescription(RTCSessionDescription(message["sdp"], "answer"))
+            call.remote_sdp = message["sdp"]
             await self._remote_ready(call)
         elif kind == "ice_candidate":
             call.pending.append(message.get("candidate") or {})
@@ -269,6 +283,7 @@ class Peer:
             offer["call_id"], offer["room_id"], offer["from"], offer["media"], role="callee"
         )
         await call.pc.setRemoteDescription(RTCSessionDescription(offer["sdp"], "offer"))
+        call.remote_sdp = offer["sdp"]
         for track in self.tracks(call):
             call.pc.addTrack(track)
         await call.pc.setLocalDescription(await call.pc.createAnswer())
@@ -282,9 +297,11 @@ class Peer:
             if call.pc.signalingState != "stable" and not call.polite:
                 return  # impolite side ignores a colliding offer
             await call.pc.setRemoteDescription(RTCSessionDescription(description["sdp"], "offer"))
+            call.remote_sdp = description["sdp"]
             await self._answer(call)
         else:
             await call.pc.setRemoteDescription(RTCSessionDescription(description["sdp"], "answer"))
+            call.remote_sdp = description["sdp"]
         await self._flush(call)
 
     async def _answer(self, call: PeerCall) -> None:
@@ -315,6 +332,7 @@ class Peer:
             self.on_replace(call)  # before the new connection's remote tracks arrive
         call.pc = self._connect(call, RTCPeerConnection(await self._configuration()))
         await call.pc.setRemoteDescription(RTCSessionDescription(description["sdp"], "offer"))
+        call.remote_sdp = description["sdp"]
         for track in self.tracks(call):
             call.pc.addTrack(track)
         await self._answer(call)
@@ -352,6 +370,8 @@ class Peer:
         async def _on_state() -> None:
             if pc.connectionState == "connected":
                 call.answered.set()
+                code = call.security_code
+                log.info("call %s security code: %s", call.id, code.text if code else "none")
                 await self._send_media(call)
             elif pc.connectionState == "failed" and not call.ended.is_set() and call.pc is pc:
                 await self.hang_up(call)

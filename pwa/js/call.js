@@ -13,6 +13,7 @@ import {
   iceCandidate,
   newId,
 } from "./protocol.js";
+import { securityCode } from "./securitycode.js";
 
 /** @typedef {"idle"|"calling"|"ringing"|"incoming"|"connecting"|"connected"|"reconnecting"|"ended"} CallState */
 /** @typedef {"hangup"|"remote_hangup"|"declined"|"busy"|"timeout"|"unsupported"|"cancelled"|"disconnected"|"failed"|"error"} EndReason */
@@ -95,6 +96,14 @@ export class Call {
     this.rejoinable = false;
     /** @type {string|null} the other side's restart offer, kept until this side has media to answer it */
     this.pendingOffer = null;
+    /** @type {import("./securitycode.js").SecurityCode|null} from both DTLS fingerprints, once connected */
+    this.securityCode = null;
+    /**
+     * The other side's last description as it came, for the security code: a browser's own
+     * remoteDescription is re-serialised (Chromium keeps one of several fingerprints).
+     * @type {string|null}
+     */
+    this.remoteSdp = null;
   }
 }
 
@@ -200,6 +209,7 @@ export class CallManager extends EventTarget {
       if (this._call !== call) return;
       const pc = /** @type {RTCPeerConnection} */ (call.pc);
       await pc.setRemoteDescription({ type: "offer", sdp: incoming.sdp });
+      call.remoteSdp = incoming.sdp;
       await this.flushRemoteCandidates(call);
       await pc.setLocalDescription(await pc.createAnswer());
       if (this._call !== call) return;
@@ -416,6 +426,7 @@ export class CallManager extends EventTarget {
     const sdp = /** @type {string} */ (call.pendingOffer);
     call.pendingOffer = null;
     await pc.setRemoteDescription({ type: "offer", sdp });
+    call.remoteSdp = sdp;
     await this.flushRemoteCandidates(call);
     await pc.setLocalDescription(await pc.createAnswer());
     if (call.pc !== pc) return;
@@ -490,6 +501,8 @@ export class CallManager extends EventTarget {
     call.negotiated = false;
     call.makingOffer = false;
     call.ignoreOffer = false;
+    call.securityCode = null; // the next connection has certificates of its own
+    call.remoteSdp = null;
   }
 
   /** Perfect negotiation: later offers (ICE restarts) go as call_description. @param {Call} call */
@@ -524,6 +537,7 @@ export class CallManager extends EventTarget {
       call.state = "connected";
       this.startQuality(call);
       this.sendMedia(call); // (again) after every (re)connection, so a new page learns it
+      this.updateSecurityCode(call, pc);
     } else if (state === "disconnected" || state === "failed" || pc.iceConnectionState === "failed") {
       if (call.state !== "reconnecting") call.downSince = Date.now();
       call.state = "reconnecting";
@@ -542,6 +556,24 @@ export class CallManager extends EventTarget {
       }
     }
     this.changed(call);
+  }
+
+  /**
+   * Work out the security code from the descriptions this connection exchanged (both sides'
+   * DTLS fingerprints: ours as sent, theirs as received) and show it.
+   * @param {Call} call @param {RTCPeerConnection} pc
+   */
+  async updateSecurityCode(call, pc) {
+    const local = pc.localDescription;
+    if (!local || !call.remoteSdp) return;
+    try {
+      const code = await securityCode(local.sdp, call.remoteSdp);
+      if (call.pc !== pc || call.state === "ended") return;
+      call.securityCode = code;
+      this.changed(call);
+    } catch (error) {
+      console.warn("security code", error); // no code shown: nothing to compare, nothing wrong
+    }
   }
 
   /** Fetch fresh TURN credentials when the ones in use are close to expiry. @param {Call} call */
@@ -693,6 +725,7 @@ export class CallManager extends EventTarget {
     this.changed(call);
     try {
       await call.pc.setRemoteDescription({ type: "answer", sdp: msg.sdp });
+      call.remoteSdp = msg.sdp;
       call.negotiated = true;
       await this.flushRemoteCandidates(call);
     } catch (error) {
@@ -734,6 +767,7 @@ export class CallManager extends EventTarget {
       if (description.type === "offer") return; // meant for the connection this page had before it reloaded
       try {
         await pc.setRemoteDescription(description);
+        call.remoteSdp = description.sdp;
         call.rejoining = false;
         call.negotiated = true;
         await this.flushRemoteCandidates(call);
@@ -747,6 +781,7 @@ export class CallManager extends EventTarget {
     if (call.ignoreOffer) return;
     try {
       await pc.setRemoteDescription(description);
+      call.remoteSdp = description.sdp;
       await this.flushRemoteCandidates(call);
       if (description.type === "offer") {
         await pc.setLocalDescription();

@@ -2,7 +2,7 @@
 // into intents. They never touch RTCPeerConnection.
 
 import { canSwitchCamera } from "../media.js";
-import { duration, paintAvatar } from "./dom.js";
+import { duration, h, paintAvatar } from "./dom.js";
 
 /** @type {Record<string, string>} */
 const STATUS = {
@@ -43,6 +43,17 @@ export function mountCallView(calls, signaling) {
   const camera = $("camera");
   const flip = $("switch-camera");
   const controls = /** @type {HTMLElement} */ (screen.querySelector(".controls"));
+  // Security code: the same four emoji on both screens mean no one sits between the two (call.js).
+  const codeEmoji = h("span", { class: "code-emoji", "aria-hidden": "true" });
+  const codeWords = h("span", { class: "code-words" });
+  const code = h(
+    "div",
+    { id: "security-code", class: "security-code", role: "group", "aria-label": "Security code", hidden: true },
+    codeEmoji,
+    codeWords,
+    h("span", { class: "code-hint" }, "Same code on both screens: the call is end to end."),
+  );
+  /** @type {HTMLElement} */ (screen.querySelector(".call-info")).append(code);
   let ticker = 0;
   /** @type {WakeLockSentinel|null} */
   let wakeLock = null;
@@ -108,6 +119,12 @@ export function mountCallView(calls, signaling) {
     camera.textContent = call.cameraOff ? "Camera on" : "Camera off";
     camera.setAttribute("aria-pressed", String(call.cameraOff));
     rejoin.hidden = !call.rejoinable || call.state === "ended";
+    const sc = call.securityCode;
+    code.hidden = !(live && sc);
+    if (sc && codeWords.textContent !== sc.text) {
+      codeEmoji.replaceChildren(...sc.emoji.map((e, i) => h("span", { title: sc.words[i] }, e)));
+      codeWords.textContent = sc.text;
+    }
     const q = call.quality;
     // Never "good · 0 kbit/s": without media the readout says so instead of numbers.
     $("call-quality").textContent = !q
