@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -89,6 +90,7 @@ def one_run(database: str, priority: str, args: argparse.Namespace) -> dict[str,
     """Start a server on a fresh database, load it, and return the generator's result."""
     root = Path(tempfile.mkdtemp(prefix="parley-loadgen-"))
     with ExitStack() as stack:
+        stack.callback(shutil.rmtree, root, ignore_errors=True)
         url = None
         postmaster = None
         if database == "postgresql":
