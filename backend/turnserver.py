@@ -32,6 +32,7 @@ class LocalTurn:
         relay_ports: tuple[int, int] | None = None,
         extra_lines: tuple[str, ...] = (),
         allow_loopback: bool = True,
+        tls: tuple[Path, Path] | None = None,
     ) -> None:
         self.workdir = workdir
         self.secret = secret
@@ -43,15 +44,22 @@ class LocalTurn:
         self.relay_ports = relay_ports
         self.extra_lines = extra_lines
         self.allow_loopback = allow_loopback
+        # (certificate, key) for a turns: listener, as deploy/turnserver.conf offers on 443.
+        self.tls = tls
+        self.tls_port = _free_port(socket.SOCK_STREAM) if tls else None
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def urls(self) -> list[str]:
-        """Return the TURN URIs of this server, UDP and TCP."""
-        return [
+        """Return the TURN URIs of this server: UDP, TCP, and TLS when it has a certificate."""
+        urls = [
             f"turn:{self.host}:{self.port}?transport=udp",
             f"turn:{self.host}:{self.port}?transport=tcp",
         ]
+        if self.tls_port is not None:
+            # By name: the certificate is for localhost, and browsers check it.
+            urls.append(f"turns:localhost:{self.tls_port}?transport=tcp")
+        return urls
 
     @property
     def config_path(self) -> Path:
@@ -70,7 +78,7 @@ class LocalTurn:
             f"static-auth-secret={self.secret}",
             "realm=parley.local",
             "no-cli",
-            "no-tls",
+            *self._tls_lines(),
             "no-dtls",
             "fingerprint",
             f"pidfile={self.workdir / 'turnserver.pid'}",
@@ -81,6 +89,12 @@ class LocalTurn:
         if self.allow_loopback:
             lines.append("allow-loopback-peers")  # loopback peers only: never in production
         return "\n".join(lines) + "\n"
+
+    def _tls_lines(self) -> list[str]:
+        if self.tls is None:
+            return ["no-tls"]
+        cert, key = self.tls
+        return [f"tls-listening-port={self.tls_port}", f"cert={cert}", f"pkey={key}"]
 
     def start(self, timeout: float = 10) -> None:
         """Start coturn and wait until it accepts TCP connections."""
@@ -104,7 +118,8 @@ class LocalTurn:
             if self.process.poll() is not None:
                 raise RuntimeError(f"turnserver exited: {self.log_tail()}")
             try:
-                socket.create_connection((self.host, self.port), timeout=0.5).close()
+                for port in (self.port, self.tls_port or self.port):
+                    socket.create_connection((self.host, port), timeout=0.5).close()
                 return
             except OSError:
                 time.sleep(0.05)
