@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
 
 from .extensions import db
 from .models import Message, Room, User, utcnow
@@ -87,32 +88,50 @@ def open_room(user: User, peer_username: str) -> tuple[Room, bool]:
     return room, True
 
 
-def post_message(user_id: int, room: Room, new: NewMessage) -> tuple[Message, bool]:
-    """Store a text message once per (sender, client_id); the bool says it is new."""
-    existing = db.session.scalar(
-        select(Message).where(Message.sender_id == user_id, Message.client_id == new.client_id)
-    )
-    if existing is not None:
-        if existing.room_id != room.id:
-            raise ChatError(409, "client_id already used in another room")
-        return existing, False
+def post_message(
+    user_id: int, room: Room, new: NewMessage, sender: User | None = None
+) -> tuple[Message, bool]:
+    """Store a text message once per (sender, client_id); the bool says it is new.
+
+    The insert goes first and the unique constraint catches a resend: a resend is rare (an
+    outbox retried after a reconnect), and a lookup before every insert cost a statement each.
+    `sender`, when the caller holds it, names the sender without a query.
+    """
     message = Message(room_id=room.id, sender_id=user_id, text=new.text, client_id=new.client_id)
-    room.last_activity_at = utcnow()
+    if sender is not None:
+        message.sender = sender
     db.session.add(message)
     try:
         db.session.flush()
+        # Both after the insert, so the room is written once, at the commit.
+        room.last_activity_at = utcnow()
         room.mark_read(user_id, message.id)
         db.session.commit()
     except IntegrityError:
-        # The same client_id raced in on another socket or request: return the stored one.
+        # A resend, or the same client_id raced in on another socket or request.
         db.session.rollback()
         stored = db.session.scalar(
             select(Message).where(Message.sender_id == user_id, Message.client_id == new.client_id)
         )
         if stored is None:
             raise
+        if stored.room_id != room.id:
+            raise ChatError(409, "client_id already used in another room") from None
         return stored, False
     return message, True
+
+
+def room_with_sender(user_id: int, room_id: int) -> tuple[Room, User]:
+    """Return the room like room_for, and user_id's row, in one statement.
+
+    A stored message's public form names its sender: loaded here, that costs no query of its own.
+    """
+    member = or_(Room.user_a_id == User.id, Room.user_b_id == User.id)
+    query = select(Room, User).where(Room.id == room_id, User.id == user_id, member)
+    row = db.session.execute(query).first() if 0 < room_id <= MAX_ID else None
+    if row is None:
+        raise ChatError(404, "room not found")
+    return row[0], row[1]
 
 
 def peer_id_of(room: Room, user_id: int) -> int:
@@ -134,8 +153,12 @@ def mark_delivered(room: Room, user_id: int, message_id: int) -> bool:
         .values({delivered: message_id})
         .execution_options(synchronize_session=False)
     )
+    moved = bool(getattr(result, "rowcount", 0))
+    if moved:
+        # What the UPDATE wrote, without reading the room back (the receipt needs it).
+        set_committed_value(room, "delivered_a_id" if mine else "delivered_b_id", message_id)
     db.session.commit()
-    return bool(getattr(result, "rowcount", 0))
+    return moved
 
 
 def receipt(room: Room, user_id: int) -> dict[str, Any]:

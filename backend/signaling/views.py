@@ -348,8 +348,8 @@ class Signaling:
                 new = chat.validate_new_message(
                     {"client_id": message.client_id, "text": message.text}
                 )
-                room = chat.room_for(user_id, message.room_id)
-                stored, created = chat.post_message(user_id, room, new)
+                room, sender = chat.room_with_sender(user_id, message.room_id)
+                stored, created = chat.post_message(user_id, room, new, sender)
                 return stored.to_public(), chat.peer_id_of(room, user_id), created
             finally:
                 db.session.remove()
@@ -369,6 +369,7 @@ class Signaling:
         """Move user_id's delivered marker; return (the other person, their receipt) if it moved."""
         with self.app.app_context():
             try:
+                db.session().expire_on_commit = False  # the receipt reads the room after it
                 room = db.session.get(Room, room_id)
                 if room is None or not chat.mark_delivered(room, user_id, message_id):
                     return None
