@@ -131,11 +131,17 @@ def main() -> int:
             # a shared one like /tmp, removed when we stop.
             workdir = Path(tempfile.mkdtemp(prefix="coturn-", dir=instance))
             try:
-                turn = LocalTurn(workdir, secret=secrets.token_urlsafe(32))
+                # TLS too, with the dev certificate: Check connection tests all three transports.
+                tls = (certs / "server.crt", certs / "server.key")
+                turn = LocalTurn(workdir, secret=secrets.token_urlsafe(32), tls=tls)
                 turn.start()
                 env["TURN_URLS"] = ",".join(turn.urls)
                 env["TURN_SECRET"] = turn.secret
-                _say("coturn", f"turn:{turn.host}:{turn.port} (UDP, TCP), secret made for this run")
+                _say(
+                    "coturn",
+                    f"turn:{turn.host}:{turn.port} (UDP, TCP), turns:localhost:{turn.tls_port} "
+                    "(TLS), secret made for this run",
+                )
             except TurnServerMissing:
                 turn = None
                 _say("coturn", "not installed, so calls use direct paths only (apt install coturn)")
