@@ -208,8 +208,7 @@ export class CallManager extends EventTarget {
       await this.prepare(call);
       if (this._call !== call) return;
       const pc = /** @type {RTCPeerConnection} */ (call.pc);
-      await pc.setRemoteDescription({ type: "offer", sdp: incoming.sdp });
-      call.remoteSdp = incoming.sdp;
+      await this.setRemote(call, pc, { type: "offer", sdp: incoming.sdp });
       await this.flushRemoteCandidates(call);
       await pc.setLocalDescription(await pc.createAnswer());
       if (this._call !== call) return;
@@ -425,8 +424,7 @@ export class CallManager extends EventTarget {
   async answerRestart(call, pc) {
     const sdp = /** @type {string} */ (call.pendingOffer);
     call.pendingOffer = null;
-    await pc.setRemoteDescription({ type: "offer", sdp });
-    call.remoteSdp = sdp;
+    await this.setRemote(call, pc, { type: "offer", sdp });
     await this.flushRemoteCandidates(call);
     await pc.setLocalDescription(await pc.createAnswer());
     if (call.pc !== pc) return;
@@ -556,6 +554,15 @@ export class CallManager extends EventTarget {
       }
     }
     this.changed(call);
+  }
+
+  /**
+   * Apply the other side's description and keep it as it came, for the security code.
+   * @param {Call} call @param {RTCPeerConnection} pc @param {RTCSessionDescriptionInit} description
+   */
+  async setRemote(call, pc, description) {
+    await pc.setRemoteDescription(description);
+    call.remoteSdp = description.sdp ?? null;
   }
 
   /**
@@ -724,8 +731,7 @@ export class CallManager extends EventTarget {
     call.polite = Boolean(msg.polite);
     this.changed(call);
     try {
-      await call.pc.setRemoteDescription({ type: "answer", sdp: msg.sdp });
-      call.remoteSdp = msg.sdp;
+      await this.setRemote(call, call.pc, { type: "answer", sdp: msg.sdp });
       call.negotiated = true;
       await this.flushRemoteCandidates(call);
     } catch (error) {
@@ -766,8 +772,7 @@ export class CallManager extends EventTarget {
     if (call.rejoining) {
       if (description.type === "offer") return; // meant for the connection this page had before it reloaded
       try {
-        await pc.setRemoteDescription(description);
-        call.remoteSdp = description.sdp;
+        await this.setRemote(call, pc, description);
         call.rejoining = false;
         call.negotiated = true;
         await this.flushRemoteCandidates(call);
@@ -780,8 +785,7 @@ export class CallManager extends EventTarget {
     call.ignoreOffer = !call.polite && collision;
     if (call.ignoreOffer) return;
     try {
-      await pc.setRemoteDescription(description);
-      call.remoteSdp = description.sdp;
+      await this.setRemote(call, pc, description);
       await this.flushRemoteCandidates(call);
       if (description.type === "offer") {
         await pc.setLocalDescription();
