@@ -23,9 +23,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from backend.peer.calls import Peer, PeerCall  # noqa: E402
 from backend.peer.client import ParleyClient  # noqa: E402
-from tests.servers import make_test_certs, parley_server  # noqa: E402
+from backend.peer.peer import Peer, PeerCall  # noqa: E402
+from harness.servers import make_test_certs, parley_server  # noqa: E402
 
 ECHO_PASSWORD = "bench-echo-password"
 TICKS = os.sysconf("SC_CLK_TCK")

@@ -16,9 +16,9 @@ import pytest
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
-from backend.peer.calls import Peer, PeerCall
 from backend.peer.client import ParleyClient
-from tests.servers import ROOT, ParleyServer, make_test_certs, parley_server
+from backend.peer.peer import Peer, PeerCall
+from harness.servers import ROOT, ParleyServer, make_test_certs, parley_server
 
 ECHO_PASSWORD = "echo-bot-test-password"
 # Long enough that a slow machine hears its echo before the bot hangs up; the other tests hang
