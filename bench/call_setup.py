@@ -23,8 +23,8 @@ sys.path.insert(0, str(ROOT))
 
 from playwright.sync_api import Page, sync_playwright  # noqa: E402
 
-from e2e.browsers import launch, new_context  # noqa: E402
-from tests.servers import free_port, make_test_certs, parley_server  # noqa: E402
+from harness.browsers import launch, new_context  # noqa: E402
+from harness.servers import free_port, make_test_certs, parley_server  # noqa: E402
 
 TAP = """(name) => {
   const t = Date.now();

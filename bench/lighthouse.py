@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.signaling import spread  # noqa: E402
-from tests.servers import make_test_certs, parley_server  # noqa: E402
+from harness.servers import make_test_certs, parley_server  # noqa: E402
 
 LIGHTHOUSE = ROOT / "bench" / ".lighthouse" / "node_modules" / ".bin" / "lighthouse"
 METRICS = {

@@ -5,7 +5,7 @@
                                             [--chat-every 10] [--phase random]
                                             [--priority normal,realtime]
 
-Each run starts a fresh server and database the way the tests do (tests/servers.py: the real
+Each run starts a fresh server and database the way the tests do (harness/servers.py: the real
 migrations; PostgreSQL is a throwaway cluster with fsync off), signs the generator's accounts in
 (a first, unmeasured pass: argon2 is deliberately slow), runs the load generator against it and
 stops both. Prints one JSON line per run and a Markdown table: relay latency, chat messages sent,
@@ -38,7 +38,7 @@ from sqlalchemy import create_engine, text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.servers import make_test_certs, parley_server, postgres_server  # noqa: E402
+from harness.servers import make_test_certs, parley_server, postgres_server  # noqa: E402
 
 RT_PRIORITY = 10  # SCHED_FIFO, above every ordinary process, below the kernel's own threads
 

@@ -24,8 +24,8 @@ sys.path.insert(0, str(ROOT))
 
 from playwright.sync_api import sync_playwright  # noqa: E402
 
-from e2e.browsers import CHROMIUM_ARGS, SYSTEM_CHROMIUM  # noqa: E402
-from tests.servers import make_test_certs, parley_server  # noqa: E402
+from harness.browsers import CHROMIUM_ARGS, SYSTEM_CHROMIUM  # noqa: E402
+from harness.servers import make_test_certs, parley_server  # noqa: E402
 
 PWA = ROOT / "pwa"
 

@@ -188,7 +188,7 @@ class Parley(Target):
 
     def prepare(self, env: dict[str, str], users: int) -> None:
         """Create the schema, insert the users and rooms, and sign their session cookies."""
-        from tests.servers import migrate
+        from harness.servers import migrate
 
         migrate(env)
         self.cookies, self.rooms = seed(env, users)

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
 
-from e2e.browsers import EngineUnavailable, close_surely, launch, new_context
-from tests.servers import ROOT, ParleyServer, make_test_certs, parley_server
+from harness.browsers import EngineUnavailable, close_surely, launch, new_context
+from harness.servers import ROOT, ParleyServer, make_test_certs, parley_server
 
 PASSWORD = "correct horse"
 ECHO_PASSWORD = "e2e-echo-password"

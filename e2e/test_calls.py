@@ -10,9 +10,9 @@ from contextlib import contextmanager
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from e2e.browsers import close_surely
 from e2e.conftest import ENGINE_PAIRS, PASSWORD, WEBKIT_PAIR, User, new_person, open_room
-from tests.servers import ParleyServer, make_test_certs, parley_server
+from harness.browsers import close_surely
+from harness.servers import ParleyServer, make_test_certs, parley_server
 
 RING = 10  # seconds the ringing server rings; every other server rings long enough to answer
 

@@ -15,7 +15,7 @@ from playwright.sync_api import Browser, expect
 
 from e2e.conftest import User, open_room
 from e2e.test_calls import people_on, video_call_round_trip
-from tests.servers import ParleyServer, make_test_certs, parley_server, redis_server
+from harness.servers import ParleyServer, make_test_certs, parley_server, redis_server
 
 
 @pytest.fixture(scope="module")

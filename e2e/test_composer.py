@@ -8,8 +8,8 @@ from collections.abc import Callable
 import pytest
 from playwright.sync_api import Locator, Page, Playwright, expect
 
-from e2e.browsers import device_args
 from e2e.conftest import SCREENSHOTS, User, open_room, room_id
+from harness.browsers import device_args
 
 ENGINES = ["chromium", "firefox"]
 SEND = "([room, text]) => window.parley.chat.send(room, text)"  # the outbox, past the composer

@@ -12,11 +12,11 @@ import pytest
 from playwright.sync_api import Browser, Locator, Page, Playwright, expect
 
 from backend.turnserver import LocalTurn
-from e2e.browsers import CHROMIUM_ARGS, SYSTEM_CHROMIUM, close_surely
 from e2e.conftest import SCREENSHOTS, User, new_person
 from e2e.test_calls import people_on
 from e2e.test_screens import DESKTOP, phone
-from tests.servers import ParleyServer, make_test_certs, parley_server
+from harness.browsers import CHROMIUM_ARGS, SYSTEM_CHROMIUM, close_surely
+from harness.servers import ParleyServer, make_test_certs, parley_server
 
 ENGINES = ["chromium", "firefox"]
 # The browsers here do not trust the tests' local CA, so coturn's turns: listener fails its check

@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 
 from e2e.conftest import PASSWORD, User
 from e2e.test_calls import status, wait_media_flowing, wait_until
-from tests.servers import ROOT, ParleyServer
+from harness.servers import ROOT, ParleyServer
 
 
 @pytest.mark.parametrize("engine", ["chromium", "firefox"])

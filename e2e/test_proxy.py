@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 
 from e2e.conftest import User, open_room
 from e2e.test_calls import video_call_round_trip
-from tests.servers import NginxServer, make_test_certs, nginx_server, parley_server
+from harness.servers import NginxServer, make_test_certs, nginx_server, parley_server
 
 HSTS = "max-age=63072000; includeSubDomains"
 

@@ -10,7 +10,7 @@ from playwright.sync_api import Page, expect
 
 from e2e.conftest import User
 from e2e.test_calls import place_call, status, timeline, wait_media_flowing
-from tests.servers import ParleyServer
+from harness.servers import ParleyServer
 
 
 def connected_call(make_user: Callable[..., User], engines: tuple[str, str]) -> tuple[User, User]:

@@ -13,7 +13,7 @@ from playwright.sync_api import Browser, Page, expect
 from backend.turnserver import LocalTurn
 from e2e.conftest import User
 from e2e.test_calls import people_on, place_call, status, wait_media_flowing, wait_until
-from tests.servers import ParleyServer, make_test_certs, parley_server
+from harness.servers import ParleyServer, make_test_certs, parley_server
 
 TTL = 4
 

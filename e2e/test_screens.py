@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
 
-from e2e.browsers import close_surely, new_context
 from e2e.conftest import User, new_person
 from e2e.test_calls import place_call, status, wait_media_flowing
-from tests.servers import ROOT, ParleyServer, make_test_certs, parley_server
+from harness.browsers import close_surely, new_context
+from harness.servers import ROOT, ParleyServer, make_test_certs, parley_server
 
 # The README's pictures: `README_SCREENSHOTS=docs/screenshots` refreshes them; an ordinary run
 # writes beside the other screenshots and leaves the committed ones alone.

@@ -12,7 +12,7 @@ from backend.peer.securitycode import security_code
 from e2e.conftest import SCREENSHOTS, User, open_room
 from e2e.test_calls import place_call, status, wait_media_flowing
 from e2e.test_echo import run_peer
-from tests.servers import ParleyServer
+from harness.servers import ParleyServer
 
 PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
 

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect
 
-from e2e.browsers import CHROMIUM_ARGS, SYSTEM_CHROMIUM, close_surely, device_args, new_context
 from e2e.conftest import SCREENSHOTS, User, new_person, open_room
 from e2e.test_calls import place_call, status
-from tests.servers import ROOT, ParleyServer, make_test_certs, parley_server
+from harness.browsers import CHROMIUM_ARGS, SYSTEM_CHROMIUM, close_surely, device_args, new_context
+from harness.servers import ROOT, ParleyServer, make_test_certs, parley_server
 
 ENGINES = ["chromium", "firefox"]
 MAIN = Path("js") / "main.js"

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from playwright.sync_api import expect
 
 from e2e.conftest import PASSWORD, SCREENSHOTS, User
-from e2e.webkit import IPHONE, WebKitPerson, webkit_person, x_display  # noqa: F401
-from tests.servers import ParleyServer
+from harness.servers import ParleyServer
+from harness.webkit import IPHONE, WebKitPerson, webkit_person, x_display  # noqa: F401
 
 WebKitMaker = Callable[..., WebKitPerson]
 LOG = "[role=log][aria-label=Messages]"

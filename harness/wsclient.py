@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import websocket
 
-from tests.servers import ParleyServer
+from harness.servers import ParleyServer
 
 Frame = dict[str, Any]
 

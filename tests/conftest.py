@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 
 from backend import create_app
 from backend.extensions import db
-from tests.servers import PostgresServer, postgres_server
+from harness.servers import PostgresServer, postgres_server
 
 ORIGIN = "https://localhost"
 

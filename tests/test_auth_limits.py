@@ -18,7 +18,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from backend.auth import PASSWORD_MIN
 from backend.extensions import db
-from e2e.browsers import launch, new_context
+from harness.browsers import launch, new_context
 
 from .conftest import ApiClient, Auth, build_app
 from .servers import make_test_certs, parley_server, redis_server

@@ -6,8 +6,8 @@ import itertools
 import subprocess
 from pathlib import Path
 
-from tests.servers import PostgresServer, _postgres_bin, make_test_certs, parley_server
-from tests.wsclient import Person
+from harness.servers import PostgresServer, _postgres_bin, make_test_certs, parley_server
+from harness.wsclient import Person
 
 _runs = itertools.count()
 

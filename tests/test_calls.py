@@ -7,10 +7,10 @@ import uuid
 
 import pytest
 
-from backend.signaling.calls import CallRegistry
 from backend.signaling.hub import Hub
 from backend.signaling.protocol import parse
-from tests.fakes import FakeSocket, HandScheduler, MemoryStore
+from backend.signaling.registry import CallRegistry
+from harness.fakes import FakeSocket, HandScheduler, MemoryStore
 
 ALICE, BOB, CAROL, MALLORY = 1, 2, 3, 4
 ROOM_AB, ROOM_CB = 10, 11

@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 import redis
 
-from backend.signaling.routing import LEASE
+from backend.signaling.cluster import LEASE
+from harness.servers import ParleyServer, RedisServer, make_test_certs, parley_server, redis_server
+from harness.wsclient import FAKE_SDP, Person, Sock, call_id
 from tests.conftest import DATABASES, fresh_database
-from tests.servers import ParleyServer, RedisServer, make_test_certs, parley_server, redis_server
-from tests.wsclient import FAKE_SDP, Person, Sock, call_id
 
 _names = itertools.count()
 GRACE = 8  # longer than the leader test's stop (2 x LEASE) plus the death verdict

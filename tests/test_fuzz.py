@@ -14,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.servers import ParleyServer, make_test_certs, parley_server
-from tests.wsclient import FAKE_SDP, Frame, Person, Sock, call_id
+from harness.servers import ParleyServer, make_test_certs, parley_server
+from harness.wsclient import FAKE_SDP, Frame, Person, Sock, call_id
 
 FRAMES_PER_EXAMPLE = 20
 EXAMPLES = 520

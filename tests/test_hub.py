@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from backend.signaling.hub import Hub
-from tests.fakes import FakeSocket
+from harness.fakes import FakeSocket
 
 PEERS = {1: {2}, 2: {1}, 3: set()}
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import ROOT, ParleyServer, make_test_certs, parley_server
+from harness.servers import ROOT, ParleyServer, make_test_certs, parley_server
 
 
 @pytest.fixture(scope="module")

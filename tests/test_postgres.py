@@ -16,7 +16,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.servers import (
+from harness.servers import (
     ParleyServer,
     PostgresServer,
     free_port,
@@ -25,7 +25,7 @@ from tests.servers import (
     parley_env,
     parley_server,
 )
-from tests.wsclient import FAKE_SDP, Person, Sock, call_id
+from harness.wsclient import FAKE_SDP, Person, Sock, call_id
 
 _names = itertools.count()
 # Seconds a message with the text "sleep" holds its request in the database: long enough for a

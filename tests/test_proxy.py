@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.servers import NginxServer, make_test_certs, nginx_server, parley_server
+from harness.servers import NginxServer, make_test_certs, nginx_server, parley_server
 
 HSTS = "max-age=63072000; includeSubDomains"
 SIGN_IN_LIMIT = 3

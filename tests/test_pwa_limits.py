@@ -6,7 +6,7 @@ import re
 
 from backend import chat
 from backend.signaling import protocol
-from tests.servers import ROOT
+from harness.servers import ROOT
 
 
 def js_constant(name: str) -> int:

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from harness.wsclient import Person, Sock
 from tests import test_cluster, test_ws
-from tests.wsclient import Person, Sock
 
 # The socket suite's servers and people (one server per database for this module).
 server = test_ws.server

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import BIN, ROOT, free_port
+from harness.servers import BIN, ROOT, free_port
 
 # A slow, shared 2-core machine: generous deadlines, checked by polling.
 START_S = 120

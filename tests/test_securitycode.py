@@ -15,8 +15,8 @@ from aiortc import RTCPeerConnection
 from playwright.sync_api import sync_playwright
 
 from backend.peer.securitycode import EMOJI, fingerprints, security_code
-from e2e.browsers import launch
-from tests.servers import ROOT
+from harness.browsers import launch
+from harness.servers import ROOT
 
 ALICE = "AB:" * 31 + "01"
 BOB = "CD:" * 31 + "02"

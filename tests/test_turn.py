@@ -24,9 +24,9 @@ from flask.testing import FlaskClient
 
 from backend.turn import turn_credentials
 from backend.turnserver import LocalTurn
+from harness.servers import ParleyServer, make_test_certs, parley_server
+from harness.wsclient import Person
 from tests.conftest import build_app
-from tests.servers import ParleyServer, make_test_certs, parley_server
-from tests.wsclient import Person
 
 SECRET = "turn-test-secret-" + secrets.token_hex(8)
 

@@ -13,8 +13,8 @@ from flask.testing import FlaskClient
 
 from backend import create_app
 from backend.signaling.protocol import PROTOCOL_VERSION
-from tests.servers import ROOT, ParleyServer, make_test_certs, parley_server
-from tests.wsclient import Person
+from harness.servers import ROOT, ParleyServer, make_test_certs, parley_server
+from harness.wsclient import Person
 
 PWA = ROOT / "pwa"
 Serve = Callable[[Path], FlaskClient]

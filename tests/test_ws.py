@@ -21,9 +21,9 @@ from wsproto.events import BytesMessage, Event, TextMessage
 from wsproto.frame_protocol import FrameProtocol, Opcode
 
 from backend.signaling.framing import FastReader, text_frame
+from harness.servers import ParleyServer, make_test_certs, parley_server
+from harness.wsclient import FAKE_SDP, Person, Sock, call_id
 from tests.conftest import DATABASES, fresh_database
-from tests.servers import ParleyServer, make_test_certs, parley_server
-from tests.wsclient import FAKE_SDP, Person, Sock, call_id
 
 _names = itertools.count()
 

@@ -10,9 +10,9 @@ import logging
 import os
 import sys
 
-from .calls import Peer
 from .client import ParleyClient
 from .echo import run_echo
+from .peer import Peer
 
 
 async def _call(args: argparse.Namespace) -> int:

@@ -20,8 +20,8 @@ import av
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
-from .calls import Peer, PeerCall
 from .client import REPO, ParleyClient
+from .peer import Peer, PeerCall
 
 log = logging.getLogger("parley.echo")
 

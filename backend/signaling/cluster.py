@@ -47,10 +47,10 @@ from typing import Any, Protocol
 import redis
 
 from . import protocol
-from .calls import CallRegistry, OwnerLost
 from .hub import Connection, Envelope, Hub, node_of
 from .protocol import CallMessage, ProtocolError, RelaySend, Welcome
 from .redisbus import RedisBus
+from .registry import CallRegistry, OwnerLost
 
 log = logging.getLogger("parley.signaling")
 

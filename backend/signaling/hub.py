@@ -50,7 +50,7 @@ class Envelope:
     user now shares a room with `peer`; conn: a frame for the one socket `conn_id`; gone: the
     user's last socket went with a dead worker, and revived: this node was taken for dead and
     is back (both only ever handed to the local hub and router). route,
-    unroute and relay belong to the call router (routing.py) and the hub ignores them.
+    unroute and relay belong to the call router (cluster.py) and the hub ignores them.
     """
 
     op: Op

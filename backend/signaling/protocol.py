@@ -454,7 +454,7 @@ def relayed(
 ) -> IceCandidate | CallDescription | CallMedia:
     """Build what the peer receives for a relayed signal: the same, `from` the sender.
 
-    The call registry and the cluster's direct relay (routing.py) both send these.
+    The call registry and the cluster's direct relay (cluster.py) both send these.
     """
     if isinstance(message, IceCandidateSend):
         return ice_candidate(message.call_id, message.candidate, sender)

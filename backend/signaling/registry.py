@@ -249,7 +249,7 @@ class CallRegistry:
         self._of_user: dict[int, set[str]] = {}
         self._ended: OrderedDict[str, tuple[int, int]] = OrderedDict()
         # Called after a change of call state and before its effects are sent, so an owner that
-        # persists the calls (routing.LeaderCalls) never lets a peer see a state it lost. It raises
+        # persists the calls (cluster.LeaderCalls) never lets a peer see a state it lost. It raises
         # OwnerLost when the calls are no longer this registry's: the change then has no effect.
         self.on_change: Callable[[], None] | None = None
 
@@ -665,7 +665,7 @@ class CallRegistry:
         """Return the active calls with both sockets bound: id -> (caller, socket, callee, socket).
 
         Between these two sockets candidates and descriptions may be relayed without the registry
-        (routing.LeaderCalls); any other signal, or a relay that finds no socket, comes here.
+        (cluster.LeaderCalls); any other signal, or a relay that finds no socket, comes here.
         """
         with self._lock:
             return {

@@ -30,13 +30,13 @@ from ..extensions import db, sock
 from ..models import Call, Message, Room, User, utcnow
 from ..security import origin_allowed
 from . import protocol
-from .calls import CallRecord, CallRegistry, ThreadScheduler
+from .cluster import CallRouter, LeaderCalls, LocalCalls
 from .framing import FastReader, text_frame
 from .hub import Bus, Hub, InMemoryBus
 from .protocol import ChatAck, ChatDeliver, ChatSend, Ping, Pong, ProtocolError, Receipt
 from .ratelimit import TokenBucket
 from .redisbus import RedisBus
-from .routing import CallRouter, LeaderCalls, LocalCalls
+from .registry import CallRecord, CallRegistry, ThreadScheduler
 
 log = logging.getLogger("parley.signaling")
 

@@ -8,7 +8,7 @@ import { ChatStore } from "./chat.js";
 import { SignalingClient } from "./signaling.js";
 import { Updater } from "./updater.js";
 import { renderAuth } from "./views/auth.js";
-import { mountCallView, mountIncomingView } from "./views/call.js";
+import { mountCallView, mountIncomingView } from "./views/callscreen.js";
 import { renderRoom } from "./views/room.js";
 import { renderRooms } from "./views/rooms.js";
 import { mountUpdateBanner } from "./views/update.js";

@@ -1,0 +1,1 @@
+"""Test harness shared by tests/, e2e/ and bench/: real servers, clients and browsers."""
