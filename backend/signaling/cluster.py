@@ -130,12 +130,26 @@ def welcome(hub: Hub, registry: CallRegistry, user: protocol.User) -> Welcome:
     return Welcome(user=user, online=hub.online_peers(user.id), calls=registry.calls_of(user.id))
 
 
-class LocalCalls:
-    """One process: the local registry owns every call."""
+class Handover(Protocol):
+    """Where a lone process keeps its live calls for the next one (handover.CallsFile)."""
 
-    def __init__(self, hub: Hub, registry: CallRegistry) -> None:
+    def keep(self, calls: list[dict[str, Any]]) -> None:
+        """Keep a registry snapshot for the next process."""
+
+    def take(self) -> list[dict[str, Any]]:
+        """Return the calls the last process kept, once."""
+
+
+class LocalCalls:
+    """One process: the local registry owns every call, and hands them over across a restart."""
+
+    def __init__(self, hub: Hub, registry: CallRegistry, handover: Handover | None = None) -> None:
         self.hub = hub
         self.registry = registry
+        self.handover = handover
+        calls = handover.take() if handover is not None else []
+        if calls:
+            registry.restore(calls)
 
     def opened(self, conn: Connection, user: protocol.User) -> None:
         self.hub.send(conn, welcome(self.hub, self.registry, user))
@@ -148,6 +162,8 @@ class LocalCalls:
         self.registry.socket_closed(conn)
 
     def shutdown(self) -> None:
+        if self.handover is not None:
+            self.handover.keep(self.registry.snapshot())
         self.registry.close()
 
 

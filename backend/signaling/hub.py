@@ -93,6 +93,9 @@ class Bus(Protocol):
     def online_elsewhere(self, user_ids: Collection[int]) -> set[int]:
         """Return which of these users have a socket on another node."""
 
+    def close(self) -> None:
+        """Leave the other nodes (at shutdown)."""
+
 
 class InMemoryBus:
     """A bus for one process: publishing is calling the local hub."""
@@ -125,6 +128,9 @@ class InMemoryBus:
     def online_elsewhere(self, user_ids: Collection[int]) -> set[int]:
         """There is no elsewhere."""
         return set()
+
+    def close(self) -> None:
+        """There are no other nodes to leave."""
 
 
 class Hub:
