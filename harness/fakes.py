@@ -7,8 +7,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from backend.signaling.effects import CallRecord
 from backend.signaling.protocol import User
-from backend.signaling.registry import CallRecord
 
 
 class FakeSocket:
