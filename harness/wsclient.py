@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import ssl
 import time
@@ -173,4 +174,30 @@ def call_id() -> str:
     return str(uuid.uuid4())
 
 
+_names = itertools.count()
+
+
+def username(prefix: str = "user") -> str:
+    """Return a username no other in this test run has."""
+    return f"{prefix}{next(_names)}"
+
+
+def pair(person: Callable[[str], Person]) -> tuple[Person, Person, int]:
+    """Make alice and bob with `person` and open their room; return both and the room id."""
+    alice, bob = person("alice"), person("bob")
+    return alice, bob, alice.open_room(bob)
+
+
 FAKE_SDP = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+
+
+def offer(room: int, to: Person, cid: str, media: str = "video") -> Frame:
+    """Return the call_offer frame calling `to` in `room`."""
+    return {
+        "type": "call_offer",
+        "call_id": cid,
+        "room_id": room,
+        "to": to.id,
+        "media": media,
+        "sdp": FAKE_SDP,
+    }

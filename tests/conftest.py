@@ -1,25 +1,30 @@
-"""Fixtures in layers: a Flask app on a fresh database, its test client, and a sign-up helper."""
+"""Fixtures in layers: a Flask app on a fresh database, its test client, real servers and clusters."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
-from backend import create_app
 from backend.extensions import db
-from harness.servers import PostgresServer, postgres_server
-
-ORIGIN = "https://localhost"
-
-
-# The databases the API, socket and cluster suites run on: embedded and server.
-DATABASES = ["sqlite", "postgresql"]
+from harness.cluster import Cluster, cluster_env
+from harness.databases import DATABASES, fresh_database
+from harness.flaskapp import ApiClient, Auth, build_app
+from harness.servers import (
+    ParleyServer,
+    PostgresServer,
+    RedisServer,
+    make_test_certs,
+    parley_server,
+    postgres_server,
+    redis_server,
+)
+from harness.wsclient import Person, username
 
 
 @pytest.fixture(scope="session")
@@ -29,31 +34,41 @@ def postgres() -> Iterator[PostgresServer]:
         yield server
 
 
-@contextmanager
-def fresh_database(request: pytest.FixtureRequest, workdir: Path) -> Iterator[str]:
-    """Yield the URL of an empty database of the kind the fixture's param names."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{workdir / 'parley.db'}"
-        return
-    server: PostgresServer = request.getfixturevalue("postgres")
-    with server.database() as url:
-        yield url
+@pytest.fixture(scope="module", params=DATABASES)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ParleyServer]:
+    """A real server (gunicorn + gevent over HTTPS) for the socket suites, one per module."""
+    root = tmp_path_factory.mktemp("ws")
+    certs = make_test_certs(root / "certs")
+    with (
+        fresh_database(request, root) as database_url,
+        parley_server(
+            root,
+            certs,
+            database_url,
+            # Long enough that a slow machine answers and resumes inside them.
+            CALL_RING_TIMEOUT="10",
+            CALL_GRACE_PERIOD="10",
+            WS_MESSAGE_BURST="30",
+        ) as running,
+    ):
+        yield running
 
 
-def build_app(database_url: str, **config: Any) -> Flask:
-    """Build the app for tests on database_url, with its schema, overridden by config."""
-    app = create_app(
-        {
-            "TESTING": True,
-            "SECRET_KEY": "test",
-            "SQLALCHEMY_DATABASE_URI": database_url,
-            "AUTH_RATE_LIMIT": "1000 per minute",
-            **config,
-        }
-    )
-    with app.app_context():
-        db.create_all()
-    return app
+@pytest.fixture
+def person(server: ParleyServer) -> Iterator[Callable[[str], Person]]:
+    """Return a maker of signed-up people on `server`, closed after the test."""
+    made: list[Person] = []
+
+    def make(prefix: str = "user") -> Person:
+        someone = Person(server, username(prefix))
+        made.append(someone)
+        return someone
+
+    yield make
+    for someone in made:
+        someone.close()
 
 
 @pytest.fixture(params=DATABASES)
@@ -64,17 +79,6 @@ def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Flask]:
         with app.app_context():
             db.session.remove()
             db.engine.dispose()
-
-
-class ApiClient(FlaskClient):
-    """A test client on https://localhost that sends the same-origin Origin header browsers send."""
-
-    def open(self, *args: Any, **kwargs: Any) -> Any:
-        headers = dict(kwargs.pop("headers", None) or {})
-        headers.setdefault("Origin", ORIGIN)
-        kwargs["headers"] = {k: v for k, v in headers.items() if v is not None}
-        kwargs.setdefault("base_url", ORIGIN)
-        return super().open(*args, **kwargs)
 
 
 @pytest.fixture
@@ -94,22 +98,58 @@ def make_client(app: Flask):  # type: ignore[no-untyped-def]
     return factory
 
 
-class Auth:
-    """Sign people up and in through the real API."""
-
-    def __init__(self, client: FlaskClient) -> None:
-        self._client = client
-
-    def register(self, username: str = "alice", password: str = "correct horse") -> Any:
-        return self._client.post("/api/register", json={"username": username, "password": password})
-
-    def login(self, username: str = "alice", password: str = "correct horse") -> Any:
-        return self._client.post("/api/login", json={"username": username, "password": password})
-
-    def logout(self) -> Any:
-        return self._client.post("/api/logout")
-
-
 @pytest.fixture
 def auth(client: FlaskClient) -> Auth:
     return Auth(client)
+
+
+@pytest.fixture(scope="module")
+def redis_proc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One Redis for the cluster suites of a module."""
+    with redis_server(tmp_path_factory.mktemp("redis")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module", params=DATABASES)
+def instances(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    redis_proc: RedisServer,
+) -> Iterator[Cluster]:
+    """Two gunicorn instances (one worker each) on two ports."""
+    root = tmp_path_factory.mktemp("instances")
+    certs = make_test_certs(root / "certs")
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    env = cluster_env(redis_proc, prefix)
+    with (
+        fresh_database(request, root) as database,
+        parley_server(root / "a", certs, database, **env) as a,
+        parley_server(root / "b", certs, database, **env) as b,
+    ):
+        cluster = Cluster(
+            [a, b], redis.Redis.from_url(redis_proc.url, decode_responses=True), prefix
+        )
+        yield cluster
+        cluster.close()
+
+
+@pytest.fixture(scope="module", params=DATABASES)
+def workers(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    redis_proc: RedisServer,
+) -> Iterator[Cluster]:
+    """One gunicorn instance with two workers."""
+    root = tmp_path_factory.mktemp("workers")
+    certs = make_test_certs(root / "certs")
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    env = {**cluster_env(redis_proc, prefix), "WEB_CONCURRENCY": "2"}
+    with (
+        fresh_database(request, root) as database,
+        parley_server(root, certs, database, **env) as server,
+    ):
+        cluster = Cluster(
+            [server], redis.Redis.from_url(redis_proc.url, decode_responses=True), prefix
+        )
+        yield cluster
+        cluster.close()

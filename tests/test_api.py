@@ -10,8 +10,7 @@ from flask.testing import FlaskClient
 
 from backend import create_app
 from backend.signaling.protocol import MAX_ID
-
-from .conftest import Auth
+from harness.flaskapp import Auth
 
 
 def signed_up(make_client, username: str) -> FlaskClient:  # type: ignore[no-untyped-def]

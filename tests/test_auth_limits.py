@@ -19,9 +19,8 @@ from playwright.sync_api import expect, sync_playwright
 from backend.auth import PASSWORD_MIN
 from backend.extensions import db
 from harness.browsers import launch, new_context
-
-from .conftest import ApiClient, Auth, build_app
-from .servers import make_test_certs, parley_server, redis_server
+from harness.flaskapp import ApiClient, Auth, build_app
+from harness.servers import make_test_certs, parley_server, redis_server
 
 RETRY = re.compile(r"^Too many attempts\. Try again in (\d+) s\.$")
 

@@ -24,9 +24,8 @@ from schemathesis.specs.openapi.checks import (
 
 from backend import create_app
 from backend.errors import API_NOT_FOUND
-
-from .conftest import DATABASES, fresh_database
-from .servers import ParleyServer, make_test_certs, parley_server
+from harness.databases import DATABASES, fresh_database
+from harness.servers import ParleyServer, make_test_certs, parley_server
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "docs" / "openapi.yaml"

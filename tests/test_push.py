@@ -21,8 +21,7 @@ from flask.testing import FlaskClient
 from backend.extensions import db
 from backend.models import PushSubscription
 from backend.push import sender
-
-from .conftest import Auth
+from harness.flaskapp import Auth
 
 
 def b64url(data: bytes) -> str:

@@ -12,15 +12,8 @@ from typing import Any
 
 import pytest
 
+from harness.cluster import Cluster
 from harness.wsclient import Person, Sock
-from tests import test_cluster, test_ws
-
-# The socket suite's servers and people (one server per database for this module).
-server = test_ws.server
-person = test_ws.person
-# The cluster suite's two instances on one Redis.
-redis_proc = test_cluster.redis_proc
-instances = test_cluster.instances
 
 Receipt = dict[str, Any]
 
@@ -168,7 +161,7 @@ def test_a_reply_means_the_other_person_read_what_came_before(
     assert ticks(alice, room)["read_id"] >= reply > asked
 
 
-def test_receipts_cross_instances_through_redis(instances: test_cluster.Cluster) -> None:
+def test_receipts_cross_instances_through_redis(instances: Cluster) -> None:
     a_server, b_server = instances.servers
     alice, bob = instances.person("alice"), instances.person("bob")
     room = alice.open_room(bob)

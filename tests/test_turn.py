@@ -24,9 +24,9 @@ from flask.testing import FlaskClient
 
 from backend.turn import turn_credentials
 from backend.turnserver import LocalTurn
+from harness.flaskapp import ApiClient, build_app
 from harness.servers import ParleyServer, make_test_certs, parley_server
 from harness.wsclient import Person
-from tests.conftest import build_app
 
 SECRET = "turn-test-secret-" + secrets.token_hex(8)
 
@@ -53,8 +53,6 @@ def turn_app(tmp_path: Path, **config: Any) -> Flask:
 
 
 def signed_in(app: Flask) -> FlaskClient:
-    from tests.conftest import ApiClient
-
     app.test_client_class = ApiClient
     client = app.test_client()
     client.post("/api/register", json={"username": "alice", "password": "correct horse"})

@@ -1,0 +1,25 @@
+"""The databases the API, socket and cluster suites run on, one fresh database per fixture."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from harness.servers import PostgresServer
+
+# Embedded and server: every suite parametrised on these runs on both.
+DATABASES = ["sqlite", "postgresql"]
+
+
+@contextmanager
+def fresh_database(request: pytest.FixtureRequest, workdir: Path) -> Iterator[str]:
+    """Yield the URL of an empty database of the kind the fixture's param names."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{workdir / 'parley.db'}"
+        return
+    server: PostgresServer = request.getfixturevalue("postgres")
+    with server.database() as url:
+        yield url
