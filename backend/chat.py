@@ -11,9 +11,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from .extensions import db
 from .models import Message, Room, User, utcnow
-from .signaling.protocol import MAX_ID
-
-MAX_TEXT = 4000
+from .signaling.protocol import MAX_CLIENT_ID, MAX_ID, MAX_TEXT
 
 
 class NewMessage(BaseModel):
@@ -21,7 +19,7 @@ class NewMessage(BaseModel):
 
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=False)
 
-    client_id: str = Field(min_length=1, max_length=64)
+    client_id: str = Field(min_length=1, max_length=MAX_CLIENT_ID)
     text: str = Field(min_length=1, max_length=MAX_TEXT)
 
 

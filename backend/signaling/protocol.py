@@ -10,113 +10,77 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    SerializerFunctionWrapHandler,
-    TypeAdapter,
-    ValidationError,
-    model_serializer,
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+
+from .fields import (
+    MAX_CANDIDATE,
+    MAX_CLIENT_ID,
+    MAX_ID,
+    MAX_PING_TOKEN,
+    MAX_SDP,
+    MAX_SDP_MID,
+    MAX_TEXT,
+    MAX_UFRAG,
+    PROTOCOL_VERSION,
+    CallId,
+    CallInfo,
+    ChatText,
+    ClientMessageId,
+    IceCandidateInit,
+    Id,
+    Media,
+    OmitsNones,
+    PingToken,
+    ProtocolError,
+    RejectReason,
+    Sdp,
+    ServerMessage,
+    SessionDescription,
+    User,
+    Wire,
 )
 
-# Limits (docs/protocol.md lists them). The frame limit (WS_MAX_MESSAGE, 64 KiB) is enforced by the
-# socket; these bound each field so one message cannot smuggle more than it needs.
-MAX_SDP = 32 * 1024  # characters; real offers are 3-12 KB, renegotiations with more m-lines more
-MAX_CANDIDATE = 1024  # characters of an a=candidate line (real ones are under 300)
-MAX_SDP_MID = 64
-MAX_UFRAG = 256
-MAX_TEXT = 4000
-MAX_CLIENT_ID = 64
-MAX_PING_TOKEN = 64
-MAX_ID = 2**53 - 1  # the largest integer a JavaScript number holds exactly
-
-# Sent in `welcome`. Raise it with every change an older client cannot handle: a client that speaks
-# a lower version offers to update instead of talking on (pwa/js/protocol.js PROTOCOL_VERSION).
-PROTOCOL_VERSION = 1
-
+# The limits and shared models live in fields.py; importers keep reaching them here. LIMITS is
+# what pwa/js/wire.js exports to the browser.
+LIMITS = {
+    "MAX_SDP": MAX_SDP,
+    "MAX_CANDIDATE": MAX_CANDIDATE,
+    "MAX_SDP_MID": MAX_SDP_MID,
+    "MAX_UFRAG": MAX_UFRAG,
+    "MAX_TEXT": MAX_TEXT,
+    "MAX_CLIENT_ID": MAX_CLIENT_ID,
+    "MAX_PING_TOKEN": MAX_PING_TOKEN,
+    "MAX_ID": MAX_ID,
+}
 _SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
-UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
-def _call_id(value: str) -> str:
-    """Accept a UUID in its 8-4-4-4-12 text form, in either case, and return it lower-cased."""
-    lowered = value.lower()
-    if not UUID_RE.fullmatch(lowered):
-        raise ValueError("must be a UUID like 0f8fad5b-d9cb-469f-a165-70867728950e")
-    return lowered
-
-
-CallId = Annotated[str, Field(strict=True, max_length=36), AfterValidator(_call_id)]
-Id = Annotated[int, Field(strict=True, ge=1, le=MAX_ID)]
-Media = Literal["audio", "video"]
-Sdp = Annotated[str, Field(strict=True, min_length=1, max_length=MAX_SDP)]
-PingToken = (
-    Annotated[int, Field(strict=True)]
-    | Annotated[float, Field(strict=True)]
-    | Annotated[str, Field(strict=True, max_length=MAX_PING_TOKEN)]
-    | None
-)
-
-
-class ProtocolError(Exception):
-    """A client frame the server cannot accept; becomes an `error` message on the socket."""
-
-    def __init__(self, reason: str, message: str, ref_type: str | None = None) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
-        self.ref_type = ref_type
-
-
-class _Wire(BaseModel):
-    """Base of every wire model: unknown keys ignored, `from` filled by name or alias."""
-
-    model_config = ConfigDict(extra="ignore", validate_by_name=True, validate_by_alias=True)
-
-
-class User(_Wire):
-    """A user as other users see them."""
-
-    id: int
-    username: str
-
-
-class IceCandidateInit(_Wire):
-    """RTCIceCandidateInit; an empty `candidate` is the end-of-candidates marker."""
-
-    candidate: Annotated[str, Field(strict=True, max_length=MAX_CANDIDATE)] = ""
-    sdpMid: Annotated[str, Field(strict=True, max_length=MAX_SDP_MID)] | None = None
-    sdpMLineIndex: Annotated[int, Field(strict=True, ge=0, le=1023)] | None = None
-    usernameFragment: Annotated[str, Field(strict=True, max_length=MAX_UFRAG)] | None = None
-
-
-class SessionDescription(_Wire):
-    """RTCSessionDescriptionInit as renegotiation sends it (rollbacks stay local)."""
-
-    type: Literal["offer", "answer"]
-    sdp: Sdp
+def frame_types(union: Any) -> tuple[str, ...]:
+    """Return the `type` tags of a union of frame models (Annotated or bare), in order."""
+    members = get_args(get_args(union)[0]) if hasattr(union, "__metadata__") else get_args(union)
+    return tuple(
+        tag for model in members for tag in get_args(model.model_fields["type"].annotation)
+    )
 
 
 # --- client -> server --------------------------------------------------------------------
 
 
-class Ping(_Wire):
+class Ping(Wire):
     type: Literal["ping"]
     t: PingToken = None
 
 
-class ChatSend(_Wire):
+class ChatSend(Wire):
     type: Literal["chat_message"]
     room_id: Id
-    client_id: Annotated[str, Field(strict=True, min_length=1, max_length=MAX_CLIENT_ID)]
-    text: Annotated[str, Field(strict=True, min_length=1, max_length=MAX_TEXT)]
+    client_id: ClientMessageId
+    text: ChatText
 
 
-class CallOfferSend(_Wire):
+class CallOfferSend(Wire):
     type: Literal["call_offer"]
     call_id: CallId
     room_id: Id
@@ -125,19 +89,19 @@ class CallOfferSend(_Wire):
     sdp: Sdp
 
 
-class CallAnswerSend(_Wire):
+class CallAnswerSend(Wire):
     type: Literal["call_answer"]
     call_id: CallId
     sdp: Sdp
 
 
-class IceCandidateSend(_Wire):
+class IceCandidateSend(Wire):
     type: Literal["ice_candidate"]
     call_id: CallId
     candidate: IceCandidateInit | None
 
 
-class CallDescriptionSend(_Wire):
+class CallDescriptionSend(Wire):
     type: Literal["call_description"]
     call_id: CallId
     description: SessionDescription
@@ -145,7 +109,7 @@ class CallDescriptionSend(_Wire):
     restart: Annotated[bool, Field(strict=True)] = False
 
 
-class CallMediaSend(_Wire):
+class CallMediaSend(Wire):
     """What this side sends now: microphone on (`audio`) and camera on (`video`)."""
 
     type: Literal["call_media"]
@@ -154,19 +118,19 @@ class CallMediaSend(_Wire):
     video: Annotated[bool, Field(strict=True)]
 
 
-class CallRejectedSend(_Wire):
+class CallRejectedSend(Wire):
     type: Literal["call_rejected"]
     call_id: CallId
     # "unsupported": the callee's browser cannot take calls (no WebRTC); the app says so itself.
-    reason: Literal["declined", "busy", "timeout", "unsupported"] = "declined"
+    reason: RejectReason = "declined"
 
 
-class CallEndSend(_Wire):
+class CallEndSend(Wire):
     type: Literal["call_end"]
     call_id: CallId
 
 
-class CallResumeSend(_Wire):
+class CallResumeSend(Wire):
     type: Literal["call_resume"]
     call_id: CallId
 
@@ -196,20 +160,7 @@ CallMessage = (
 )
 # Signals relayed unchanged (plus `from`) between the two participants of an active call.
 RelaySend = IceCandidateSend | CallDescriptionSend | CallMediaSend
-CLIENT_TYPES = frozenset(
-    {
-        "ping",
-        "chat_message",
-        "call_offer",
-        "call_answer",
-        "ice_candidate",
-        "call_description",
-        "call_media",
-        "call_rejected",
-        "call_end",
-        "call_resume",
-    }
-)
+CLIENT_TYPES = frozenset(frame_types(ClientMessage))
 _client_adapter: TypeAdapter[Any] = TypeAdapter(ClientMessage)
 
 
@@ -257,40 +208,6 @@ def parse(text: str | bytes) -> ClientMessage:
 # --- server -> client --------------------------------------------------------------------
 
 
-class ServerMessage(_Wire):
-    """Base of server messages."""
-
-
-class _OmitsNones(ServerMessage):
-    """A server message whose fields named in OMIT_IF_NONE are left out instead of null.
-
-    A separate base, not ServerMessage itself: the Python serialiser hook doubles the cost of
-    serialising (about 2.4 against 1.1 us for an ice_candidate), and only two messages need it.
-    """
-
-    OMIT_IF_NONE: ClassVar[frozenset[str]] = frozenset()
-
-    @model_serializer(mode="wrap")
-    def _omit_nones(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        data: dict[str, Any] = handler(self)
-        for key in self.OMIT_IF_NONE:
-            if data.get(key, 0) is None:
-                del data[key]
-        return data
-
-
-class CallInfo(_Wire):
-    """A live call a user is in, as `welcome` lists it so a reconnecting client can resume."""
-
-    call_id: str
-    room_id: int
-    media: Media
-    state: Literal["ringing", "active"]
-    role: Literal["caller", "callee"]
-    peer: User
-    polite: bool
-
-
 class Welcome(ServerMessage):
     type: Literal["welcome"] = "welcome"
     protocol: int = PROTOCOL_VERSION
@@ -299,7 +216,7 @@ class Welcome(ServerMessage):
     calls: list[CallInfo]
 
 
-class Pong(_OmitsNones):
+class Pong(OmitsNones):
     OMIT_IF_NONE = frozenset({"t"})
     type: Literal["pong"] = "pong"
     t: PingToken = None
@@ -393,7 +310,7 @@ class CallMedia(ServerMessage):
 class CallRejected(ServerMessage):
     type: Literal["call_rejected"] = "call_rejected"
     call_id: str
-    reason: Literal["declined", "busy", "timeout", "unsupported"]
+    reason: RejectReason
 
 
 class CallCancelled(ServerMessage):
@@ -424,7 +341,7 @@ class Presence(ServerMessage):
     online: bool
 
 
-class Error(_OmitsNones):
+class Error(OmitsNones):
     OMIT_IF_NONE = frozenset({"ref_type", "call_id"})
     type: Literal["error"] = "error"
     reason: Literal[
@@ -440,6 +357,29 @@ class Error(_OmitsNones):
     message: str
     ref_type: str | None = None
     call_id: str | None = None
+
+
+# --- server -> a device without a socket, by Web Push (pwa/sw.js shows or closes a notice) ---
+
+
+class PushCallOffer(Wire):
+    """Ring a callee's device that has no open socket: sw.js shows the incoming-call notice."""
+
+    type: Literal["call_offer"] = "call_offer"
+    call_id: str
+    room_id: int
+    from_: User = Field(alias="from")
+    media: Media
+
+
+class PushCallOver(Wire):
+    """Close that notification: the call was cancelled, missed, rejected or answered elsewhere."""
+
+    type: Literal["call_cancelled", "call_timeout", "call_rejected", "call_answered_elsewhere"]
+    call_id: str
+
+
+PushPayload = PushCallOffer | PushCallOver
 
 
 def dump(message: BaseModel | dict[str, Any]) -> str:
