@@ -8,16 +8,16 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import av
 import pytest
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
-from backend.peer.client import ParleyClient
+from backend.peer.client import Handler, ParleyClient, ServerFrame
 from backend.peer.peer import Peer, PeerCall
+from backend.signaling import protocol
 from harness.servers import ROOT, ParleyServer, make_test_certs, parley_server
 
 ECHO_PASSWORD = "echo-bot-test-password"
@@ -64,9 +64,7 @@ def client(server: ParleyServer, name: str) -> ParleyClient:
     return ParleyClient(server.url, name, "correct horse", str(server.certs / "ca.crt"))
 
 
-async def online(
-    c: ParleyClient, handler: Callable[[dict[str, Any]], Awaitable[None]]
-) -> asyncio.Task[None]:
+async def online(c: ParleyClient, handler: Handler) -> asyncio.Task[None]:
     await c.sign_in()
     task = asyncio.ensure_future(c.run(handler))
     await asyncio.wait_for(c.connected.wait(), 30)
@@ -98,18 +96,18 @@ async def echo_id(c: ParleyClient, seconds: float = 60) -> int:
 class Presence:
     """Who is online as this client's socket hears it; passes every frame on to `handler`."""
 
-    def __init__(self, handler: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+    def __init__(self, handler: Handler) -> None:
         self.handler = handler
         self.online: set[int] = set()
 
-    async def __call__(self, message: dict[str, Any]) -> None:
-        if message.get("type") == "welcome":
-            self.online = set(message.get("online", []))
-        elif message.get("type") == "presence":
-            if message.get("online"):
-                self.online.add(message["user_id"])
+    async def __call__(self, message: ServerFrame) -> None:
+        if isinstance(message, protocol.Welcome):
+            self.online = set(message.online)
+        elif isinstance(message, protocol.Presence):
+            if message.online:
+                self.online.add(message.user_id)
             else:
-                self.online.discard(message["user_id"])
+                self.online.discard(message.user_id)
         await self.handler(message)
 
     async def until_online(self, user_id: int, seconds: float = 60) -> None:
@@ -154,7 +152,6 @@ def test_echo_bot_answers_plays_back_and_hangs_up_with_a_note(
             with contextlib.suppress(MediaStreamError):
                 while True:
                     frame = await track.recv()
-                    call.received[track.kind] += 1
                     # Silence until the bot's delay line fills, then our own tone.
                     if isinstance(frame, av.AudioFrame):
                         pcm = bytes(frame.planes[0])[

@@ -1,23 +1,78 @@
-"""A Parley account over HTTPS and the signalling socket, with reconnects, for asyncio peers."""
+"""A Parley account over HTTPS and the signalling socket, with reconnects, for asyncio peers.
+
+Frames go out as the client models of backend/signaling/protocol.py and come in as its server
+models, so the peer speaks exactly the wire format the server validates.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import ssl
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from backend.signaling.protocol import (
+    CallAnswer,
+    CallAnsweredElsewhere,
+    CallBusy,
+    CallCancelled,
+    CallDescription,
+    CallEnd,
+    CallMedia,
+    CallMerged,
+    CallOffer,
+    CallRejected,
+    CallResumed,
+    CallRinging,
+    CallTimeout,
+    ChatAck,
+    ChatDeliver,
+    Error,
+    IceCandidate,
+    Pong,
+    Presence,
+    Receipt,
+    Welcome,
+)
+
 log = logging.getLogger("parley.peer")
 
-Handler = Callable[[dict[str, Any]], Awaitable[None]]
+# Every frame the server sends, told apart by `type`; a type this list lacks is skipped.
+ServerFrame = Annotated[
+    Welcome
+    | Pong
+    | Presence
+    | ChatAck
+    | ChatDeliver
+    | Receipt
+    | CallOffer
+    | CallRinging
+    | CallBusy
+    | CallMerged
+    | CallAnswer
+    | CallAnsweredElsewhere
+    | IceCandidate
+    | CallDescription
+    | CallMedia
+    | CallRejected
+    | CallCancelled
+    | CallEnd
+    | CallResumed
+    | CallTimeout
+    | Error,
+    Field(discriminator="type"),
+]
+_frames: TypeAdapter[ServerFrame] = TypeAdapter(ServerFrame)
+
+Handler = Callable[[ServerFrame], Awaitable[None]]
 REPO = Path(__file__).resolve().parent.parent.parent
 
 
@@ -28,6 +83,15 @@ def ssl_context(ca_file: str | None) -> ssl.SSLContext:
     if local.exists():
         context.load_verify_locations(cafile=str(local))
     return context
+
+
+def parse(text: str | bytes) -> ServerFrame | None:
+    """Return a server frame as its model; None for a type or shape this peer does not know."""
+    try:
+        return _frames.validate_json(text)
+    except ValidationError as exc:
+        log.debug("frame skipped: %s", exc.errors()[0]["msg"])
+        return None
 
 
 class ParleyClient:
@@ -47,7 +111,6 @@ class ParleyClient:
         self.ws: ClientConnection | None = None
         self.handler: Handler | None = None
         self.connected = asyncio.Event()
-        self.welcomes = 0
         self._stopped = False
 
     async def sign_in(self, register: bool = True) -> dict[str, Any]:
@@ -69,12 +132,12 @@ class ParleyClient:
         response.raise_for_status()
         return response.json() if response.content else None
 
-    async def send(self, message: dict[str, Any]) -> bool:
-        """Send one frame; False when the socket is down."""
+    async def send(self, message: BaseModel) -> bool:
+        """Send one frame, a client model of protocol.py; False when the socket is down."""
         if self.ws is None:
             return False
         try:
-            await self.ws.send(json.dumps(message))
+            await self.ws.send(message.model_dump_json(by_alias=True))
         except ConnectionClosed:
             return False
         return True
@@ -97,11 +160,11 @@ class ParleyClient:
                     self.ws = ws
                     attempt = 0
                     async for text in ws:
-                        message = json.loads(text)
-                        if message.get("type") == "welcome":
-                            self.welcomes += 1
+                        message = parse(text)
+                        if isinstance(message, Welcome):
                             self.connected.set()
-                        await self._dispatch(message)
+                        if message is not None:
+                            await self._dispatch(message)
             except InvalidStatus as refused:
                 if refused.response.status_code == 401:
                     await self._sign_in_again()
@@ -122,13 +185,13 @@ class ParleyClient:
         except (httpx.HTTPError, OSError) as exc:
             log.info("sign-in failed (%s); will retry", exc)
 
-    async def _dispatch(self, message: dict[str, Any]) -> None:
+    async def _dispatch(self, message: ServerFrame) -> None:
         if self.handler is None:
             return
         try:
             await self.handler(message)
         except Exception:
-            log.exception("handling %s failed", message.get("type"))
+            log.exception("handling %s failed", message.type)
 
     async def stop(self) -> None:
         """Close the socket and the HTTP client."""

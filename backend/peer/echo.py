@@ -14,11 +14,11 @@ import fractions
 import logging
 import os
 from pathlib import Path
-from typing import Any
 
 import av
 from aiortc import MediaStreamTrack
-from aiortc.mediastreams import MediaStreamError
+
+from backend.signaling.protocol import ChatSend
 
 from .client import REPO, ParleyClient
 from .peer import Peer, PeerCall
@@ -59,14 +59,25 @@ def banner_rows(width: int, scale: int) -> list[bytes]:
     return [bytes(row) for row in rows]
 
 
-class EchoVideo(MediaStreamTrack):
+class EchoTrack(MediaStreamTrack):
+    """A track whose frames come from one remote track (a relayed copy), changed on the way."""
+
+    def __init__(self, source: MediaStreamTrack) -> None:
+        super().__init__()
+        self.source = source
+
+    def stop(self) -> None:
+        super().stop()
+        self.source.stop()  # lets the relay stop reading once nothing else does
+
+
+class EchoVideo(EchoTrack):
     """The remote video with the banner drawn into its top rows."""
 
     kind = "video"
 
     def __init__(self, source: MediaStreamTrack) -> None:
-        super().__init__()
-        self.source = source
+        super().__init__(source)
         self._banner: tuple[int, list[bytes]] | None = None
 
     async def recv(self) -> av.VideoFrame:
@@ -84,14 +95,13 @@ class EchoVideo(MediaStreamTrack):
         return frame
 
 
-class EchoAudio(MediaStreamTrack):
+class EchoAudio(EchoTrack):
     """The remote audio, AUDIO_DELAY_S late; silence until the delay line fills."""
 
     kind = "audio"
 
     def __init__(self, source: MediaStreamTrack) -> None:
-        super().__init__()
-        self.source = source
+        super().__init__(source)
         self.line: collections.deque[av.AudioFrame] = collections.deque()
         self.buffered = 0.0
         self._pts = 0
@@ -123,38 +133,23 @@ class EchoBot:
     def __init__(self, client: ParleyClient, max_seconds: float = 120) -> None:
         self.client = client
         self.max_seconds = max_seconds
-        self.sources: dict[str, dict[str, asyncio.Future[MediaStreamTrack]]] = {}
         self.peer = Peer(
             client,
-            tracks=self._tracks,
-            on_remote_track=self._remote_track,
+            tracks=lambda call: [],  # the echoes are added as the caller's tracks arrive
+            on_remote_track=self._echo,
             on_call=self._on_call,
-            on_replace=self._on_replace,
             many=True,
         )
 
     def _on_call(self, call: PeerCall) -> None:
-        loop = asyncio.get_running_loop()
-        self.sources[call.id] = {"audio": loop.create_future(), "video": loop.create_future()}
         call.tasks.append(asyncio.ensure_future(self._limit(call)))
 
-    def _on_replace(self, call: PeerCall) -> None:
-        """Echo the tracks of the caller's new connection (the page reloaded)."""
-        loop = asyncio.get_running_loop()
-        self.sources[call.id] = {"audio": loop.create_future(), "video": loop.create_future()}
-
-    def _tracks(self, call: PeerCall) -> list[MediaStreamTrack]:
-        futures = self.sources[call.id]
-        tracks: list[MediaStreamTrack] = [DeferredTrack("audio", futures["audio"], EchoAudio)]
-        if call.media == "video":
-            tracks.append(DeferredTrack("video", futures["video"], EchoVideo))
-        return tracks
-
-    async def _remote_track(self, call: PeerCall, track: MediaStreamTrack) -> None:
-        future = self.sources.get(call.id, {}).get(track.kind)
-        if future is not None and not future.done():
-            future.set_result(track)
-        await call.ended.wait()
+    def _echo(self, call: PeerCall, track: MediaStreamTrack) -> None:
+        """Send a remote track back on the connection it came in on, before the answer is made."""
+        if track.kind == "audio":
+            call.pc.addTrack(EchoAudio(track))
+        elif track.kind == "video" and call.media == "video":
+            call.pc.addTrack(EchoVideo(track))
 
     async def _limit(self, call: PeerCall) -> None:
         await asyncio.sleep(self.max_seconds)
@@ -162,42 +157,15 @@ class EchoBot:
             return
         seconds = int(self.max_seconds)
         limit = f"{seconds // 60} minutes" if seconds >= 60 else f"{seconds} seconds"
+        note = ChatSend(
+            type="chat_message",
+            room_id=call.room_id,
+            client_id=f"echo-end-{call.id}",
+            text=f"Echo test calls end after {limit}. Call again any time.",
+        )
         with contextlib.suppress(Exception):
-            await self.client.send(
-                {
-                    "type": "chat_message",
-                    "room_id": call.room_id,
-                    "client_id": f"echo-end-{call.id}",
-                    "text": f"Echo test calls end after {limit}. Call again any time.",
-                }
-            )
+            await self.client.send(note)
         await self.peer.hang_up(call)
-
-    async def handle(self, message: dict[str, Any]) -> None:
-        """Act on one frame; forget a call's media once it ended."""
-        await self.peer.handle(message)
-        for call_id in [c for c in self.sources if c not in self.peer.calls]:
-            self.sources.pop(call_id, None)
-
-
-class DeferredTrack(MediaStreamTrack):
-    """A track to add before the answer whose frames come from a remote track that arrives later."""
-
-    def __init__(
-        self, kind: str, source: asyncio.Future[MediaStreamTrack], wrap: type[MediaStreamTrack]
-    ) -> None:
-        super().__init__()
-        self.kind = kind
-        self.source = source
-        self.wrap = wrap
-        self.inner: MediaStreamTrack | None = None
-
-    async def recv(self) -> Any:
-        if self.readyState != "live":
-            raise MediaStreamError
-        if self.inner is None:
-            self.inner = self.wrap(await self.source)  # type: ignore[call-arg]
-        return await self.inner.recv()
 
 
 def echo_password() -> str:
@@ -223,7 +191,7 @@ async def run_echo(base_url: str, ca_file: str | None, max_seconds: float) -> No
     bot = EchoBot(client, max_seconds=max_seconds)
     log.info("echo bot signed in as %s at %s", username, base_url)
     try:
-        await client.run(bot.handle)
+        await client.run(bot.peer.handle)
     finally:
         await bot.peer.close()
         await client.stop()

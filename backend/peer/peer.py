@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fractions
 import logging
-import math
-import struct
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import av
 from aiortc import (
     MediaStreamTrack,
     RTCConfiguration,
@@ -22,117 +17,65 @@ from aiortc import (
     RTCPeerConnection,
     RTCSessionDescription,
 )
+from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcconfiguration import RTCIceTransportPolicy
 from aiortc.sdp import candidate_from_sdp
 
-from .client import ParleyClient
+from backend.signaling.protocol import (
+    CallAnswer,
+    CallAnswerSend,
+    CallBusy,
+    CallCancelled,
+    CallDescription,
+    CallDescriptionSend,
+    CallEnd,
+    CallEndSend,
+    CallMedia,
+    CallMediaSend,
+    CallOffer,
+    CallOfferSend,
+    CallRejected,
+    CallRejectedSend,
+    CallResumed,
+    CallResumeSend,
+    CallTimeout,
+    Error,
+    IceCandidate,
+    IceCandidateInit,
+    Media,
+    SessionDescription,
+    User,
+    Welcome,
+)
+
+from .client import ParleyClient, ServerFrame
+from .media import generated_tracks
 from .securitycode import SecurityCode, security_code
 
 log = logging.getLogger("parley.peer")
 
-AUDIO_RATE = 48000
-AUDIO_SAMPLES = 960  # 20 ms
-VIDEO_SIZE = (320, 240)
-VIDEO_RATE = 30
-
-
-# --- generated media ---------------------------------------------------------------------------
-
-
-class ToneTrack(MediaStreamTrack):
-    """A 400 Hz tone, 20 ms frames, paced in real time."""
-
-    kind = "audio"
-
-    def __init__(self) -> None:
-        super().__init__()
-        samples = (
-            int(8000 * math.sin(2 * math.pi * 400 * n / AUDIO_RATE)) for n in range(AUDIO_SAMPLES)
-        )
-        self._pcm = struct.pack(f"<{AUDIO_SAMPLES}h", *samples)
-        self._pts = 0
-        self._start: float | None = None
-
-    async def recv(self) -> av.AudioFrame:
-        if self.readyState != "live":
-            raise MediaStreamError
-        if self._start is None:
-            self._start = time.monotonic()
-        wait = self._start + self._pts / AUDIO_RATE - time.monotonic()
-        if wait > 0:
-            await asyncio.sleep(wait)
-        frame = av.AudioFrame(format="s16", layout="mono", samples=AUDIO_SAMPLES)
-        frame.planes[0].update(self._pcm)
-        frame.sample_rate = AUDIO_RATE
-        frame.pts = self._pts
-        frame.time_base = fractions.Fraction(1, AUDIO_RATE)
-        self._pts += AUDIO_SAMPLES
-        return frame
-
-
-class PatternTrack(MediaStreamTrack):
-    """Moving diagonal stripes, so a frozen picture is easy to tell from a live one."""
-
-    kind = "video"
-
-    def __init__(self) -> None:
-        super().__init__()
-        width, height = VIDEO_SIZE
-        self._frames: list[bytes] = []
-        for shift in range(0, 256, 8):
-            rows = (bytes((x + y + shift) & 0xFF for x in range(width)) for y in range(height))
-            self._frames.append(b"".join(rows))
-        self._count = 0
-        self._start: float | None = None
-
-    async def recv(self) -> av.VideoFrame:
-        if self.readyState != "live":
-            raise MediaStreamError
-        if self._start is None:
-            self._start = time.monotonic()
-        wait = self._start + self._count / VIDEO_RATE - time.monotonic()
-        if wait > 0:
-            await asyncio.sleep(wait)
-        width, height = VIDEO_SIZE
-        frame = av.VideoFrame(width=width, height=height, format="yuv420p")
-        luma = self._frames[self._count % len(self._frames)]
-        plane = frame.planes[0]
-        view = memoryview(plane)
-        for y in range(height):
-            view[y * plane.line_size : y * plane.line_size + width] = luma[
-                y * width : (y + 1) * width
-            ]
-        for chroma in frame.planes[1:]:
-            memoryview(chroma)[:] = b"\x80" * chroma.buffer_size
-        frame.pts = self._count * (90000 // VIDEO_RATE)
-        frame.time_base = fractions.Fraction(1, 90000)
-        self._count += 1
-        return frame
-
-
-# --- calls -------------------------------------------------------------------------------------
-
 
 @dataclass
 class PeerCall:
-    """One call of this peer, as caller or callee."""
+    """One call of this peer, as caller or callee, with its perfect-negotiation state."""
 
     id: str
     room_id: int
-    peer: dict[str, Any]
-    media: str
-    role: str
+    peer: User
+    media: Media
     pc: RTCPeerConnection
+    # The server says which side gives way when offers collide (call_offer, call_answer, resumed).
     polite: bool
+    making_offer: bool = False
+    ignore_offer: bool = False
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     end_reason: str = ""
     answered: asyncio.Event = field(default_factory=asyncio.Event)
-    remote_ready: bool = False
-    pending: list[dict[str, Any]] = field(default_factory=list)
+    # Remote candidates wait here until the remote description is set (TESTING-NOTES' trap).
+    pending: list[IceCandidateInit] = field(default_factory=list)
     received: dict[str, int] = field(default_factory=lambda: {"audio": 0, "video": 0})
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
-    started: float = field(default_factory=time.monotonic)
     # The other side's microphone and camera, from its call_media.
     remote_media: dict[str, bool] = field(default_factory=lambda: {"audio": True, "video": True})
     # The other side's last description as received: aiortc's remoteDescription is re-serialised.
@@ -157,27 +100,27 @@ class PeerCall:
         code = self.security_code
         return {
             "call_id": self.id,
-            "peer": self.peer.get("username"),
+            "peer": self.peer.username,
             "media": self.media,
             "frames_received": dict(self.received),
             "bytes_received": bytes_in,
+            "remote_media": dict(self.remote_media),
             "connection_state": self.pc.connectionState,
             "end_reason": self.end_reason,
             "security_code": code.to_json() if code else None,
         }
 
 
-# Media for a call: given the call, return the tracks to send (may wrap the remote ones later).
+# The tracks to send on a call's (new) peer connection.
 TrackFactory = Callable[[PeerCall], list[MediaStreamTrack]]
+# Given a relayed copy of each remote track as it arrives (before this side's answer is made, so
+# it may add tracks to call.pc); may return a coroutine that reads it for the life of the call.
 RemoteTrackHook = Callable[[PeerCall, MediaStreamTrack], Awaitable[None] | None]
 
 
-def generated_tracks(call: PeerCall) -> list[MediaStreamTrack]:
-    """A tone, plus moving stripes for video calls."""
-    tracks: list[MediaStreamTrack] = [ToneTrack()]
-    if call.media == "video":
-        tracks.append(PatternTrack())
-    return tracks
+def generated(call: PeerCall) -> list[MediaStreamTrack]:
+    """Return a tone, plus moving stripes for video calls."""
+    return generated_tracks(call.media)
 
 
 class Peer:
@@ -187,11 +130,10 @@ class Peer:
         self,
         client: ParleyClient,
         *,
-        tracks: TrackFactory = generated_tracks,
-        answer: Callable[[dict[str, Any]], bool] | None = None,
+        tracks: TrackFactory = generated,
+        answer: Callable[[CallOffer], bool] | None = None,
         on_remote_track: RemoteTrackHook | None = None,
         on_call: Callable[[PeerCall], None] | None = None,
-        on_replace: Callable[[PeerCall], None] | None = None,
         many: bool = False,
     ) -> None:
         self.client = client
@@ -200,36 +142,38 @@ class Peer:
         self.should_answer = answer
         self.on_remote_track = on_remote_track
         self.on_call = on_call
-        self.on_replace = on_replace  # before the tracks of a replaced connection are made
+        self.relay = MediaRelay()  # every remote track feeds the frame counter and the hook
         self.calls: dict[str, PeerCall] = {}
         self.finished: list[PeerCall] = []
 
     # --- intents ---------------------------------------------------------------------------
 
-    async def call(self, username: str, media: str = "video") -> PeerCall:
+    async def call(self, username: str, media: Media = "video") -> PeerCall:
         """Open the room with `username` and call them."""
         room = await self.client.api("POST", "/api/rooms", {"username": username})
-        call = await self._new_call(
-            str(uuid.uuid4()), room["id"], room["peer"], media, role="caller"
-        )
+        peer = User.model_validate(room["peer"])
+        call = await self._new_call(str(uuid.uuid4()), room["id"], peer, media, polite=False)
         for track in self.tracks(call):
             call.pc.addTrack(track)
-        await call.pc.setLocalDescription(await call.pc.createOffer())
-        await self.client.send(
-            {
-                "type": "call_offer",
-                "call_id": call.id,
-                "room_id": call.room_id,
-                "to": call.peer["id"],
-                "media": media,
-                "sdp": call.pc.localDescription.sdp,
-            }
-        )
+        call.making_offer = True
+        try:
+            await call.pc.setLocalDescription(await call.pc.createOffer())
+            offer = CallOfferSend(
+                type="call_offer",
+                call_id=call.id,
+                room_id=call.room_id,
+                to=peer.id,
+                media=call.media,
+                sdp=call.pc.localDescription.sdp,
+            )
+            await self.client.send(offer)
+        finally:
+            call.making_offer = False
         return call
 
     async def hang_up(self, call: PeerCall) -> None:
         """End a call from this side."""
-        await self.client.send({"type": "call_end", "call_id": call.id})
+        await self.client.send(CallEndSend(type="call_end", call_id=call.id))
         await self._finish(call, "hangup")
 
     async def close(self) -> None:
@@ -239,120 +183,104 @@ class Peer:
 
     # --- what the server says ---------------------------------------------------------------
 
-    async def handle(self, message: dict[str, Any]) -> None:
+    async def handle(self, message: ServerFrame) -> None:
         """Act on one frame from the socket."""
-        kind = message.get("type")
-        call = self.calls.get(message.get("call_id", ""))
-        if kind == "call_offer":
+        if isinstance(message, CallOffer):
             await self._incoming(message)
-        elif kind == "welcome":
-            await self._resume(message)
-        elif call is None:
             return
-        elif kind == "call_answer":
-            await call.pc.setRemoteDescription(RTCSessionDescription(message["sdp"], "answer"))
-            call.remote_sdp = message["sdp"]
-            await self._remote_ready(call)
-        elif kind == "ice_candidate":
-            call.pending.append(message.get("candidate") or {})
-            if call.remote_ready:
+        if isinstance(message, Welcome):
+            await self._resume(message)
+            return
+        call = self.calls.get(getattr(message, "call_id", None) or "")
+        if call is None:
+            return
+        match message:
+            case CallAnswer():
+                call.polite = message.polite
+                await self._set_remote(call, "answer", message.sdp)
+            case IceCandidate():
+                call.pending.append(message.candidate or IceCandidateInit())
                 await self._flush(call)
-        elif kind == "call_description" and message.get("restart") is True:
-            await self._replace(call, message["description"])
-        elif kind == "call_description":
-            await self._description(call, message["description"])
-        elif kind == "call_media":
-            call.remote_media = {
-                "audio": message.get("audio") is True,
-                "video": message.get("video") is True,
-            }
-        elif kind in {"call_end", "call_cancelled", "call_timeout", "call_busy", "call_rejected"}:
-            await self._finish(call, message.get("reason") or kind)
-        elif kind == "error" and message.get("ref_type") == "call_offer":
-            await self._finish(call, "error")
+            case CallDescription(restart=True):
+                await self._replace(call, message.description)
+            case CallDescription():
+                await self._description(call, message.description)
+            case CallMedia():
+                call.remote_media = {"audio": message.audio, "video": message.video}
+            case CallResumed():
+                call.polite = message.polite
+            case CallEnd() | CallRejected():
+                await self._finish(call, message.reason)
+            case CallCancelled() | CallTimeout() | CallBusy():
+                await self._finish(call, message.type)
+            case Error(ref_type="call_offer"):
+                await self._finish(call, "error")
 
-    async def _incoming(self, offer: dict[str, Any]) -> None:
+    async def _incoming(self, offer: CallOffer) -> None:
         busy = bool(self.calls) and not self.many
         if busy or (self.should_answer is not None and not self.should_answer(offer)):
-            reason = "busy" if busy else "declined"
             await self.client.send(
-                {"type": "call_rejected", "call_id": offer["call_id"], "reason": reason}
+                CallRejectedSend(
+                    type="call_rejected",
+                    call_id=offer.call_id,
+                    reason="busy" if busy else "declined",
+                )
             )
             return
         call = await self._new_call(
-            offer["call_id"], offer["room_id"], offer["from"], offer["media"], role="callee"
+            offer.call_id, offer.room_id, offer.from_, offer.media, polite=offer.polite
         )
-        await call.pc.setRemoteDescription(RTCSessionDescription(offer["sdp"], "offer"))
-        call.remote_sdp = offer["sdp"]
-        for track in self.tracks(call):
-            call.pc.addTrack(track)
-        await call.pc.setLocalDescription(await call.pc.createAnswer())
-        await self.client.send(
-            {"type": "call_answer", "call_id": call.id, "sdp": call.pc.localDescription.sdp}
+        await self._answer_offer(call, offer.sdp)
+        answer = CallAnswerSend(
+            type="call_answer", call_id=call.id, sdp=call.pc.localDescription.sdp
         )
-        await self._remote_ready(call)
+        await self.client.send(answer)
 
-    async def _description(self, call: PeerCall, description: dict[str, Any]) -> None:
-        if description["type"] == "offer":
-            if call.pc.signalingState != "stable" and not call.polite:
-                return  # impolite side ignores a colliding offer
-            await call.pc.setRemoteDescription(RTCSessionDescription(description["sdp"], "offer"))
-            call.remote_sdp = description["sdp"]
-            await self._answer(call)
-        else:
-            await call.pc.setRemoteDescription(RTCSessionDescription(description["sdp"], "answer"))
-            call.remote_sdp = description["sdp"]
-        await self._flush(call)
-
-    async def _answer(self, call: PeerCall) -> None:
-        """Answer the offer just set as the remote description, through `call_description`."""
-        await call.pc.setLocalDescription(await call.pc.createAnswer())
-        local = call.pc.localDescription
-        await self.client.send(
-            {
-                "type": "call_description",
-                "call_id": call.id,
-                "description": {"type": local.type, "sdp": local.sdp},
-            }
+    async def _description(self, call: PeerCall, description: SessionDescription) -> None:
+        """Apply a renegotiation (perfect negotiation, as pwa/js/call.js does it)."""
+        pc = call.pc
+        collision = description.type == "offer" and (
+            call.making_offer or pc.signalingState != "stable"
         )
+        call.ignore_offer = not call.polite and collision
+        if call.ignore_offer:
+            return  # the impolite side keeps its own offer; the other side answers it
+        try:
+            await self._set_remote(call, description.type, description.sdp)
+            if description.type == "offer" and call.pc is pc:
+                await pc.setLocalDescription(await pc.createAnswer())
+                await self._send_description(call)
+        except Exception as exc:  # aiortc cannot roll back a colliding offer of its own
+            log.warning("renegotiation of call %s failed: %s", call.id, exc)
 
-    async def _replace(self, call: PeerCall, description: dict[str, Any]) -> None:
+    async def _replace(self, call: PeerCall, description: SessionDescription) -> None:
         """Answer the other side's new peer connection (it reloaded) from a new one of ours."""
-        if description.get("type") != "offer":
+        if description.type != "offer":
             return
         old = call.pc
-        # The old connection's track readers end by themselves once its tracks stop.
-        for sender in old.getSenders():
-            if sender.track is not None:
-                sender.track.stop()
+        # The old connection's relayed tracks end by themselves once its tracks stop.
+        self._stop_senders(old)
         await old.close()
         call.pending.clear()  # candidates of the old connection
-        call.remote_ready = False
-        if self.on_replace is not None:
-            self.on_replace(call)  # before the new connection's remote tracks arrive
         call.pc = self._connect(call, RTCPeerConnection(await self._configuration()))
-        await call.pc.setRemoteDescription(RTCSessionDescription(description["sdp"], "offer"))
-        call.remote_sdp = description["sdp"]
-        for track in self.tracks(call):
-            call.pc.addTrack(track)
-        await self._answer(call)
-        await self._remote_ready(call)
+        await self._answer_offer(call, description.sdp)
+        await self._send_description(call)
 
-    async def _resume(self, welcome: dict[str, Any]) -> None:
-        live = {c["call_id"] for c in welcome.get("calls", [])}
+    async def _resume(self, welcome: Welcome) -> None:
+        live = {c.call_id for c in welcome.calls}
         for call in list(self.calls.values()):
             if call.id in live:
-                await self.client.send({"type": "call_resume", "call_id": call.id})
+                await self.client.send(CallResumeSend(type="call_resume", call_id=call.id))
             else:
                 await self._finish(call, "disconnected")
 
     # --- helpers -----------------------------------------------------------------------------
 
     async def _new_call(
-        self, call_id: str, room_id: int, peer: dict[str, Any], media: str, role: str
+        self, call_id: str, room_id: int, peer: User, media: Media, polite: bool
     ) -> PeerCall:
         pc = RTCPeerConnection(await self._configuration())
-        call = PeerCall(call_id, room_id, peer, media, role, pc, polite=role == "callee")
+        call = PeerCall(call_id, room_id, peer, media, pc, polite=polite)
         self.calls[call_id] = call
         self._connect(call, pc)
         if self.on_call is not None:
@@ -364,7 +292,13 @@ class Peer:
 
         @pc.on("track")
         def _on_track(track: MediaStreamTrack) -> None:
-            call.tasks.append(asyncio.ensure_future(self._consume(call, track)))
+            # Always read the track (aiortc queues decoded frames until someone does).
+            count = self._count(call, self.relay.subscribe(track))
+            call.tasks.append(asyncio.ensure_future(count))
+            if self.on_remote_track is not None:
+                reader = self.on_remote_track(call, self.relay.subscribe(track))
+                if reader is not None:
+                    call.tasks.append(asyncio.ensure_future(reader))
 
         @pc.on("connectionstatechange")
         async def _on_state() -> None:
@@ -378,16 +312,33 @@ class Peer:
 
         return pc
 
+    async def _answer_offer(self, call: PeerCall, sdp: str) -> None:
+        """Set the other side's offer, add this side's tracks and set the answer as local."""
+        await self._set_remote(call, "offer", sdp)
+        for track in self.tracks(call):
+            call.pc.addTrack(track)
+        await call.pc.setLocalDescription(await call.pc.createAnswer())
+
+    async def _set_remote(self, call: PeerCall, kind: str, sdp: str) -> None:
+        """Set the other side's description, keep it for the security code, apply candidates."""
+        await call.pc.setRemoteDescription(RTCSessionDescription(sdp, kind))
+        call.remote_sdp = sdp
+        await self._flush(call)
+
+    async def _send_description(self, call: PeerCall) -> None:
+        """Send the local description (an answer here) as `call_description`."""
+        local = call.pc.localDescription
+        description = SessionDescription.model_validate({"type": local.type, "sdp": local.sdp})
+        await self.client.send(
+            CallDescriptionSend(type="call_description", call_id=call.id, description=description)
+        )
+
     async def _send_media(self, call: PeerCall) -> None:
         """Tell the other side what this peer sends: always sound, pictures on video calls."""
-        await self.client.send(
-            {
-                "type": "call_media",
-                "call_id": call.id,
-                "audio": True,
-                "video": call.media == "video",
-            }
+        media = CallMediaSend(
+            type="call_media", call_id=call.id, audio=True, video=call.media == "video"
         )
+        await self.client.send(media)
 
     async def _configuration(self) -> RTCConfiguration:
         try:
@@ -405,33 +356,35 @@ class Peer:
         )
         return RTCConfiguration(iceServers=servers, iceTransportPolicy=policy)
 
-    async def _consume(self, call: PeerCall, track: MediaStreamTrack) -> None:
-        hook = self.on_remote_track(call, track) if self.on_remote_track else None
-        if hook is not None:
-            await hook
-            return
+    @staticmethod
+    async def _count(call: PeerCall, track: MediaStreamTrack) -> None:
         with contextlib.suppress(MediaStreamError):
             while True:
                 await track.recv()
                 call.received[track.kind] += 1
 
-    async def _remote_ready(self, call: PeerCall) -> None:
-        call.remote_ready = True
-        await self._flush(call)
-
     async def _flush(self, call: PeerCall) -> None:
+        if call.pc.remoteDescription is None:
+            return
         while call.pending:
             init = call.pending.pop(0)
-            line = init.get("candidate") or ""
+            line = init.candidate
             if not line:
-                continue
+                continue  # end of candidates
             try:
                 candidate = candidate_from_sdp(line.split(":", 1)[1] if ":" in line else line)
-                candidate.sdpMid = init.get("sdpMid")
-                candidate.sdpMLineIndex = init.get("sdpMLineIndex")
+                candidate.sdpMid = init.sdpMid
+                candidate.sdpMLineIndex = init.sdpMLineIndex
                 await call.pc.addIceCandidate(candidate)
             except Exception as exc:  # one bad candidate must not end the call
-                log.debug("candidate refused: %s", exc)
+                if not call.ignore_offer:
+                    log.debug("candidate refused: %s", exc)
+
+    @staticmethod
+    def _stop_senders(pc: RTCPeerConnection) -> None:
+        for sender in pc.getSenders():
+            if sender.track is not None:
+                sender.track.stop()
 
     async def _finish(self, call: PeerCall, reason: str) -> None:
         if call.ended.is_set():
@@ -442,7 +395,5 @@ class Peer:
         self.finished.append(call)
         for task in call.tasks:
             task.cancel()
-        for sender in call.pc.getSenders():
-            if sender.track is not None:
-                sender.track.stop()
+        self._stop_senders(call.pc)
         await call.pc.close()
