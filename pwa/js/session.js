@@ -1,0 +1,76 @@
+// The signed-in session: who is signed in, their socket, calls and chats, the microphone and camera
+// they chose, and signing out. No DOM: main.js wires it to the views (tests reach it as window.parley).
+//   session.open(user)      the user's SignalingClient, CallManager and ChatStore (wire, then connect())
+//   session.connect()       open the socket and load the chat list
+//   session.inCall          true while a reload would cut a call (or a ringing one)
+//   session.chooseDevices() remember the microphone and camera for the next call
+//   session.close()         sign out on the server and on this device
+// Events: "expired" (the session ended elsewhere: the server refused the socket and /api/me says 401).
+
+import { ApiError, api, iceConfig } from "./api.js";
+import { CallManager } from "./call.js";
+import { ChatStore } from "./chat.js";
+import { disablePush } from "./push.js";
+import { SignalingClient } from "./signaling.js";
+
+const DEVICES = "parley.devices";
+
+export class Session extends EventTarget {
+  constructor() {
+    super();
+    /** @type {SignalingClient|null} */
+    this.signaling = null;
+    /** @type {CallManager|null} */
+    this.calls = null;
+    /** @type {ChatStore|null} */
+    this.chat = null;
+    /** @type {{id: number, username: string}|null} */
+    this.user = null;
+  }
+
+  /** @param {{id: number, username: string}} user */
+  open(user) {
+    this.user = user;
+    const signaling = new SignalingClient();
+    const calls = new CallManager({ signaling, iceConfig });
+    calls.devices = JSON.parse(localStorage.getItem(DEVICES) || "{}");
+    const chat = new ChatStore({ signaling, user });
+    Object.assign(this, { signaling, calls, chat });
+    signaling.addEventListener("state", (e) => {
+      const { state, reason } = /** @type {CustomEvent} */ (e).detail;
+      if (state !== "reconnecting" || reason !== "closed-before-open") return;
+      // The upgrade may have been refused because the session ended elsewhere.
+      api("GET", "/api/me").catch((error) => {
+        if (error instanceof ApiError && error.status === 401) this.dispatchEvent(new Event("expired"));
+      });
+    });
+    return { signaling, calls, chat };
+  }
+
+  connect() {
+    if (this.signaling) this.signaling.connect();
+    if (this.chat) this.chat.loadRooms().catch(() => {});
+  }
+
+  /** A call (or a ringing one) would be cut by a reload: updates wait for it to end. */
+  get inCall() {
+    const calls = this.calls;
+    return Boolean(calls && (calls.incoming || (calls.call && calls.call.state !== "ended")));
+  }
+
+  /** @param {{audioDeviceId?: string, videoDeviceId?: string}} choice */
+  chooseDevices(choice) {
+    if (this.calls) this.calls.devices = choice;
+    localStorage.setItem(DEVICES, JSON.stringify(choice));
+  }
+
+  async close() {
+    const { signaling, calls, chat } = this;
+    await disablePush().catch(() => {});
+    if (calls) calls.dispose();
+    if (chat) chat.dispose();
+    if (signaling) signaling.close();
+    Object.assign(this, { signaling: null, calls: null, chat: null, user: null });
+    await api("POST", "/api/logout").catch(() => {});
+  }
+}
