@@ -8,8 +8,8 @@ from collections.abc import Callable
 import pytest
 from playwright.sync_api import Locator, Page, Playwright, expect
 
-from e2e.conftest import SCREENSHOTS, User, open_room, room_id
 from harness.browsers import device_args
+from harness.people import SCREENSHOTS, User, open_room, room_id
 
 ENGINES = ["chromium", "firefox"]
 SEND = "([room, text]) => window.parley.chat.send(room, text)"  # the outbox, past the composer
@@ -204,7 +204,7 @@ def test_a_toast_never_covers_the_composer(
     page = alice.page
     composer(page).fill("a draft\nof three\nlines")
     toast = page.locator("#toast")
-    # main.js's toast(): the page's own notice, shown as it is after a failed call.
+    # views/toast.js: the page's own notice, shown as it is after a failed call.
     page.evaluate(
         """(text) => {
             const toast = document.getElementById("toast");

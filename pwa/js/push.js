@@ -1,5 +1,5 @@
 // Web Push for incoming calls: ask permission, subscribe this device, unsubscribe on sign-out.
-// No DOM: main.js decides when to offer it (after sign-in, on a tap).
+// No DOM: views/notifyoffer.js offers it (after sign-in, on a tap).
 //   pushSupported() -> boolean
 //   pushState() -> Promise<"unsupported"|"denied"|"prompt"|"on">
 //   enablePush() -> Promise<boolean>   (call from a user gesture)
