@@ -2,109 +2,28 @@
 
 from __future__ import annotations
 
-import secrets
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, Page, expect
 
-from e2e.conftest import ENGINE_PAIRS, PASSWORD, WEBKIT_PAIR, User, new_person, open_room
-from harness.browsers import close_surely
-from harness.servers import ParleyServer, make_test_certs, parley_server
-
-RING = 10  # seconds the ringing server rings; every other server rings long enough to answer
-
-
-@contextmanager
-def people_on(
-    server: ParleyServer, browsers: Callable[[str], Browser], prefix: str
-) -> Iterator[Callable[[str], User]]:
-    """Make new people on `server` (not the suite's), each in a context closed at the end."""
-    contexts: list[BrowserContext] = []
-
-    def make(engine: str) -> User:
-        username = f"{prefix}{engine[:2]}{secrets.token_hex(3)}"
-        user = new_person(browsers(engine), engine, server, username)
-        contexts.append(user.context)
-        return user
-
-    try:
-        yield make
-    finally:
-        for context in contexts:
-            close_surely(context)
-
-
-@pytest.fixture(scope="module")
-def ringing_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ParleyServer]:
-    """A server that stops ringing after RING seconds: only the unanswered call uses it."""
-    root = tmp_path_factory.mktemp("ringing")
-    with parley_server(
-        root, make_test_certs(root / "certs"), CALL_RING_TIMEOUT=str(RING)
-    ) as running:
-        yield running
-
-
-def status(page: Page):  # type: ignore[no-untyped-def]
-    return page.locator("#call-status")
-
-
-def timeline(user: User, text: str):  # type: ignore[no-untyped-def]
-    return user.page.get_by_role("log", name="Messages").get_by_text(text)
-
-
-def place_call(caller: User, callee: User, media: str = "video") -> None:
-    button = "Video call" if media == "video" else "Voice call"
-    caller.page.get_by_role("button", name=button).click()
-    dialog = callee.page.get_by_role("alertdialog", name="Incoming call")
-    expect(dialog).to_be_visible()
-    expect(dialog).to_contain_text(f"{caller.username} is calling")
-    expect(dialog).to_contain_text("Video call" if media == "video" else "Voice call")
-    expect(status(caller.page)).to_have_text("Ringing…")
-
-
-def video_call_round_trip(caller: User, callee: User, ender: User) -> None:
-    """Caller rings, callee accepts, media flows both ways, `ender` hangs up, both rooms log it."""
-    place_call(caller, callee)
-    callee.page.get_by_role("button", name="Accept").click()
-    for person in (caller, callee):
-        expect(status(person.page)).to_have_text("Connected")
-    wait_media_flowing(caller, video=True)
-    wait_media_flowing(callee, video=True)
-    ender.page.get_by_role("button", name="End call").click()
-    other = callee if ender is caller else caller
-    expect(status(other.page)).to_contain_text("Call ended")
-    for person in (caller, callee):
-        expect(timeline(person, "Video call ·")).to_be_visible()
-
-
-def wait_media_flowing(user: User, video: bool, seconds: float = 30) -> None:
-    """framesDecoded up by 20 (video) and audio bytes rising, within `seconds`."""
-    deadline = time.monotonic() + seconds
-    first = None
-    while time.monotonic() < deadline:
-        stats = user.stats()
-        if stats and stats["connectionState"] == "connected":
-            if first is None:
-                first = stats
-            else:
-                frames = stats["video"]["framesDecoded"] - first["video"]["framesDecoded"]
-                audio = stats["audio"]["bytesReceived"] - first["audio"]["bytesReceived"]
-                if audio > 0 and (not video or frames >= 20):
-                    return
-        time.sleep(0.25)
-    raise AssertionError(f"media not flowing for {user.engine} {user.username}: {user.stats()}")
-
-
-def wait_until(check: Callable[[], bool], why: str, seconds: float = 20) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    raise AssertionError(why)
+from harness.calls import (
+    RING,
+    place_call,
+    status,
+    timeline,
+    wait_media_flowing,
+    wait_until,
+)
+from harness.people import (
+    ENGINE_PAIRS,
+    PASSWORD,
+    WEBKIT_PAIR,
+    User,
+    open_room,
+    people_on,
+)
+from harness.servers import ParleyServer
 
 
 def video_playing(page: Page) -> bool:
@@ -125,16 +44,7 @@ def received_audio_energy(page: Page, seconds: float = 1.0) -> float:
     return float(
         page.evaluate(
             """async (ms) => {
-                const energy = async () => {
-                    const report = await window.parley.calls.call.pc.getStats();
-                    let e = 0;
-                    report.forEach((s) => {
-                        if (s.type === "inbound-rtp" && (s.kind || s.mediaType) === "audio") {
-                            e += s.totalAudioEnergy || 0;
-                        }
-                    });
-                    return e;
-                };
+                const energy = async () => (await window.parley.calls.stats()).audio.totalAudioEnergy;
                 const before = await energy();
                 await new Promise((r) => setTimeout(r, ms));
                 return (await energy()) - before;

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Callable
 
 import pytest
 from playwright.sync_api import expect
 
-from e2e.conftest import PASSWORD, User
-from e2e.test_calls import status, wait_media_flowing, wait_until
-from harness.servers import ROOT, ParleyServer
+from harness.calls import hang_up_once_sent, run_peer, status, wait_media_flowing
+from harness.people import User
+from harness.servers import ParleyServer
 
 
 @pytest.mark.parametrize("engine", ["chromium", "firefox"])
@@ -29,55 +27,6 @@ def test_calling_echo_test_brings_your_own_video_and_audio_back(
     me.page.get_by_role("button", name="End call").click()
     expect(me.page.get_by_role("log", name="Messages").get_by_text("Video call ·")).to_be_visible()
     assert echo_bot.poll() is None
-
-
-def sent_media(user: User) -> tuple[int, int]:
-    """Video frames encoded and audio packets sent so far by the user's call."""
-    frames, packets = user.page.evaluate(
-        """async () => {
-            const report = await window.parley.calls.call.pc.getStats();
-            let frames = 0, packets = 0;
-            report.forEach((s) => {
-                const kind = s.kind || s.mediaType;
-                if (s.type === "outbound-rtp" && kind === "video") frames += s.framesEncoded || 0;
-                if (s.type === "outbound-rtp" && kind === "audio") packets += s.packetsSent || 0;
-            });
-            return [frames, packets];
-        }"""
-    )
-    return int(frames), int(packets)
-
-
-def hang_up_once_sent(user: User, frames: int = 60, packets: int = 150) -> None:
-    """End the call once the user has sent three times what the Python peer must have received.
-
-    The peer runs until the call ends (its --seconds is only a cap), so a slow machine gets
-    as long as it needs; a peer that hangs up on a clock races the browser's checks.
-    """
-    wait_until(
-        lambda: all(n >= want for n, want in zip(sent_media(user), (frames, packets), strict=True)),
-        f"{user.engine} did not send {frames} video frames and {packets} audio packets",
-        60,
-    )
-    user.page.get_by_role("button", name="End call").click()
-
-
-def run_peer(server: ParleyServer, *args: str) -> subprocess.Popen[str]:
-    env = dict(
-        os.environ,
-        PARLEY_URL=server.url,
-        PARLEY_CA_FILE=str(server.certs / "ca.crt"),
-        PEER_USERNAME=f"pypeer{os.getpid()}{len(args)}",
-        PEER_PASSWORD=PASSWORD,
-    )
-    return subprocess.Popen(
-        [sys.executable, "-m", "backend.peer", *args],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
 
 
 @pytest.mark.parametrize("engine", ["chromium", "firefox"])

@@ -11,8 +11,15 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from backend.turnserver import LocalTurn
-from e2e.conftest import User
-from e2e.test_calls import people_on, place_call, status, wait_media_flowing, wait_until
+from harness.calls import (
+    hang_up_once_sent,
+    place_call,
+    run_peer,
+    status,
+    wait_media_flowing,
+    wait_until,
+)
+from harness.people import User, people_on
 from harness.servers import ParleyServer, make_test_certs, parley_server
 
 TTL = 4
@@ -63,7 +70,7 @@ def ice_generation(page: Page) -> dict[str, str]:
     return dict(
         page.evaluate(
             """() => {
-                const pc = window.parley.calls.call.pc;
+                const pc = window.parley.calls.call.other.pc;
                 const ufrag = (d) => ((d && /a=ice-ufrag:(\\S+)/.exec(d.sdp)) || [])[1] || "";
                 return {local: ufrag(pc.localDescription), remote: ufrag(pc.remoteDescription),
                         ice: pc.iceConnectionState, signaling: pc.signalingState};
@@ -135,8 +142,6 @@ def test_a_relay_call_outlives_its_credentials_and_restarts_with_fresh_ones(
 def test_a_relay_only_call_between_the_python_peer_and_a_browser(
     relay_server: ParleyServer, relay_user: Callable[[str], User]
 ) -> None:
-    from e2e.test_echo import hang_up_once_sent, run_peer
-
     me = relay_user("chromium")
     peer = run_peer(relay_server, "call", me.username, "--media", "video", "--seconds", "300")
     expect(me.page.get_by_role("alertdialog", name="Incoming call")).to_be_visible(timeout=30_000)

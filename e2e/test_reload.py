@@ -10,9 +10,9 @@ from collections.abc import Callable
 import pytest
 from playwright.sync_api import Page, expect
 
-from e2e.conftest import SCREENSHOTS, User
-from e2e.test_calls import status, timeline, wait_media_flowing, wait_until
-from e2e.test_recovery import connected_call
+from harness.calls import connected_call, status, timeline, wait_media_flowing, wait_until
+from harness.people import SCREENSHOTS, User
+from harness.viewports import PHONE
 
 # Makes the first getUserMedia after a reload (a call id in this tab's sessionStorage) refuse, as
 # a browser does when the camera needs a tap again.
@@ -109,7 +109,7 @@ def test_the_quality_readout_says_no_media_when_none_arrives(
     expect(quality).to_contain_text("Quality:")
     alice.page.evaluate(
         """() => Promise.all(
-            window.parley.calls.call.pc.getSenders().map((s) => s.replaceTrack(null))
+            window.parley.calls.call.other.pc.getSenders().map((s) => s.replaceTrack(null))
         )"""
     )
     seen: set[str] = set()
@@ -121,9 +121,6 @@ def test_the_quality_readout_says_no_media_when_none_arrives(
     # "· 0 kbit/s" exactly: a real bitrate such as "1230 kbit/s" ends in "0 kbit/s" too.
     assert not [text for text in seen if re.search(r"good.* · 0 kbit/s", text)], seen
     expect(quality).to_have_text("No media")
-
-
-PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
 
 
 def test_a_reload_that_cannot_get_media_offers_rejoin_call(

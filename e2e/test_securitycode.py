@@ -9,12 +9,10 @@ import pytest
 from playwright.sync_api import expect
 
 from backend.peer.securitycode import security_code
-from e2e.conftest import SCREENSHOTS, User, open_room
-from e2e.test_calls import place_call, status, wait_media_flowing
-from e2e.test_echo import run_peer
+from harness.calls import place_call, run_peer, status, wait_media_flowing
+from harness.people import SCREENSHOTS, User, open_room
 from harness.servers import ParleyServer
-
-PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
+from harness.viewports import PHONE
 
 
 def shown_code(user: User) -> str:
@@ -31,7 +29,7 @@ def code_from_the_page_sdp(user: User) -> str:
     local, remote = user.page.evaluate(
         """() => {
             const call = window.parley.calls.call;
-            return [call.pc.localDescription.sdp, call.remoteSdp];
+            return [call.other.pc.localDescription.sdp, call.other.remoteSdp];
         }"""
     )
     assert "a=fingerprint:" in local and "a=fingerprint:" in remote

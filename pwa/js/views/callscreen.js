@@ -8,7 +8,6 @@ import { duration, h, paintAvatar } from "./dom.js";
 const STATUS = {
   calling: "Calling…",
   ringing: "Ringing…",
-  incoming: "Connecting…",
   connecting: "Connecting…",
   connected: "Connected",
   reconnecting: "Reconnecting…",

@@ -1,0 +1,295 @@
+// One call: its state, the local media, and its peers keyed by participant (user id; a direct call
+// has one, the other person). It turns its Peers' events (peer.js) into signals and call states.
+// No DOM: views read the Call; the CallManager (call.js) holds it and announces changes.
+
+import { getMedia, otherCamera } from "./media.js";
+import { Peer } from "./peer.js";
+import { callDescription, callMedia, iceCandidate } from "./protocol.js";
+import { rememberRejoin } from "./rejoin.js";
+import { RECONNECTING } from "./stats.js";
+
+/** @typedef {"calling"|"ringing"|"connecting"|"connected"|"reconnecting"|"ended"} CallState */
+/** @typedef {"hangup"|"remote_hangup"|"declined"|"busy"|"timeout"|"unsupported"|"cancelled"|"disconnected"|"failed"|"error"} EndReason */
+/** @typedef {{id: number, username: string}} User */
+/** @typedef {import("./peer.js").IceConfig} IceConfig */
+
+export class Call {
+  /**
+   * @param {{id: string, roomId: number, peer: User, media: "audio"|"video", role: "caller"|"callee",
+   *          signaling: import("./signaling.js").SignalingClient, iceConfig: () => Promise<IceConfig>,
+   *          changed: (call: Call) => void}} init
+   *   `peer`: the other person; `changed`: how the manager hears that views have something new
+   */
+  constructor({ id, roomId, peer, media, role, signaling, iceConfig, changed }) {
+    this.id = id;
+    this.roomId = roomId;
+    this.peer = peer;
+    this.media = media;
+    this.role = role;
+    this.signaling = signaling;
+    this.iceConfig = iceConfig;
+    this.onchange = changed;
+    /** @type {CallState} */
+    this.state = role === "caller" ? "calling" : "connecting";
+    this.polite = role === "callee";
+    /** @type {Map<number, Peer>} one per remote participant, by user id */
+    this.peers = new Map();
+    /** @type {RTCIceCandidateInit[]} the other side's candidates that came before its Peer */
+    this.pendingCandidates = [];
+    /** @type {string|null} the other side's restart offer, kept until this side has media to answer it */
+    this.pendingOffer = null;
+    /** @type {MediaStream|null} */
+    this.localStream = null;
+    this.muted = false;
+    this.cameraOff = false;
+    /** What the other side sends, from its `call_media`: microphone and camera on. */
+    this.remoteMedia = { audio: true, video: media === "video" };
+    this.facingMode = "user";
+    /** @type {number|null} */
+    this.connectedAt = null;
+    /** @type {EndReason|null} */
+    this.endReason = null;
+    /** @type {string|null} */
+    this.error = null;
+    /** @type {string|null} */
+    this.warning = null;
+    /** Rejoining needs a tap (media could not be had without one): views show "Rejoin call". */
+    this.rejoinable = false;
+  }
+
+  /** The other person's Peer (a direct call has one); null before it is built or once replaced. */
+  get other() {
+    return this.peers.get(this.peer.id) || null;
+  }
+
+  /** @returns {Peer[]} the peers whose connections are open */
+  live() {
+    return [...this.peers.values()].filter((peer) => !peer.closed);
+  }
+
+  /** @returns {MediaStream|null} */
+  get remoteStream() {
+    const other = this.other;
+    return other ? other.remoteStream : null;
+  }
+
+  get securityCode() {
+    const other = this.other;
+    return other ? other.securityCode : null;
+  }
+
+  /** @returns {import("./stats.js").Quality|null} */
+  get quality() {
+    if (this.state === "reconnecting") return RECONNECTING;
+    const other = this.other;
+    return other ? other.quality : null;
+  }
+
+  /**
+   * Get media and ICE servers, then build the other person's Peer; null if the call ended meanwhile.
+   * @param {{audioDeviceId?: string, videoDeviceId?: string}} devices
+   */
+  async prepare(devices) {
+    const [stream, config] = await Promise.all([getMedia(this.media, devices), this.iceConfig()]);
+    if (this.state === "ended") {
+      for (const track of stream.getTracks()) track.stop();
+      return null;
+    }
+    this.localStream = stream;
+    this.warning = stream.parleyWarning || null;
+    return this.addPeer(stream, config);
+  }
+
+  /**
+   * Build the other person's Peer around the local stream and turn its events into signals.
+   * @param {MediaStream} stream @param {IceConfig} config
+   */
+  addPeer(stream, config) {
+    const peer = new Peer({
+      id: this.peer.id,
+      polite: this.polite,
+      stream,
+      media: this.media,
+      config,
+      iceConfig: this.iceConfig,
+      candidates: this.pendingCandidates,
+    });
+    this.pendingCandidates = [];
+    this.peers.set(peer.id, peer);
+    peer.addEventListener("candidate", (e) => this.signaling.send(iceCandidate(this.id, /** @type {CustomEvent} */ (e).detail)));
+    peer.addEventListener("description", (e) => this.signaling.send(callDescription(this.id, /** @type {CustomEvent} */ (e).detail)));
+    peer.addEventListener("connected", () => this.peerConnected());
+    peer.addEventListener("down", () => {
+      if (this.state !== "ended") this.state = "reconnecting";
+    });
+    peer.addEventListener("change", () => this.onchange(this));
+    this.onchange(this);
+    return peer;
+  }
+
+  peerConnected() {
+    if (this.state === "ended") return;
+    if (this.connectedAt === null) {
+      this.connectedAt = Date.now();
+      rememberRejoin(this.id, this.connectedAt); // the duration goes on after a reload
+    }
+    this.state = "connected";
+    this.sendMedia(); // (again) after every (re)connection, so a new page learns it
+  }
+
+  /** Close the peers without touching the local tracks (they go on in the next connection). */
+  dropPeers() {
+    for (const peer of this.peers.values()) peer.close();
+    this.peers.clear();
+    this.pendingCandidates = []; // candidates of the old connection
+  }
+
+  /** @param {boolean} polite who gives way when both offer at once (the server decides) */
+  setPolite(polite) {
+    this.polite = polite;
+    for (const peer of this.peers.values()) peer.polite = polite;
+  }
+
+  /** Tell the others whether our microphone and camera are on (once the call is answered). */
+  sendMedia() {
+    if (this.state === "ended" || !this.live().some((peer) => peer.negotiated)) return;
+    const stream = this.localStream;
+    const audio = Boolean(stream && stream.getAudioTracks().length) && !this.muted;
+    const video = Boolean(stream && stream.getVideoTracks().length) && this.media === "video" && !this.cameraOff;
+    this.signaling.send(callMedia(this.id, audio, video));
+  }
+
+  /** @param {boolean} muted */
+  setMuted(muted) {
+    if (!this.localStream) return;
+    for (const track of this.localStream.getAudioTracks()) track.enabled = !muted;
+    this.muted = muted;
+    this.onchange(this);
+    this.sendMedia();
+  }
+
+  /** @param {boolean} off */
+  setCameraOff(off) {
+    if (!this.localStream) return;
+    for (const track of this.localStream.getVideoTracks()) track.enabled = !off;
+    this.cameraOff = off;
+    this.onchange(this);
+    this.sendMedia();
+  }
+
+  async switchCamera() {
+    const stream = this.localStream;
+    const peers = this.live();
+    if (!stream || !peers.length) return;
+    const facing = this.facingMode === "user" ? "environment" : "user";
+    const track = await otherCamera(facing);
+    const sent = await Promise.all(peers.map((peer) => peer.replaceTrack(track)));
+    if (!sent.some(Boolean)) {
+      track.stop();
+      return;
+    }
+    for (const old of stream.getVideoTracks()) {
+      stream.removeTrack(old);
+      old.stop();
+    }
+    track.enabled = !this.cameraOff;
+    stream.addTrack(track);
+    this.facingMode = facing;
+    this.onchange(this);
+  }
+
+  /** Restart ICE on every open connection (also used when the network changed). */
+  async restartIce() {
+    if (this.state === "ended") return;
+    await Promise.all(this.live().map((peer) => peer.restartIce()));
+  }
+
+  /** Signalling is back: a connection not connected now gets new paths (the network may have changed). */
+  resumed() {
+    for (const peer of this.live()) if (peer.pc.connectionState !== "connected") peer.restartIce();
+  }
+
+  /** The call's state and the other person's connection's stats (stats.js); null without one. */
+  async stats() {
+    const other = this.other;
+    if (!other || other.closed) return null;
+    return { state: this.state, ...(await other.stats()) };
+  }
+
+  // --- after a reload ----------------------------------------------------------------------
+
+  /**
+   * Get media and send a restart offer from a new connection (or answer the other side's, if one
+   * came while this page had no media); on failure leave "Rejoin call" for a tap.
+   * @param {{audioDeviceId?: string, videoDeviceId?: string}} devices
+   */
+  async rejoinNow(devices) {
+    if (this.state === "ended" || this.other) return;
+    this.rejoinable = false;
+    this.error = null;
+    this.onchange(this);
+    /** @type {Peer|null} */
+    let other = null;
+    try {
+      other = await this.prepare(devices);
+      if (!other) return;
+      if (this.pendingOffer) {
+        // The other side reloaded too and offered first: it waits for an answer to that offer,
+        // and would ignore ours if it is the impolite side (the stall this avoids).
+        await this.answerRestart(other);
+        return;
+      }
+      other.rejoining = true;
+      other.remoteQueue = [];
+      const sdp = await other.offer();
+      if (sdp === null) return;
+      this.signaling.send(callDescription(this.id, { type: "offer", sdp }, true));
+      other.sendCandidates();
+    } catch (error) {
+      if (this.state === "ended") return;
+      if (other && this.other !== other) return; // a restart offer replaced this connection meanwhile
+      // Keep the other side's candidates for its pending offer: they are not sent again.
+      const queued = this.pendingOffer ? (other ? other.remoteQueue : this.pendingCandidates) : [];
+      this.dropPeers();
+      this.pendingCandidates = queued;
+      if (this.localStream) for (const track of this.localStream.getTracks()) track.stop();
+      this.localStream = null;
+      this.rejoinable = true;
+      this.error = `Tap Rejoin call to continue. ${(error && error.message) || error}`;
+      this.onchange(this);
+    }
+  }
+
+  /** The other side has a new connection (it reloaded): replace ours and answer its offer. @param {string} sdp */
+  async replaceOther(sdp) {
+    const stream = this.localStream;
+    this.dropPeers();
+    this.pendingOffer = sdp;
+    this.state = "reconnecting";
+    this.onchange(this);
+    // Without media yet (getting it, or waiting for a tap) rejoinNow answers the offer later.
+    if (!stream) return;
+    const config = await this.iceConfig();
+    if (this.state === "ended" || this.other || this.pendingOffer !== sdp) return;
+    await this.answerRestart(this.addPeer(stream, config));
+  }
+
+  /** Answer the other side's restart offer from our new connection. @param {Peer} other */
+  async answerRestart(other) {
+    const offer = /** @type {string} */ (this.pendingOffer);
+    this.pendingOffer = null;
+    const sdp = await other.answer(offer);
+    if (sdp === null) return;
+    this.signaling.send(callDescription(this.id, { type: "answer", sdp }));
+    other.sendCandidates();
+  }
+
+  /** Tear everything down: tracks, timers, handlers, the peer connections. @param {EndReason} reason */
+  end(reason) {
+    this.state = "ended";
+    this.endReason = reason;
+    this.rejoinable = false;
+    if (this.localStream) for (const track of this.localStream.getTracks()) track.stop();
+    for (const peer of this.peers.values()) peer.close(); // kept: the ended screen still shows them
+  }
+}

@@ -1,0 +1,335 @@
+// One RTCPeerConnection to one participant of a call (Galène's Stream): its tracks, perfect
+// negotiation, the remote-candidate queue, ICE restarts with fresh TURN credentials, the quality
+// readout and the security code. No DOM and no wire format: it raises events and the CallManager
+// (call.js) turns them into signals and call states.
+//
+// Events: "description" (detail: a description to send the other side), "candidate" (detail: a
+// local candidate to send), "connected", "down" (the path broke; restarts are under way), and
+// "change" (tracks, quality or security code: something views show).
+
+import { securityCode } from "./securitycode.js";
+import { rate, walkStats } from "./stats.js";
+
+const RESTART_AFTER_MS = 1500; // a "disconnected" path gets this long to heal by itself
+const RETRY_GAP_MS = 2000; // between ICE restarts while the path stays down
+const CREDENTIAL_MARGIN_MS = 60000;
+const QUALITY_EVERY_MS = 2000; // no inbound bytes for one interval reads as "No media"
+
+/** @typedef {{iceServers: RTCIceServer[], iceTransportPolicy?: RTCIceTransportPolicy, ttl?: number}} IceConfig */
+
+/** @param {IceConfig} config @returns {RTCConfiguration} */
+const rtcConfig = (config) => ({ iceServers: config.iceServers, iceTransportPolicy: config.iceTransportPolicy || "all" });
+
+export class Peer extends EventTarget {
+  /**
+   * Build the connection around the local stream.
+   * @param {{id: number, polite: boolean, stream: MediaStream, media: "audio"|"video", config: IceConfig,
+   *          iceConfig: () => Promise<IceConfig>, candidates?: RTCIceCandidateInit[]}} init
+   *   `id`: the participant (user id); `candidates`: theirs that came before this connection
+   */
+  constructor({ id, polite, stream, media, config, iceConfig, candidates = [] }) {
+    super();
+    this.id = id;
+    this.polite = polite;
+    this.iceConfig = iceConfig;
+    this.pc = new RTCPeerConnection(rtcConfig(config));
+    this.configFetchedAt = Date.now();
+    this.ttlMs = (config.ttl || 0) * 1000;
+    this.remoteStream = new MediaStream();
+    this.closed = false;
+    this.negotiated = false; // the first offer/answer is done; later ones are perfect negotiation
+    this.makingOffer = false;
+    this.ignoreOffer = false;
+    this.srdAnswerPending = false; // an answer is being applied: an offer now is no collision
+    /** True from sending a restart offer (a new connection after a reload) until its answer. */
+    this.rejoining = false;
+    /** @type {RTCIceCandidateInit[]} */
+    this.remoteQueue = [...candidates];
+    /** @type {RTCIceCandidateInit[]} */
+    this.localQueue = [];
+    this.canSendCandidates = false;
+    /**
+     * The other side's last description as it came, for the security code: a browser's own
+     * remoteDescription is re-serialised (Chromium keeps one of several fingerprints).
+     * @type {string|null}
+     */
+    this.remoteSdp = null;
+    /** @type {import("./securitycode.js").SecurityCode|null} from both DTLS fingerprints, once connected */
+    this.securityCode = null;
+    /** @type {import("./stats.js").Quality|null} */
+    this.quality = null;
+    this.timers = { restart: 0, quality: 0 };
+    this.lastRestart = 0;
+    this.down = false;
+    this.downSince = 0;
+    /** @type {{stats: import("./stats.js").Stats, at: number}|null} */
+    this.lastWalk = null;
+
+    const pc = this.pc;
+    for (const track of stream.getTracks()) pc.addTrack(track, stream);
+    if (media === "video" && stream.getVideoTracks().length === 0) {
+      pc.addTransceiver("video", { direction: "recvonly" }); // still see the other side
+    }
+    pc.onicecandidate = ({ candidate }) => {
+      if (!candidate || !candidate.candidate) return;
+      this.localQueue.push(candidate.toJSON());
+      this.flushLocalCandidates();
+    };
+    pc.ontrack = ({ track }) => {
+      if (!this.remoteStream.getTracks().includes(track)) this.remoteStream.addTrack(track);
+      this.emit("change");
+    };
+    pc.onconnectionstatechange = () => this.connectionChanged();
+    pc.oniceconnectionstatechange = () => {
+      // Firefox reports some transitions only here.
+      if (pc.iceConnectionState === "failed") this.connectionChanged();
+    };
+    pc.onnegotiationneeded = () => this.negotiate();
+  }
+
+  /** @param {string} type @param {any} [detail] */
+  emit(type, detail) {
+    if (!this.closed) this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  // --- the first offer and answer ------------------------------------------------------------
+
+  /** Make an offer (the first one, or a restart offer from a new connection); null once closed. */
+  async offer() {
+    await this.pc.setLocalDescription(await this.pc.createOffer());
+    return this.closed ? null : /** @type {RTCSessionDescription} */ (this.pc.localDescription).sdp;
+  }
+
+  /** Take the other side's offer and answer it; null once closed. @param {string} sdp */
+  async answer(sdp) {
+    await this.setRemote({ type: "offer", sdp });
+    await this.flushRemoteCandidates();
+    await this.pc.setLocalDescription(await this.pc.createAnswer());
+    if (this.closed) return null;
+    this.negotiated = true;
+    return /** @type {RTCSessionDescription} */ (this.pc.localDescription).sdp;
+  }
+
+  /** Take the answer to our first offer. @param {string} sdp */
+  async accept(sdp) {
+    await this.setRemote({ type: "answer", sdp });
+    this.negotiated = true;
+    await this.flushRemoteCandidates();
+  }
+
+  /**
+   * Apply the other side's description and keep it as it came, for the security code.
+   * @param {RTCSessionDescriptionInit} description
+   */
+  async setRemote(description) {
+    await this.pc.setRemoteDescription(description);
+    this.remoteSdp = description.sdp ?? null;
+  }
+
+  // --- perfect negotiation (webrtc/samples, MDN) ---------------------------------------------
+
+  /** Later offers (ICE restarts) go out as "description" events. */
+  async negotiate() {
+    if (this.closed || !this.negotiated) return;
+    try {
+      this.makingOffer = true;
+      await this.pc.setLocalDescription();
+      const description = /** @type {RTCSessionDescription} */ (this.pc.localDescription);
+      this.emit("description", { type: description.type, sdp: description.sdp });
+    } catch (error) {
+      console.warn("renegotiation failed", error);
+    } finally {
+      this.makingOffer = false;
+    }
+  }
+
+  /** A later description from the other side (not a restart offer). @param {RTCSessionDescriptionInit} description */
+  async gotDescription(description) {
+    if (this.closed) return;
+    if (this.rejoining) {
+      if (description.type === "offer") return; // meant for the connection this page had before it reloaded
+      try {
+        await this.setRemote(description);
+        this.rejoining = false;
+        this.negotiated = true;
+        await this.flushRemoteCandidates();
+      } catch (error) {
+        console.warn("rejoin answer refused", error);
+      }
+      return;
+    }
+    const pc = this.pc;
+    // While our answer is being applied the state is not yet "stable", but an offer is no collision.
+    const readyForOffer = !this.makingOffer && (pc.signalingState === "stable" || this.srdAnswerPending);
+    const collision = description.type === "offer" && !readyForOffer;
+    this.ignoreOffer = !this.polite && collision;
+    if (this.ignoreOffer) return;
+    try {
+      this.srdAnswerPending = description.type === "answer";
+      await this.setRemote(description);
+      this.srdAnswerPending = false;
+      await this.flushRemoteCandidates();
+      if (description.type === "offer") {
+        await pc.setLocalDescription();
+        const local = /** @type {RTCSessionDescription} */ (pc.localDescription);
+        this.emit("description", { type: local.type, sdp: local.sdp });
+      }
+    } catch (error) {
+      this.srdAnswerPending = false;
+      console.warn("renegotiation failed", error);
+    }
+  }
+
+  // --- candidates ------------------------------------------------------------------------------
+
+  /** Ours go out once the other side knows the call (our offer or answer is sent). */
+  sendCandidates() {
+    this.canSendCandidates = true;
+    this.flushLocalCandidates();
+  }
+
+  flushLocalCandidates() {
+    if (!this.canSendCandidates) return;
+    while (this.localQueue.length) this.emit("candidate", this.localQueue.shift());
+  }
+
+  /** @param {RTCIceCandidateInit} candidate */
+  async addCandidate(candidate) {
+    this.remoteQueue.push(candidate);
+    await this.flushRemoteCandidates();
+  }
+
+  /** Candidates that came before the remote description (TESTING-NOTES): applied once it is set. */
+  async flushRemoteCandidates() {
+    if (this.closed || !this.pc.remoteDescription) return;
+    while (this.remoteQueue.length) {
+      const candidate = /** @type {RTCIceCandidateInit} */ (this.remoteQueue.shift());
+      try {
+        await this.pc.addIceCandidate(candidate);
+      } catch (error) {
+        if (!this.ignoreOffer) console.warn("remote candidate refused", error);
+      }
+    }
+  }
+
+  // --- the path: connected, down, restarts -----------------------------------------------------
+
+  connectionChanged() {
+    if (this.closed) return;
+    const pc = this.pc;
+    const state = pc.connectionState;
+    if (state === "connected") {
+      clearInterval(this.timers.restart);
+      this.timers.restart = 0;
+      this.down = false;
+      this.startQuality();
+      this.updateSecurityCode();
+      this.emit("connected");
+    } else if (state === "disconnected" || state === "failed" || pc.iceConnectionState === "failed") {
+      if (!this.down) this.downSince = Date.now();
+      this.down = true;
+      if (state !== "disconnected") this.restartIce();
+      // Keep trying while the path is down, so media returns soon after the network does.
+      if (!this.timers.restart) {
+        this.timers.restart = setInterval(() => {
+          const now = this.pc.connectionState;
+          if (now !== "disconnected" && now !== "failed") return; // connected, or a restart is under way
+          if (Date.now() - this.lastRestart < RETRY_GAP_MS) return;
+          // "disconnected" often heals by itself: give it RESTART_AFTER_MS first.
+          if (now === "disconnected" && Date.now() - this.downSince < RESTART_AFTER_MS) return;
+          this.restartIce();
+        }, 1000);
+      }
+      this.emit("down");
+    }
+    this.emit("change");
+  }
+
+  /** Restart ICE now, with fresh TURN credentials if the ones in use are close to expiry. */
+  async restartIce() {
+    if (this.closed) return;
+    this.lastRestart = Date.now();
+    await this.refreshCredentials();
+    if (!this.closed) this.pc.restartIce();
+  }
+
+  async refreshCredentials() {
+    if (!this.ttlMs) return;
+    if (Date.now() + CREDENTIAL_MARGIN_MS < this.configFetchedAt + this.ttlMs) return;
+    const config = await this.iceConfig();
+    if (this.closed) return;
+    this.pc.setConfiguration(rtcConfig(config));
+    this.configFetchedAt = Date.now();
+    this.ttlMs = (config.ttl || 0) * 1000;
+  }
+
+  /**
+   * Work out the security code from the descriptions this connection exchanged (both sides'
+   * DTLS fingerprints: ours as sent, theirs as received).
+   */
+  async updateSecurityCode() {
+    const local = this.pc.localDescription;
+    if (!local || !this.remoteSdp) return;
+    try {
+      const code = await securityCode(local.sdp, this.remoteSdp);
+      if (this.closed) return;
+      this.securityCode = code;
+      this.emit("change");
+    } catch (error) {
+      console.warn("security code", error); // no code shown: nothing to compare, nothing wrong
+    }
+  }
+
+  // --- tracks and numbers ----------------------------------------------------------------------
+
+  /** Send `track` instead of the one of its kind we send now; false if we send none of that kind. @param {MediaStreamTrack} track */
+  async replaceTrack(track) {
+    const sender = this.pc.getSenders().find((s) => s.track && s.track.kind === track.kind);
+    if (!sender) return false;
+    await sender.replaceTrack(track);
+    return true;
+  }
+
+  /** The connection's states and one walk of its stats (stats.js). */
+  async stats() {
+    const report = await this.pc.getStats();
+    return {
+      connectionState: this.pc.connectionState,
+      iceConnectionState: this.pc.iceConnectionState,
+      ...walkStats(report),
+    };
+  }
+
+  startQuality() {
+    if (this.timers.quality) return;
+    this.timers.quality = setInterval(() => this.measure(), QUALITY_EVERY_MS);
+  }
+
+  async measure() {
+    if (this.closed) return;
+    const report = await this.pc.getStats();
+    if (this.closed) return;
+    const stats = walkStats(report);
+    const at = Date.now();
+    const ice = this.pc.iceConnectionState;
+    const down = this.down || ice === "disconnected" || ice === "checking" || ice === "failed";
+    this.quality = rate(stats, this.lastWalk, at, down);
+    this.lastWalk = { stats, at };
+    this.emit("change");
+  }
+
+  /** Detach every handler, then close: no late event of this connection acts on the call. */
+  close() {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.timers.restart);
+    clearInterval(this.timers.quality);
+    const pc = this.pc;
+    pc.onicecandidate = null;
+    pc.ontrack = null;
+    pc.onconnectionstatechange = null;
+    pc.oniceconnectionstatechange = null;
+    pc.onnegotiationneeded = null;
+    pc.close();
+  }
+}
