@@ -4,22 +4,27 @@ from __future__ import annotations
 
 import itertools
 import os
-import re
 import secrets
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Playwright, expect, sync_playwright
 
 from harness.browsers import EngineUnavailable, close_surely, launch, new_context
+from harness.calls import RING
+from harness.people import (
+    ENGINE_PAIRS,
+    NO_WEBKIT_CALLS,
+    WEBKIT_PAIR,
+    User,
+    new_person,
+    open_room,
+)
 from harness.servers import ROOT, ParleyServer, make_test_certs, parley_server
 
-PASSWORD = "correct horse"
 ECHO_PASSWORD = "e2e-echo-password"
 _names = itertools.count()
 
@@ -30,10 +35,20 @@ expect.set_options(timeout=15_000)
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ParleyServer]:
     root = tmp_path_factory.mktemp("e2e")
     # Calls ring for the default 30 s, which a slow machine answers well inside (the unanswered
-    # call has a short-ringing server of its own, in test_calls). A page reconnecting after a
+    # call has a short-ringing server of its own, ringing_server). A page reconnecting after a
     # server restart may wait out a 15 s backoff (signaling.js): the grace period outlasts it.
     with parley_server(
         root, make_test_certs(root / "certs"), ECHO_PASSWORD=ECHO_PASSWORD, CALL_GRACE_PERIOD="45"
+    ) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def ringing_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ParleyServer]:
+    """A server that stops ringing after RING seconds, for the calls nobody answers."""
+    root = tmp_path_factory.mktemp("ringing")
+    with parley_server(
+        root, make_test_certs(root / "certs"), CALL_RING_TIMEOUT=str(RING)
     ) as running:
         yield running
 
@@ -97,48 +112,6 @@ def browsers(playwright: Playwright) -> Iterator[Callable[[str], Browser]]:
             close_surely(browser)
 
 
-@dataclass
-class User:
-    """One person: a browser context of their own, signed in, on Parley's page."""
-
-    username: str
-    engine: str
-    context: BrowserContext
-    page: Page
-
-    def open_chat_with(self, other: User) -> None:
-        self.page.get_by_role("textbox", name="New chat").fill(other.username)
-        self.page.get_by_role("button", name="Open chat").click()
-        expect(self.page.get_by_role("textbox", name="Message")).to_be_visible()
-
-    def stats(self) -> dict | None:  # type: ignore[type-arg]
-        return self.page.evaluate("() => window.parley.calls && window.parley.calls.stats()")
-
-
-def new_person(
-    browser: Browser, engine: str, server: ParleyServer, username: str, **context_args: object
-) -> User:
-    """A new person on `server`: a browser context of their own, an account, the signed-in page."""
-    context = new_context(browser, engine, base_url=server.url, **context_args)
-    response = context.request.post(
-        "/api/register",
-        data={"username": username, "password": PASSWORD},
-        headers={"Origin": server.url},
-    )
-    assert response.status == 201, response.text()
-    page = context.new_page()
-    page.goto("/")
-    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
-    return User(username, engine, context, page)
-
-
-def open_room(alice: User, bob: User) -> None:
-    """alice opens a chat with bob by name; bob opens it from his list. Both are on its page."""
-    alice.open_chat_with(bob)
-    bob.page.get_by_role("link", name=alice.username).click()
-    expect(bob.page.get_by_role("textbox", name="Message")).to_be_visible()
-
-
 @pytest.fixture
 def make_user(
     server: ParleyServer, browsers: Callable[[str], Browser]
@@ -162,16 +135,6 @@ def make_user(
         close_surely(context)
 
 
-ENGINE_PAIRS = [("chromium", "chromium"), ("firefox", "firefox"), ("chromium", "firefox")]
-# WebKit (every iPhone browser) runs where Playwright's WebKit is installed; here it is reported as
-# skipped with the reason.
-WEBKIT_PAIR = ("webkit", "webkit")
-NO_WEBKIT_CALLS = (
-    "Debian's WebKitGTK is built without WebRTC (no RTCPeerConnection), so WebKit calls cannot "
-    "run here; e2e/test_webkit.py covers WebKit's non-call paths"
-)
-
-
 @pytest.fixture(params=[*ENGINE_PAIRS, WEBKIT_PAIR], ids=lambda p: f"{p[0]}-{p[1]}")
 def pair(request: pytest.FixtureRequest, make_user: Callable[..., User]) -> tuple[User, User]:
     """Two signed-in people in two browsers, each on the page of their shared room."""
@@ -179,12 +142,3 @@ def pair(request: pytest.FixtureRequest, make_user: Callable[..., User]) -> tupl
     alice, bob = make_user(first), make_user(second)
     open_room(alice, bob)
     return alice, bob
-
-
-def room_id(page: Page) -> int:
-    match = re.search(r"#/room/(\d+)", page.url)
-    assert match, page.url
-    return int(match.group(1))
-
-
-SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"

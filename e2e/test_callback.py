@@ -6,13 +6,9 @@ from collections.abc import Callable
 
 from playwright.sync_api import Browser, Locator, expect
 
-from e2e import test_calls
-from e2e.conftest import SCREENSHOTS, User, open_room
-from e2e.test_calls import RING, people_on, place_call, status
+from harness.calls import RING, place_call, status
+from harness.people import SCREENSHOTS, User, open_room, people_on
 from harness.servers import ParleyServer
-
-# The server that stops ringing after RING seconds, shared with test_calls' unanswered call.
-ringing_server = test_calls.ringing_server
 
 
 def record(user: User, text: str) -> Locator:

@@ -9,11 +9,9 @@ from collections.abc import Callable
 import pytest
 from playwright.sync_api import Page, expect
 
-from e2e.conftest import SCREENSHOTS, User, open_room
-from e2e.test_calls import place_call, status, wait_media_flowing
-
-PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
-DESKTOP = {"viewport": {"width": 1280, "height": 800}}
+from harness.calls import place_call, status, wait_media_flowing
+from harness.people import SCREENSHOTS, User, open_room
+from harness.viewports import DESKTOP, PHONE
 
 
 def shot(page: Page, name: str) -> None:

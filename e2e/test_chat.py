@@ -7,8 +7,8 @@ from collections.abc import Callable
 import pytest
 from playwright.sync_api import Playwright, expect
 
-from e2e.conftest import ENGINE_PAIRS, PASSWORD, User
 from harness.browsers import device_args
+from harness.people import ENGINE_PAIRS, PASSWORD, User
 
 
 def test_sign_up_in_the_page_then_sign_out_and_back_in(make_user: Callable[..., User]) -> None:

@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterator
 import pytest
 from playwright.sync_api import Browser, expect
 
-from e2e.conftest import User, open_room
-from e2e.test_calls import people_on, video_call_round_trip
+from harness.calls import video_call_round_trip
+from harness.people import User, open_room, people_on
 from harness.servers import ParleyServer, make_test_certs, parley_server, redis_server
 
 

@@ -12,11 +12,10 @@ import pytest
 from playwright.sync_api import Browser, Locator, Page, Playwright, expect
 
 from backend.turnserver import LocalTurn
-from e2e.conftest import SCREENSHOTS, User, new_person
-from e2e.test_calls import people_on
-from e2e.test_screens import DESKTOP, phone
 from harness.browsers import CHROMIUM_ARGS, SYSTEM_CHROMIUM, close_surely
+from harness.people import SCREENSHOTS, User, new_person, people_on
 from harness.servers import ParleyServer, make_test_certs, parley_server
+from harness.viewports import DESKTOP, phone
 
 ENGINES = ["chromium", "firefox"]
 # The browsers here do not trust the tests' local CA, so coturn's turns: listener fails its check

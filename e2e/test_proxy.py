@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterator
 import pytest
 from playwright.sync_api import expect
 
-from e2e.conftest import User, open_room
-from e2e.test_calls import video_call_round_trip
+from harness.calls import video_call_round_trip
+from harness.people import User, open_room
 from harness.servers import NginxServer, make_test_certs, nginx_server, parley_server
 
 HSTS = "max-age=63072000; includeSubDomains"

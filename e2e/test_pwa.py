@@ -11,9 +11,9 @@ import pytest
 from playwright.sync_api import BrowserContext, Page, Playwright, expect
 
 from backend.web import build_shell
-from e2e.conftest import SCREENSHOTS, User
-from e2e.test_calls import status, wait_media_flowing
 from harness.browsers import CHROMIUM_ARGS, SYSTEM_CHROMIUM, close_surely
+from harness.calls import status, wait_media_flowing
+from harness.people import SCREENSHOTS, User
 from harness.servers import ParleyServer
 
 PWA = Path(__file__).resolve().parent.parent / "pwa"

@@ -8,20 +8,9 @@ from collections.abc import Callable
 import pytest
 from playwright.sync_api import Page, expect
 
-from e2e.conftest import User
-from e2e.test_calls import place_call, status, timeline, wait_media_flowing
+from harness.calls import connected_call, status, timeline, wait_media_flowing
+from harness.people import User
 from harness.servers import ParleyServer
-
-
-def connected_call(make_user: Callable[..., User], engines: tuple[str, str]) -> tuple[User, User]:
-    alice, bob = make_user(engines[0]), make_user(engines[1])
-    alice.open_chat_with(bob)
-    bob.page.get_by_role("link", name=alice.username).click()
-    place_call(alice, bob)
-    bob.page.get_by_role("button", name="Accept").click()
-    expect(status(alice.page)).to_have_text("Connected")
-    wait_media_flowing(alice, video=True)
-    return alice, bob
 
 
 def socket_open(page: Page) -> None:

@@ -5,26 +5,19 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
 
-from e2e.conftest import User, new_person
-from e2e.test_calls import place_call, status, wait_media_flowing
 from harness.browsers import close_surely, new_context
+from harness.calls import place_call, status, wait_media_flowing
+from harness.people import User, new_person
 from harness.servers import ROOT, ParleyServer, make_test_certs, parley_server
+from harness.viewports import DESKTOP, PHONE
 
 # The README's pictures: `README_SCREENSHOTS=docs/screenshots` refreshes them; an ordinary run
 # writes beside the other screenshots and leaves the committed ones alone.
 DOCS_SCREENSHOTS = ROOT / os.environ.get("README_SCREENSHOTS", "e2e/screenshots/readme")
-PHONE: dict[str, Any] = {
-    "viewport": {"width": 390, "height": 844},
-    "device_scale_factor": 1,
-    "is_mobile": True,
-    "has_touch": True,
-}
-DESKTOP: dict[str, Any] = {"viewport": {"width": 1280, "height": 800}, "device_scale_factor": 1}
 LONG = "A long message that cannot fit on one line of the chat list: its preview ends in …"
 
 # Every CSP violation the page sees, as the spec's event reports it (Firefox's console messages
@@ -34,13 +27,6 @@ window.__csp = [];
 document.addEventListener("securitypolicyviolation", (e) =>
   window.__csp.push(`${e.violatedDirective} ${e.blockedURI} ${e.sourceFile}:${e.lineNumber}`));
 """
-
-
-def phone(engine: str) -> dict[str, Any]:
-    """Phone-sized context options; Firefox rejects mobile emulation, so it gets the size alone."""
-    if engine == "firefox":
-        return {k: v for k, v in PHONE.items() if k not in ("is_mobile", "has_touch")}
-    return PHONE
 
 
 def box(locator: Locator) -> dict[str, float]:

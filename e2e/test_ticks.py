@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 from playwright.sync_api import Locator, Page, Playwright, expect
 
-from e2e.conftest import SCREENSHOTS, User
 from harness.browsers import device_args
+from harness.people import SCREENSHOTS, User
 
 WAIT = 30_000  # ms: a loaded two-core machine runs two browsers and the server
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect
 
-from e2e.conftest import SCREENSHOTS, User, new_person, open_room
-from e2e.test_calls import place_call, status
 from harness.browsers import CHROMIUM_ARGS, SYSTEM_CHROMIUM, close_surely, device_args, new_context
+from harness.calls import place_call, status
+from harness.people import SCREENSHOTS, User, new_person, open_room
 from harness.servers import ROOT, ParleyServer, make_test_certs, parley_server
 
 ENGINES = ["chromium", "firefox"]

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from playwright.sync_api import expect
 
-from e2e.conftest import PASSWORD, SCREENSHOTS, User
+from harness.people import PASSWORD, SCREENSHOTS, User
 from harness.servers import ParleyServer
 from harness.webkit import IPHONE, WebKitPerson, webkit_person, x_display  # noqa: F401
 

@@ -23,7 +23,7 @@ from selenium.webdriver.support.wait import WebDriverWait
 from selenium.webdriver.webkitgtk.options import Options
 from selenium.webdriver.webkitgtk.service import Service
 
-from e2e.conftest import PASSWORD
+from harness.people import PASSWORD
 from harness.servers import ParleyServer, free_port
 
 WEBKIT_DRIVER = Path("/usr/bin/WebKitWebDriver")
