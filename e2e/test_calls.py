@@ -44,7 +44,8 @@ def received_audio_energy(page: Page, seconds: float = 1.0) -> float:
     return float(
         page.evaluate(
             """async (ms) => {
-                const energy = async () => (await window.parley.calls.stats()).audio.totalAudioEnergy;
+                const energy = async () =>
+                    (await window.parley.calls.stats()).audio.totalAudioEnergy;
                 const before = await energy();
                 await new Promise((r) => setTimeout(r, ms));
                 return (await energy()) - before;

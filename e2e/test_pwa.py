@@ -69,7 +69,7 @@ def installed(
     context = playwright.chromium.launch_persistent_context(
         str(tmp_path / "profile"),
         headless=True,
-        args=[*CHROMIUM_ARGS, "--ignore-certificate-errors"],  # TESTING-NOTES: SW behind a local CA
+        args=[*CHROMIUM_ARGS, "--ignore-certificate-errors"],  # else no SW behind the test CA
         ignore_https_errors=True,
         base_url=server.url,
         **kwargs,  # type: ignore[arg-type]

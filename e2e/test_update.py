@@ -30,7 +30,7 @@ _names = itertools.count()
 def sw_chromium(playwright: Playwright) -> Iterator[Browser]:
     """Chromium that registers service workers behind the test CA.
 
-    TESTING-NOTES: Chromium registers none behind an untrusted certificate without this switch;
+    Chromium registers none behind an untrusted certificate without --ignore-certificate-errors;
     Firefox does with ignore_https_errors alone, so the suite's own Firefox serves.
     """
     kwargs = {"executable_path": str(SYSTEM_CHROMIUM)} if SYSTEM_CHROMIUM.exists() else {}

@@ -15,7 +15,7 @@ ENGINES = ("chromium", "firefox", "webkit")
 SYSTEM_CHROMIUM = Path("/usr/bin/chromium")
 SYSTEM_FIREFOX = Path("/usr/bin/firefox-esr")
 
-# TESTING-NOTES: fake camera and microphone, no prompts, and ICE allowed on 127.0.0.1.
+# Fake camera and microphone, no prompts, and ICE allowed on 127.0.0.1 (TURN runs on loopback).
 CHROMIUM_ARGS = [
     "--use-fake-device-for-media-stream",
     "--use-fake-ui-for-media-stream",
@@ -53,7 +53,7 @@ def launch(p: Playwright, engine: str) -> Browser:
             return p.chromium.launch(headless=headless, args=CHROMIUM_ARGS, **kwargs)
         if engine == "firefox":
             if SYSTEM_FIREFOX.exists():
-                # ESR is driven over WebDriver BiDi (TESTING-NOTES: pin playwright 1.64.1).
+                # ESR is driven over WebDriver BiDi (1.65 fails on ESR 153: pyproject pins 1.64.1).
                 return p.firefox.launch(
                     headless=headless,
                     channel="moz-firefox",

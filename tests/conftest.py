@@ -1,4 +1,4 @@
-"""Fixtures in layers: a Flask app on a fresh database, its test client, real servers and clusters."""
+"""Fixtures in layers: an app on a fresh database, its test client, real servers and clusters."""
 
 from __future__ import annotations
 
