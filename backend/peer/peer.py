@@ -72,7 +72,8 @@ class PeerCall:
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     end_reason: str = ""
     answered: asyncio.Event = field(default_factory=asyncio.Event)
-    # Remote candidates wait here until the remote description is set (TESTING-NOTES' trap).
+    # Remote candidates wait here until the remote description is set: added before it, they fail
+    # and are lost, and a relay-only call then never connects.
     pending: list[IceCandidateInit] = field(default_factory=list)
     received: dict[str, int] = field(default_factory=lambda: {"audio": 0, "video": 0})
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)

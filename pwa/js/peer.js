@@ -199,7 +199,7 @@ export class Peer extends EventTarget {
     await this.flushRemoteCandidates();
   }
 
-  /** Candidates that came before the remote description (TESTING-NOTES): applied once it is set. */
+  /** Candidates that came before the remote description (adding them then throws): added now. */
   async flushRemoteCandidates() {
     if (this.closed || !this.pc.remoteDescription) return;
     while (this.remoteQueue.length) {
