@@ -238,7 +238,7 @@ class Peer:
         await self.client.send(answer)
 
     async def _description(self, call: PeerCall, description: SessionDescription) -> None:
-        """Apply a renegotiation (perfect negotiation, as pwa/js/call.js does it)."""
+        """Apply a renegotiation (perfect negotiation, as pwa/js/peer.js does it)."""
         pc = call.pc
         collision = description.type == "offer" and (
             call.making_offer or pc.signalingState != "stable"

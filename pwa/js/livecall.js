@@ -55,6 +55,8 @@ export class Call {
     this.warning = null;
     /** Rejoining needs a tap (media could not be had without one): views show "Rejoin call". */
     this.rejoinable = false;
+    /** @type {import("./stats.js").Quality|null} the readout as it was when the call ended */
+    this.endQuality = null;
   }
 
   /** The other person's Peer (a direct call has one); null before it is built or once replaced. */
@@ -80,6 +82,7 @@ export class Call {
 
   /** @returns {import("./stats.js").Quality|null} */
   get quality() {
+    if (this.state === "ended") return this.endQuality;
     if (this.state === "reconnecting") return RECONNECTING;
     const other = this.other;
     return other ? other.quality : null;
@@ -286,6 +289,7 @@ export class Call {
 
   /** Tear everything down: tracks, timers, handlers, the peer connections. @param {EndReason} reason */
   end(reason) {
+    this.endQuality = this.quality;
     this.state = "ended";
     this.endReason = reason;
     this.rejoinable = false;
