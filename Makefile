@@ -32,9 +32,11 @@ system-deps:
 	  else echo "the tests need these Debian packages:$$missing (run: sudo apt-get install$$missing)"; exit 1; fi; \
 	fi
 
+# pwa/js/wire.js is generated from backend/signaling/protocol.py and committed: fail when stale.
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/flask --app backend protocol-js --check
 
 types: venv
 	$(BIN)/mypy

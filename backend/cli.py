@@ -1,4 +1,4 @@
-"""Flask commands: `flask --app backend certs` makes a local CA and a server certificate."""
+"""Flask commands: `certs` makes a local CA and server certificate, `protocol-js` writes wire.js."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from flask import Flask, current_app
+
+from .signaling import wirejs
 
 CA_DAYS = 3650
 # Apple platforms refuse server certificates valid for more than 825 days.
@@ -156,6 +158,31 @@ def certs_command(names: tuple[str, ...], if_missing: bool) -> None:
     click.echo(f"local CA: {certs / 'ca.crt'}; server certificate for: {', '.join(made)}")
 
 
+@click.command("protocol-js")
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 if the file is stale.")
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=wirejs.WIRE_JS,
+    show_default="pwa/js/wire.js",
+    help="The file to write or check.",
+)
+def protocol_js_command(check: bool, output: Path) -> None:
+    """Write pwa/js/wire.js (the browser's wire format) from backend/signaling/protocol.py."""
+    text = wirejs.render()
+    if check:
+        if wirejs.stale(output, text):
+            raise click.ClickException(
+                f"{output} is stale: backend/signaling/protocol.py changed since it was generated."
+                " Run `flask --app backend protocol-js` and commit the result."
+            )
+        click.echo(f"{output} matches backend/signaling/protocol.py")
+        return
+    output.write_text(text, encoding="utf-8")
+    click.echo(f"wrote {output}")
+
+
 def init_app(app: Flask) -> None:
     """Register Parley's flask commands."""
     app.cli.add_command(certs_command)
+    app.cli.add_command(protocol_js_command)
