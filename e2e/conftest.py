@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import itertools
-import os
 import secrets
 import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -15,6 +12,7 @@ from playwright.sync_api import Browser, BrowserContext, Playwright, expect, syn
 
 from harness.browsers import EngineUnavailable, close_surely, launch, new_context
 from harness.calls import RING
+from harness.echobot import echo_bot as echo_bot_process
 from harness.people import (
     ENGINE_PAIRS,
     NO_WEBKIT_CALLS,
@@ -23,7 +21,7 @@ from harness.people import (
     new_person,
     open_room,
 )
-from harness.servers import ROOT, ParleyServer, make_test_certs, parley_server
+from harness.servers import ParleyServer, make_test_certs, parley_server
 
 ECHO_PASSWORD = "e2e-echo-password"
 _names = itertools.count()
@@ -58,30 +56,10 @@ def echo_bot(
     server: ParleyServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[subprocess.Popen[bytes]]:
     """The echo-test bot as its own process, signed in to the e2e server like a browser."""
-    env = dict(
-        os.environ,
-        PARLEY_URL=server.url,
-        PARLEY_CA_FILE=str(server.certs / "ca.crt"),
-        ECHO_PASSWORD=ECHO_PASSWORD,
-        # Longer than any e2e test's call: a slow machine must not see the bot hang up mid-test.
-        ECHO_MAX_SECONDS="300",
-    )
     log = tmp_path_factory.mktemp("echo") / "echo.log"
-    with log.open("wb") as out:
-        bot = subprocess.Popen(
-            [sys.executable, "-m", "backend.peer", "echo"],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=out,
-        )
-    deadline = time.monotonic() + 60  # importing aiortc alone takes seconds on a slow machine
-    while time.monotonic() < deadline and "signed in as echo" not in log.read_text():
-        time.sleep(0.2)
-    assert "signed in as echo" in log.read_text(), log.read_text()[-2000:]
-    yield bot
-    bot.terminate()
-    bot.wait(10)
+    # Longer than any e2e test's call: a slow machine must not see the bot hang up mid-test.
+    with echo_bot_process(server, ECHO_PASSWORD, log, max_seconds=300) as bot:
+        yield bot
 
 
 @pytest.fixture(scope="session")

@@ -12,8 +12,8 @@ from playwright.sync_api import Browser, Page, expect
 
 from backend.turnserver import LocalTurn
 from harness.calls import (
+    connected_call,
     hang_up_once_sent,
-    place_call,
     run_peer,
     status,
     wait_media_flowing,
@@ -80,13 +80,8 @@ def ice_generation(page: Page) -> dict[str, str]:
 
 
 def relay_call(relay_user: Callable[[str], User], engines: tuple[str, str]) -> tuple[User, User]:
-    alice, bob = relay_user(engines[0]), relay_user(engines[1])
-    alice.open_chat_with(bob)
-    bob.page.get_by_role("link", name=alice.username).click()
-    place_call(alice, bob)
-    bob.page.get_by_role("button", name="Accept").click()
-    expect(status(alice.page)).to_have_text("Connected")
-    wait_media_flowing(alice, video=True)
+    """A connected call between two people on the relay-only server, media flowing both ways."""
+    alice, bob = connected_call(relay_user, engines)
     wait_media_flowing(bob, video=True)
     return alice, bob
 

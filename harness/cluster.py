@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import redis
 
-from harness.servers import ParleyServer, RedisServer
+from harness.servers import ParleyServer, RedisServer, make_test_certs, parley_server
 from harness.wsclient import Person, Sock, username
 
 GRACE = 8  # longer than the leader test's stop (2 x LEASE) plus the death verdict
@@ -97,3 +99,25 @@ class Cluster:
     def close(self) -> None:
         for someone in self.people:
             someone.close()
+
+
+@contextmanager
+def cluster(
+    root: Path, database: str, redis_proc: RedisServer, nodes: list[str], **settings: str
+) -> Iterator[Cluster]:
+    """Run one server per name in `nodes` on `database`, joined through `redis_proc`."""
+    certs = make_test_certs(root / "certs")
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    env = {**cluster_env(redis_proc, prefix), **settings}
+    with ExitStack() as stack:
+        servers = [
+            stack.enter_context(parley_server(root / node, certs, database, **env))
+            for node in nodes
+        ]
+        running = Cluster(
+            servers, redis.Redis.from_url(redis_proc.url, decode_responses=True), prefix
+        )
+        try:
+            yield running
+        finally:
+            running.close()

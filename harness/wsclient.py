@@ -201,3 +201,13 @@ def offer(room: int, to: Person, cid: str, media: str = "video") -> Frame:
         "media": media,
         "sdp": FAKE_SDP,
     }
+
+
+def answered_call(caller: Sock, callee: Sock, room: int, to: Person) -> str:
+    """Ring `to` from `caller` in `room` and answer on `callee`; return the call id."""
+    cid = call_id()
+    caller.send(offer(room, to, cid))
+    callee.expect("call_offer")
+    callee.send({"type": "call_answer", "call_id": cid, "sdp": FAKE_SDP})
+    caller.expect("call_answer")
+    return cid

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
 from backend.extensions import db
-from harness.cluster import Cluster, cluster_env
+from harness.cluster import Cluster, cluster
 from harness.databases import DATABASES, fresh_database
 from harness.flaskapp import ApiClient, Auth, build_app
 from harness.servers import (
@@ -118,19 +116,11 @@ def instances(
 ) -> Iterator[Cluster]:
     """Two gunicorn instances (one worker each) on two ports."""
     root = tmp_path_factory.mktemp("instances")
-    certs = make_test_certs(root / "certs")
-    prefix = f"t{uuid.uuid4().hex[:8]}"
-    env = cluster_env(redis_proc, prefix)
     with (
         fresh_database(request, root) as database,
-        parley_server(root / "a", certs, database, **env) as a,
-        parley_server(root / "b", certs, database, **env) as b,
+        cluster(root, database, redis_proc, ["a", "b"]) as running,
     ):
-        cluster = Cluster(
-            [a, b], redis.Redis.from_url(redis_proc.url, decode_responses=True), prefix
-        )
-        yield cluster
-        cluster.close()
+        yield running
 
 
 @pytest.fixture(scope="module", params=DATABASES)
@@ -141,15 +131,8 @@ def workers(
 ) -> Iterator[Cluster]:
     """One gunicorn instance with two workers."""
     root = tmp_path_factory.mktemp("workers")
-    certs = make_test_certs(root / "certs")
-    prefix = f"t{uuid.uuid4().hex[:8]}"
-    env = {**cluster_env(redis_proc, prefix), "WEB_CONCURRENCY": "2"}
     with (
         fresh_database(request, root) as database,
-        parley_server(root, certs, database, **env) as server,
+        cluster(root, database, redis_proc, ["a"], WEB_CONCURRENCY="2") as running,
     ):
-        cluster = Cluster(
-            [server], redis.Redis.from_url(redis_proc.url, decode_responses=True), prefix
-        )
-        yield cluster
-        cluster.close()
+        yield running

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
@@ -18,7 +16,8 @@ from aiortc.mediastreams import MediaStreamError
 from backend.peer.client import Handler, ParleyClient, ServerFrame
 from backend.peer.peer import Peer, PeerCall
 from backend.signaling import protocol
-from harness.servers import ROOT, ParleyServer, make_test_certs, parley_server
+from harness.echobot import echo_bot as echo_bot_process
+from harness.servers import ParleyServer, make_test_certs, parley_server
 
 ECHO_PASSWORD = "echo-bot-test-password"
 # Long enough that a slow machine hears its echo before the bot hangs up; the other tests hang
@@ -40,24 +39,8 @@ def echo_bot(
     server: ParleyServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[subprocess.Popen[bytes]]:
     log = tmp_path_factory.mktemp("echo") / "echo.log"
-    env = dict(
-        os.environ,
-        PARLEY_URL=server.url,
-        PARLEY_CA_FILE=str(server.certs / "ca.crt"),
-        ECHO_PASSWORD=ECHO_PASSWORD,
-        ECHO_MAX_SECONDS=str(ECHO_MAX_SECONDS),
-    )
-    with log.open("wb") as out:
-        bot = subprocess.Popen(
-            [sys.executable, "-m", "backend.peer", "echo"],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=out,
-        )
-    yield bot
-    bot.terminate()
-    bot.wait(10)
+    with echo_bot_process(server, ECHO_PASSWORD, log, ECHO_MAX_SECONDS) as bot:
+        yield bot
 
 
 def client(server: ParleyServer, name: str) -> ParleyClient:

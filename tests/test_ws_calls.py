@@ -9,7 +9,7 @@ from contextlib import contextmanager
 import psycopg
 
 from harness.servers import ParleyServer
-from harness.wsclient import FAKE_SDP, Person, call_id, offer, pair, username
+from harness.wsclient import FAKE_SDP, Person, answered_call, call_id, offer, pair, username
 
 # --- calls ---------------------------------------------------------------------------------
 
@@ -127,11 +127,7 @@ def test_calling_someone_already_in_a_call_gets_busy(person: Callable[[str], Per
     carol = person("carol")
     room_cb = carol.open_room(bob)
     a, b, c = alice.connect(), bob.connect(), carol.connect()
-    first = call_id()
-    a.send(offer(room, bob, first))
-    b.expect("call_offer")
-    b.send({"type": "call_answer", "call_id": first, "sdp": FAKE_SDP})
-    a.expect("call_answer")
+    first = answered_call(a, b, room, bob)
     second = call_id()
     c.send(offer(room_cb, bob, second))
     assert c.expect("call_busy")["call_id"] == second
@@ -144,11 +140,7 @@ def test_a_dropped_socket_can_resume_its_call_within_the_grace_period(
 ) -> None:
     alice, bob, room = pair(person)
     a, b = alice.connect(), bob.connect()
-    cid = call_id()
-    a.send(offer(room, bob, cid))
-    b.expect("call_offer")
-    b.send({"type": "call_answer", "call_id": cid, "sdp": FAKE_SDP})
-    a.expect("call_answer")
+    cid = answered_call(a, b, room, bob)
     b.close()
     b2 = bob.connect(welcome=False)
     welcome = b2.expect("welcome")
@@ -166,11 +158,7 @@ def test_a_participant_gone_past_the_grace_period_ends_the_call(
 ) -> None:
     alice, bob, room = pair(person)
     a, b = alice.connect(), bob.connect()
-    cid = call_id()
-    a.send(offer(room, bob, cid))
-    b.expect("call_offer")
-    b.send({"type": "call_answer", "call_id": cid, "sdp": FAKE_SDP})
-    a.expect("call_answer")
+    cid = answered_call(a, b, room, bob)
     b.close()
     assert a.expect("call_end", timeout=30) == {
         "type": "call_end",
@@ -195,11 +183,7 @@ def test_an_active_call_survives_a_server_restart(server: ParleyServer) -> None:
     try:
         room = alice.open_room(bob)
         a, b = alice.connect(), bob.connect()
-        cid = call_id()
-        a.send(offer(room, bob, cid))
-        b.expect("call_offer")
-        b.send({"type": "call_answer", "call_id": cid, "sdp": FAKE_SDP})
-        a.expect("call_answer")
+        cid = answered_call(a, b, room, bob)
         server.restart()
         a2, b2 = alice.connect(welcome=False), bob.connect(welcome=False)
         for sock in (a2, b2):
@@ -245,11 +229,7 @@ def test_candidates_flow_while_a_chat_message_waits_for_the_database_then_acks_c
     alice, bob, room = pair(person)
     carol, dave, call_room = pair(person)
     a, b, c, d = alice.connect(), bob.connect(), carol.connect(), dave.connect()
-    cid = call_id()
-    c.send(offer(call_room, dave, cid))
-    d.expect("call_offer")
-    d.send({"type": "call_answer", "call_id": cid, "sdp": FAKE_SDP})
-    c.expect("call_answer")
+    cid = answered_call(c, d, call_room, dave)
     with room_locked(server.database_url, room):
         for n in (1, 2):
             a.send({"type": "chat_message", "room_id": room, "client_id": f"w{n}", "text": f"{n}"})

@@ -16,7 +16,7 @@ from wsproto.frame_protocol import FrameProtocol, Opcode
 
 from backend.signaling.framing import FastReader, text_frame
 from harness.servers import ParleyServer, make_test_certs, parley_server
-from harness.wsclient import FAKE_SDP, Person, Sock, call_id, offer, username
+from harness.wsclient import Person, Sock, answered_call, username
 
 # --- frames the server writes itself (backend/signaling/framing.py) -------------------------
 
@@ -84,11 +84,7 @@ def test_frames_at_every_length_boundary_reach_a_real_client_intact(
             assert len(text.encode()) == size
             assert json.loads(text) == {"type": "pong", "t": token}
         # Long frames: a description relayed in an active call, sized through its SDP.
-        cid = call_id()
-        a.send(offer(room, bob, cid))
-        b.expect("call_offer")
-        b.send({"type": "call_answer", "call_id": cid, "sdp": FAKE_SDP})
-        a.expect("call_answer")
+        cid = answered_call(a, b, room, bob)
 
         def relay(sdp: str) -> str:
             description = {"type": "offer", "sdp": sdp}
