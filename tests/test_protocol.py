@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import operator
+import os
 import re
-from typing import Any
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, get_args
 
 import pytest
+from click.testing import CliRunner
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, create_model
 
-from backend.signaling import protocol
+from backend import chat
+from backend.cli import protocol_js_command
+from backend.signaling import protocol, wirejs
+from backend.signaling.protocol import ClientMessage as ClientUnion
 from backend.signaling.protocol import ProtocolError, parse
+from backend.signaling.wirejs import WIRE_JS
+from harness.servers import ROOT
 
 CALL = "0f8fad5b-d9cb-469f-a165-70867728950e"
 
@@ -237,3 +249,86 @@ def test_a_real_emoji_escape_pair_is_fine() -> None:
         r'{"type": "chat_message", "room_id": 1, "client_id": "c", "text": "\ud83d\ude00"}'
     )
     assert message.text == "\U0001f600"  # type: ignore[union-attr]
+
+
+# --- pwa/js/wire.js, the browser's copy, generated from these models ---------------------------
+
+
+def _wire_constant(text: str, name: str) -> Any:
+    """Read `export const NAME = frozen(<JSON>);` from the text of wire.js."""
+    match = re.search(rf"^export const {name} = frozen\((.*?)\);$", text, re.MULTILINE | re.DOTALL)
+    assert match, f"{name} not found in wire.js"
+    return json.loads(match.group(1))
+
+
+def test_the_committed_wire_js_is_what_the_generator_writes_from_the_models() -> None:
+    assert WIRE_JS.read_text(encoding="utf-8") == wirejs.render()
+
+
+def test_wire_js_gives_the_browser_the_servers_limits_and_frame_types() -> None:
+    text = WIRE_JS.read_text(encoding="utf-8")
+    assert _wire_constant(text, "LIMITS") == protocol.LIMITS
+    assert _wire_constant(text, "LIMITS")["MAX_TEXT"] == chat.MAX_TEXT == 4000
+    assert set(_wire_constant(text, "CLIENT_TYPES")) == protocol.CLIENT_TYPES
+    required = _wire_constant(text, "REQUIRED")
+    assert required["client"]["chat_message"] == ["type", "room_id", "client_id", "text"]
+    # What the server sends carries every field the table promises, optional ones omitted.
+    pong = json.loads(protocol.dump(protocol.Pong()))
+    assert set(required["server"]["pong"]) == set(pong) == {"type"}
+    error = json.loads(protocol.dump(protocol.error("busy", "in a call")))
+    assert set(required["server"]["error"]) == set(error)
+    assert "@property {string} [ref_type]" in text  # left out when empty, never null
+
+
+def test_every_client_type_is_a_member_of_the_client_union() -> None:
+    parsed = {parse(json.dumps(frame)).type for frame in VALID}
+    assert parsed == protocol.CLIENT_TYPES
+
+
+def test_a_changed_model_makes_the_check_fail_until_the_file_is_written_again(
+    tmp_path: Path,
+) -> None:
+    committed = tmp_path / "wire.js"
+    committed.write_text(WIRE_JS.read_text(encoding="utf-8"), encoding="utf-8")
+    runner = CliRunner()
+    assert (
+        runner.invoke(protocol_js_command, ["--check", "--output", str(committed)]).exit_code == 0
+    )
+
+    # A chat message grows a required field: the generated file changes and the check fails.
+    urgent = create_model("ChatSend", __base__=protocol.ChatSend, urgent=(bool, ...))
+    members = [urgent if m is protocol.ChatSend else m for m in get_args(get_args(ClientUnion)[0])]
+    changed = wirejs.render(client=functools.reduce(operator.or_, members))
+    assert '"chat_message": ["type", "room_id", "client_id", "text", "urgent"]' in changed
+    assert wirejs.stale(committed, changed)
+    committed.write_text(changed, encoding="utf-8")
+    result = runner.invoke(protocol_js_command, ["--check", "--output", str(committed)])
+    assert result.exit_code == 1
+    assert "stale" in result.output and "flask --app backend protocol-js" in result.output
+
+    # Writing it again from the models makes the check pass.
+    assert runner.invoke(protocol_js_command, ["--output", str(committed)]).exit_code == 0
+    assert (
+        runner.invoke(protocol_js_command, ["--check", "--output", str(committed)]).exit_code == 0
+    )
+
+
+@pytest.mark.timeout(300)
+def test_the_lint_steps_command_runs_on_a_fresh_clone_without_flask_app(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLASK_")}
+    env["PARLEY_INSTANCE"] = str(tmp_path / "instance")  # a fresh clone has no instance folder
+    stale = tmp_path / "wire.js"
+    stale.write_text("// an old wire.js\n", encoding="utf-8")
+    flask = [sys.executable, "-m", "flask", "--app", "backend", "protocol-js", "--check"]
+    fresh = subprocess.run(flask, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    assert fresh.returncode == 0, fresh.stderr
+    old = subprocess.run(
+        [*flask, "--output", str(stale)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert old.returncode == 1
+    assert "wire.js is stale" in old.stderr

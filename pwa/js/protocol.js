@@ -1,37 +1,39 @@
-// The signalling wire protocol (mirror of backend/signaling/protocol.py; docs/protocol.md).
-// Every message is one JSON object per WebSocket text frame with a "type".
+// The signalling wire protocol: frame constructors for what this client sends. The frames, their
+// types and the server's limits come from wire.js, generated from backend/signaling/protocol.py
+// (`flask --app backend protocol-js`; docs/protocol.md). One JSON object per WebSocket text frame.
+import { LIMITS, PROTOCOL_VERSION } from "./wire.js";
 
-/** @typedef {{id: number, username: string}} User */
-/** @typedef {{candidate: string, sdpMid?: string|null, sdpMLineIndex?: number|null, usernameFragment?: string|null}} IceCandidateInit */
-/** @typedef {{type: "offer"|"answer", sdp: string}} Description */
-/** @typedef {{call_id: string, room_id: number, media: "audio"|"video", state: "ringing"|"active", role: "caller"|"callee", peer: User, polite: boolean}} CallInfo */
+/** @typedef {import("./wire.js").User} User */
+/** @typedef {import("./wire.js").IceCandidateInit} IceCandidateInit */
+/** @typedef {import("./wire.js").SessionDescription} Description */
+/** @typedef {import("./wire.js").CallInfo} CallInfo */
 /**
- * Server -> client.
- * @typedef {{type: "welcome", protocol: number, user: User, online: number[], calls: CallInfo[]}} Welcome
- * @typedef {{type: "pong", t?: number}} Pong
- * @typedef {{type: "presence", user_id: number, online: boolean}} Presence
- * @typedef {{type: "chat_message", message: object}} ChatDelivered
- * @typedef {{type: "chat_ack", client_id: string, message: object, delivered: boolean}} ChatAck
- * @typedef {{type: "receipt", room_id: number, delivered_id: number, read_id: number}} Receipt the other person's markers: own messages up to delivered_id reached a device of theirs, up to read_id they read
- * @typedef {{type: "call_offer", call_id: string, room_id: number, from: User, media: "audio"|"video", sdp: string, polite: boolean}} CallOfferIn
- * @typedef {{type: "call_ringing", call_id: string, polite: boolean}} CallRinging
- * @typedef {{type: "call_answer", call_id: string, sdp: string, from: User, polite: boolean}} CallAnswerIn
- * @typedef {{type: "ice_candidate", call_id: string, candidate: IceCandidateInit|null, from: User}} IceIn
- * @typedef {{type: "call_description", call_id: string, description: Description, restart?: boolean, from: User}} DescriptionIn
- * @typedef {{type: "call_media", call_id: string, audio: boolean, video: boolean, from: User}} CallMediaIn
- * @typedef {{type: "call_rejected", call_id: string, reason: "declined"|"busy"|"timeout"|"unsupported"}} CallRejected
- * @typedef {{type: "call_cancelled"|"call_timeout"|"call_busy"|"call_answered_elsewhere", call_id: string}} CallOver
- * @typedef {{type: "call_end", call_id: string, reason: "hangup"|"disconnected"|"gone"}} CallEndIn
- * @typedef {{type: "call_merged", call_id: string, into: string}} CallMerged
- * @typedef {{type: "call_resumed", call_id: string, polite: boolean}} CallResumed
- * @typedef {{type: "error", reason: string, message: string, ref_type?: string, call_id?: string}} ErrorIn
+ * Server -> client, by the names this client's modules use.
+ * @typedef {import("./wire.js").Welcome} Welcome
+ * @typedef {import("./wire.js").Pong} Pong
+ * @typedef {import("./wire.js").Presence} Presence
+ * @typedef {import("./wire.js").ChatDeliver} ChatDelivered
+ * @typedef {import("./wire.js").ChatAck} ChatAck
+ * @typedef {import("./wire.js").Receipt} Receipt
+ * @typedef {import("./wire.js").CallOffer} CallOfferIn
+ * @typedef {import("./wire.js").CallRinging} CallRinging
+ * @typedef {import("./wire.js").CallAnswer} CallAnswerIn
+ * @typedef {import("./wire.js").IceCandidate} IceIn
+ * @typedef {import("./wire.js").CallDescription} DescriptionIn
+ * @typedef {import("./wire.js").CallMedia} CallMediaIn
+ * @typedef {import("./wire.js").CallRejected} CallRejected
+ * @typedef {import("./wire.js").CallCancelled|import("./wire.js").CallTimeout|import("./wire.js").CallBusy|import("./wire.js").CallAnsweredElsewhere} CallOver
+ * @typedef {import("./wire.js").CallEnd} CallEndIn
+ * @typedef {import("./wire.js").CallMerged} CallMerged
+ * @typedef {import("./wire.js").CallResumed} CallResumed
+ * @typedef {import("./wire.js").Error} ErrorIn
  */
 
 /** The protocol this code speaks; a `welcome` with a higher one means this code is too old. */
-export const PROTOCOL_VERSION = 1;
+export { PROTOCOL_VERSION };
 
-/** Longest chat `text` the server stores, in Unicode code points (MAX_TEXT in backend/chat.py). */
-export const MAX_TEXT = 4000;
+/** Longest chat `text` the server stores, in Unicode code points. */
+export const MAX_TEXT = LIMITS.MAX_TEXT;
 
 export const newId = () => crypto.randomUUID();
 
