@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import os
 import threading
@@ -21,6 +20,7 @@ from sqlalchemy import delete, select
 from .errors import error_response
 from .extensions import db
 from .models import PushSubscription
+from .signaling.protocol import PushPayload
 
 bp = Blueprint("push", __name__, url_prefix="/api/push")
 log = logging.getLogger("parley.push")
@@ -68,7 +68,7 @@ class PushSender:
     def notify(
         self,
         user_id: int,
-        payload: dict[str, Any],
+        payload: PushPayload,
         *,
         skip: set[str] | None = None,
         ttl: int = CALL_PUSH_TTL,
@@ -83,7 +83,7 @@ class PushSender:
             thread.join()
         return thread
 
-    def _send_all(self, user_id: int, payload: dict[str, Any], skip: set[str], ttl: int) -> None:
+    def _send_all(self, user_id: int, payload: PushPayload, skip: set[str], ttl: int) -> None:
         with self.app.app_context():
             subs = db.session.scalars(
                 select(PushSubscription).where(PushSubscription.user_id == user_id)
@@ -91,7 +91,7 @@ class PushSender:
             targets = [(s.id, s.endpoint, s.p256dh, s.auth) for s in subs if s.endpoint not in skip]
             db.session.remove()
         gone: list[int] = []
-        data = json.dumps(payload, separators=(",", ":"))
+        data = payload.model_dump_json(by_alias=True)
         for sub_id, endpoint, p256dh, auth in targets:
             try:
                 webpush(

@@ -33,7 +33,9 @@ class World:
             self.clock,
             ring_timeout=RING,
             grace_period=GRACE,
-            ring_offline=lambda user, payload: self.pushes.append((user, payload)),
+            ring_offline=lambda user, push: self.pushes.append(
+                (user, push.model_dump(by_alias=True))
+            ),
         )
 
     def socket(self, user_id: int) -> FakeSocket:

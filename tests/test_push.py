@@ -21,6 +21,7 @@ from flask.testing import FlaskClient
 from backend.extensions import db
 from backend.models import PushSubscription
 from backend.push import sender
+from backend.signaling.protocol import PushCallOffer, PushCallOver
 from harness.flaskapp import Auth
 
 
@@ -147,7 +148,10 @@ def test_a_call_push_arrives_encrypted_and_signed_and_skips_devices_with_a_socke
         assert client.post("/api/push/subscriptions", json=device.subscription()).status_code == 201
     key = client.get("/api/push/key").json["publicKey"]
 
-    payload = {"type": "call_offer", "call_id": "c1", "from": "alice", "media": "video"}
+    alice = {"id": 7, "username": "alice"}
+    payload = PushCallOffer.model_validate(
+        {"call_id": "c1", "room_id": 3, "from": alice, "media": "video"}
+    )
     with app.app_context():
         sender().notify(user_id, payload, skip={laptop.endpoint}, wait=True)
 
@@ -156,8 +160,15 @@ def test_a_call_push_arrives_encrypted_and_signed_and_skips_devices_with_a_socke
     assert headers["content-encoding"] == "aes128gcm"
     assert headers["ttl"] == "60"
     assert headers["urgency"] == "high"
-    assert payload["from"].encode() not in body
-    assert push_service.decrypt(phone, body) == payload
+    assert b"alice" not in body
+    # What pwa/sw.js reads to show the incoming call: who, which call and room, voice or video.
+    assert push_service.decrypt(phone, body) == {
+        "type": "call_offer",
+        "call_id": "c1",
+        "room_id": 3,
+        "from": alice,
+        "media": "video",
+    }
     verify_vapid(headers, key, push_service.url("").rstrip("/"))
 
 
@@ -171,7 +182,7 @@ def test_a_gone_subscription_is_deleted(
         client.post("/api/push/subscriptions", json=device.subscription())
     push_service.status["/sub/gone"] = status
     with app.app_context():
-        sender().notify(user_id, {"type": "call_cancelled", "call_id": "c1"}, wait=True)
+        sender().notify(user_id, PushCallOver(type="call_cancelled", call_id="c1"), wait=True)
         endpoints = db.session.scalars(db.select(PushSubscription.endpoint)).all()
     assert endpoints == [alive.endpoint]
 
@@ -184,7 +195,7 @@ def test_a_failing_push_service_keeps_the_subscription(
     client.post("/api/push/subscriptions", json=device.subscription())
     push_service.status["/sub/flaky"] = 500
     with app.app_context():
-        sender().notify(user_id, {"type": "call_offer", "call_id": "c1"}, wait=True)
+        sender().notify(user_id, PushCallOver(type="call_timeout", call_id="c1"), wait=True)
         assert db.session.scalar(db.select(db.func.count(PushSubscription.id))) == 1
 
 

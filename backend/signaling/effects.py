@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel
+
+from .protocol import PushPayload
 
 Outcome = Literal["completed", "missed", "declined", "cancelled", "busy", "failed"]
 
@@ -37,7 +39,7 @@ class RingOffline:
     """Send a Web Push about a call to the user's devices (ring, or close the notification)."""
 
     user_id: int
-    payload: dict[str, Any]
+    payload: PushPayload
 
 
 @dataclass(frozen=True)

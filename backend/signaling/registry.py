@@ -31,6 +31,9 @@ from .protocol import (
     CallRinging,
     CallTimeout,
     ChatDeliver,
+    PushCallOffer,
+    PushCallOver,
+    PushPayload,
     RelaySend,
     dump,
     error,
@@ -67,7 +70,7 @@ class CallRegistry:
         ring_timeout: float = 30,
         grace_period: float = 15,
         clock: Callable[[], datetime] = utcnow,
-        ring_offline: Callable[[int, dict[str, Any]], None] | None = None,
+        ring_offline: Callable[[int, PushPayload], None] | None = None,
         takes_many: Callable[[int], bool] = lambda user_id: False,
     ) -> None:
         self.hub = hub
@@ -216,8 +219,14 @@ class CallRegistry:
                 out.append(Send(conn.id, CallRinging(call_id=call.id)))
             else:
                 call.pushed = True
-                push = {"type": "call_offer", "call_id": call.id, "room_id": call.room_id,
-                        "from": caller.model_dump(), "media": call.media}  # fmt: skip
+                push = PushCallOffer.model_validate(
+                    {
+                        "call_id": call.id,
+                        "room_id": call.room_id,
+                        "from": caller,
+                        "media": call.media,
+                    }
+                )
                 out.append(RingOffline(msg.to, push))
             out.append(Deliver(msg.to, call.offer_frame()))
             return out
@@ -361,7 +370,8 @@ class CallRegistry:
         if call.pushed and call.state == "ringing":
             # Close the incoming-call notification on the devices that were rung by push.
             kind = PUSH_CLOSE.get(outcome, "call_rejected")
-            out.append(RingOffline(call.callee.id, {"type": kind, "call_id": call.id}))
+            closed = PushCallOver.model_validate({"type": kind, "call_id": call.id})
+            out.append(RingOffline(call.callee.id, closed))
         self._calls.remove(call)
         call.cancel_timers()
         call.grace.clear()

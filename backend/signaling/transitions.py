@@ -29,6 +29,7 @@ from .protocol import (
     CallResumed,
     CallResumeSend,
     IceCandidateSend,
+    PushCallOver,
     error,
     relayed,
 )
@@ -93,7 +94,7 @@ def answer(call: LiveCall, conn: Connection, msg: CallAnswerSend, now: datetime)
     out: list[Effect] = [*call.send_to(call.caller.id, frame)]
     out.append(Deliver(call.callee.id, CallAnsweredElsewhere(call_id=call.id), exclude=conn.id))
     if call.pushed:
-        payload = {"type": "call_answered_elsewhere", "call_id": call.id}
+        payload = PushCallOver(type="call_answered_elsewhere", call_id=call.id)
         out.append(RingOffline(call.callee.id, payload))
     return out
 
