@@ -20,7 +20,7 @@ from limits.strategies import MovingWindowRateLimiter
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from . import chat
+from . import chat, signals
 from .errors import error_response
 from .extensions import db, limiter, login_manager
 from .models import User
@@ -147,9 +147,7 @@ def _open_echo_room(user: User) -> None:
         return
     room, created = chat.open_room(user, echo_name)
     if created:
-        linked = current_app.extensions.get("parley.on_room_created")
-        if linked is not None:
-            linked(room.user_a_id, room.user_b_id)
+        signals.emit(signals.room_created, a=room.user_a_id, b=room.user_b_id)
 
 
 def _credentials() -> tuple[str, str] | tuple[None, str]:
@@ -228,9 +226,7 @@ def logout() -> Any:
         user_id, sid = current_user.id, session.get("sid")
         logout_user()
         session.clear()
-        close_sockets = current_app.extensions.get("parley.on_logout")
-        if close_sockets is not None:
-            close_sockets(user_id, sid)
+        signals.emit(signals.signed_out, user_id=user_id, sid=sid)
     return Response(status=204)
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, jsonify, request
 from flask_login import current_user, login_required
 
-from . import chat
+from . import chat, signals
 from .errors import error_response
 from .extensions import db
 from .models import Room
@@ -23,10 +23,8 @@ def _chat_error(exc: chat.ChatError) -> Any:
 
 def _tell_peer(room: Room, user_id: int) -> None:
     """Send the room's peer a `receipt`: user_id's delivered or read marker moved."""
-    notify = current_app.extensions.get("parley.on_receipt")
-    if notify is not None:
-        peer = chat.peer_id_of(room, user_id)
-        notify(peer, chat.receipt(room, peer))
+    peer = chat.peer_id_of(room, user_id)
+    signals.emit(signals.receipt_moved, user_id=peer, receipt=chat.receipt(room, peer))
 
 
 def _delivered(room: Room, user_id: int, message_id: int | None) -> None:
@@ -44,9 +42,7 @@ def open_room() -> Any:
         return error_response(400, "username is required")
     room, created = chat.open_room(current_user, username)
     if created:
-        notify = current_app.extensions.get("parley.on_room_created")
-        if notify is not None:
-            notify(room.user_a_id, room.user_b_id)
+        signals.emit(signals.room_created, a=room.user_a_id, b=room.user_b_id)
     return jsonify(chat.room_summary(room, current_user.id)), 201 if created else 200
 
 
@@ -107,9 +103,7 @@ def post_message(room_id: int) -> Any:
     message, created = chat.post_message(current_user.id, room, new)
     payload = message.to_public()
     if created:
-        deliver = current_app.extensions.get("parley.on_message")
-        if deliver is not None:
-            deliver(room.user_a_id, room.user_b_id, payload)
+        signals.emit(signals.message_posted, a=room.user_a_id, b=room.user_b_id, message=payload)
     return jsonify(payload), 201
 
 
