@@ -150,6 +150,11 @@ def _open_echo_room(user: User) -> None:
         signals.emit(signals.room_created, a=room.user_a_id, b=room.user_b_id)
 
 
+def _account(user: User) -> dict[str, Any]:
+    """Return the signed-in user and the echo-test bot's username (the page labels its room)."""
+    return {**user.to_public(), "echo_username": current_app.config["ECHO_USERNAME"] or None}
+
+
 def _credentials() -> tuple[str, str] | tuple[None, str]:
     """Return (username, password) from the JSON body, or (None, reason)."""
     body = request.get_json(silent=True)
@@ -186,7 +191,7 @@ def register() -> Any:
         return error_response(409, "that username is taken")
     _sign_in(user)
     _open_echo_room(user)
-    response = jsonify(user.to_public())
+    response = jsonify(_account(user))
     _remember_device(response, user.username)
     return response, 201
 
@@ -215,7 +220,7 @@ def login() -> Any:
         db.session.commit()
     _sign_in(user)
     _open_echo_room(user)
-    response = jsonify(user.to_public())
+    response = jsonify(_account(user))
     _remember_device(response, user.username)
     return response
 
@@ -233,4 +238,4 @@ def logout() -> Any:
 @bp.get("/me")
 @login_required
 def me() -> Any:
-    return jsonify(current_user.to_public())
+    return jsonify(_account(current_user))

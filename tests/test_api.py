@@ -25,8 +25,19 @@ def signed_up(make_client, username: str) -> FlaskClient:  # type: ignore[no-unt
 def test_register_signs_in_and_me_returns_the_user(client: FlaskClient, auth: Auth) -> None:
     r = auth.register("alice")
     assert r.status_code == 201
-    assert r.json == {"id": r.json["id"], "username": "alice"}
-    assert client.get("/api/me").json["username"] == "alice"
+    assert r.json == {"id": r.json["id"], "username": "alice", "echo_username": "echo"}
+    assert client.get("/api/me").json == r.json
+
+
+def test_the_echo_bots_username_comes_from_the_servers_config(
+    app: Flask, client: FlaskClient, auth: Auth
+) -> None:
+    app.config["ECHO_USERNAME"] = "parrot"
+    assert auth.register("alice").json["echo_username"] == "parrot"
+    assert client.get("/api/me").json["echo_username"] == "parrot"
+    assert auth.login("alice").json["echo_username"] == "parrot"
+    app.config["ECHO_USERNAME"] = ""  # no echo bot on this server
+    assert client.get("/api/me").json["echo_username"] is None
 
 
 def test_me_without_session_is_401_json(client: FlaskClient) -> None:

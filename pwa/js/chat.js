@@ -44,7 +44,7 @@ function httpReason(status) {
 }
 
 export class ChatStore extends EventTarget {
-  /** @param {{signaling: import("./signaling.js").SignalingClient, user: {id: number, username: string}}} deps */
+  /** @param {{signaling: import("./signaling.js").SignalingClient, user: {id: number, username: string, echo_username?: string|null}}} deps */
   constructor({ signaling, user }) {
     super();
     this.signaling = signaling;

@@ -157,7 +157,7 @@ export function renderRoom(root, store, roomId, intents) {
   };
   const drawHint = () => {
     const room = store.room(roomId);
-    const echo = canCall && Boolean(room && room.peer.username === "echo");
+    const echo = canCall && Boolean(room && store.user.echo_username && room.peer.username === store.user.echo_username);
     hint.textContent = echo ? ECHO_HINT : "";
     hint.hidden = !echo;
   };

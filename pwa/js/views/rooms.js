@@ -63,6 +63,14 @@ function signedInAs(username) {
 }
 
 /**
+ * A room's name: the other person's username, or "Echo test" for the server's echo-test bot.
+ * @param {{peer: {username: string}}} room @param {{echo_username?: string|null}} user the signed-in account (/api/me)
+ */
+export function roomLabel(room, user) {
+  return user.echo_username && room.peer.username === user.echo_username ? "Echo test" : room.peer.username;
+}
+
+/**
  * One row as messengers lay it out: avatar, name and time on top, preview and unread count below.
  * @param {import("../chat.js").ChatStore} store @param {any} room @param {boolean} active
  */
@@ -71,7 +79,7 @@ function roomRow(store, room, active) {
   const mine = last && last.sender && last.sender.id === store.user.id;
   const preview = !last ? "No messages yet" : last.kind === "call" ? callRecordText(last.call) : `${mine ? "You: " : ""}${last.text}`;
   const online = store.online.has(room.peer.id);
-  const label = room.peer.username === "echo" ? "Echo test" : room.peer.username;
+  const label = roomLabel(room, store.user);
   const avatar = h("span", { class: "avatar chip" });
   paintAvatar(avatar, label);
   const ids = { last: `room-${room.id}-last`, when: `room-${room.id}-when`, unread: `room-${room.id}-unread` };

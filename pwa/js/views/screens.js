@@ -5,7 +5,7 @@
 import { renderAuth } from "./auth.js";
 import { h } from "./dom.js";
 import { renderRoom } from "./room.js";
-import { renderRooms } from "./rooms.js";
+import { renderRooms, roomLabel } from "./rooms.js";
 
 const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
 
@@ -79,7 +79,7 @@ export class Screens {
     this.back.hidden = false;
     const setTitle = () => {
       const room = chat.room(roomId);
-      this.title.textContent = room ? (room.peer.username === "echo" ? "Echo test" : room.peer.username) : "Chat";
+      this.title.textContent = room ? roomLabel(room, chat.user) : "Chat";
     };
     setTitle();
     chat.addEventListener("rooms", setTitle);
