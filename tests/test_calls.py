@@ -300,3 +300,64 @@ def test_resuming_someone_elses_live_call_is_refused_once(w: World) -> None:
     w.send(m, {"type": "call_resume", "call_id": cid})
     assert m.types()[-1:] == ["error"] and len(m.of("error")) == 1
     assert m.of("call_end") == [] and m.of("call_resumed") == []
+
+
+# A snapshot as the field-by-field serialiser before snapshot.py wrote it (candidates without
+# their null fields, `lost` keyed by the user id as a string): what a running cluster has in Redis.
+RINGING_ID, ACTIVE_ID = str(uuid.uuid4()), str(uuid.uuid4())
+EARLIER_SNAPSHOT = [
+    {
+        "id": RINGING_ID,
+        "room_id": ROOM_AB,
+        "media": "video",
+        "state": "ringing",
+        "caller": {"id": ALICE, "username": "alice"},
+        "callee": {"id": BOB, "username": "bob"},
+        "started_at": "2026-11-27T10:00:00.123456",
+        "answered_at": None,
+        "caller_conn": "gone-node.a1",
+        "callee_conn": None,
+        "offer_sdp": "v=0 offer",
+        "early_candidates": [{"candidate": "candidate:1", "sdpMLineIndex": 0}, None],
+        "ringing_sent": True,
+        "pushed": False,
+        "lost": {},
+    },
+    {
+        "id": ACTIVE_ID,
+        "room_id": ROOM_CB,
+        "media": "audio",
+        "state": "active",
+        "caller": {"id": CAROL, "username": "carol"},
+        "callee": {"id": BOB, "username": "bob"},
+        "started_at": "2026-11-27T10:00:00",
+        "answered_at": "2026-11-27T10:00:05",
+        "caller_conn": None,
+        "callee_conn": None,
+        "offer_sdp": "",
+        "early_candidates": [],
+        "ringing_sent": True,
+        "pushed": False,
+        "lost": {str(BOB): "gone-node.b1"},
+    },
+]
+
+
+def test_a_snapshot_written_by_the_earlier_serialiser_is_taken_over(w: World) -> None:
+    w.calls.restore(EARLIER_SNAPSHOT)
+    # The ringing call rings a callee device that opens, with the offer and caller candidates.
+    b = w.socket(BOB)
+    assert b.of("call_offer")[0]["sdp"] == "v=0 offer"
+    first, last = (f["candidate"] for f in b.of("ice_candidate"))
+    assert (first["candidate"], first["sdpMLineIndex"], last) == ("candidate:1", 0, None)
+    # Both calls come back as they were saved, and say so again in the same words.
+    again = {c["id"]: c for c in w.calls.snapshot(ringing=True)}
+    assert again[ACTIVE_ID]["lost"] == {str(BOB): "gone-node.b1"}
+    assert again[ACTIVE_ID]["answered_at"] == "2026-11-27T10:00:05"
+    assert again[RINGING_ID]["lost"] == {str(ALICE): "gone-node.a1"}
+    # The active call's participants resume it within the grace period.
+    c = w.socket(CAROL)
+    w.send(c, {"type": "call_resume", "call_id": ACTIVE_ID})
+    assert c.of("call_resumed") == [{"type": "call_resumed", "call_id": ACTIVE_ID, "polite": False}]
+    w.send(c, {"type": "call_end", "call_id": ACTIVE_ID})
+    assert [(r.call_id, r.outcome) for r in w.store.records] == [(ACTIVE_ID, "completed")]

@@ -4,35 +4,22 @@ One worker (no broker): `LocalCalls` hands every socket event to the local CallR
 
 Several workers or hosts (`REDIS_URL`): the call registry must see every signal of a call in one
 place, because busy, glare and "answered elsewhere" compare calls of different users. One node at
-a time holds the lease `<prefix>:leader` (renewed every second, lost after `lease` seconds) and
-runs the registry. Every other node forwards its sockets' events to the list `<prefix>:calls-queue`
-(a list, not a pub/sub channel: what is pushed while no node leads waits for the next leader;
-events older than `FORWARD_PATIENCE` seconds are dropped). The leader moves them in order to
-`<prefix>:calls-inflight` while it applies them, so those a dying leader had taken are applied by
-the next one (at least once: a candidate may arrive twice, which WebRTC ignores). The leader
-answers sockets on other nodes through the hub, which routes by socket id. Before the effects of
-a change of call state go out, the leader writes a snapshot of the live calls to
-`<prefix>:calls-snapshot`; a node that takes the lease over restores it, keeping the sockets
-that are still open bound, so a dead leader costs a few seconds of signalling and no call.
-The leader also unbinds sockets of dead nodes, which starts their grace period as if they closed.
+a time holds the lease (lease.py) and runs the registry; every other node forwards its sockets'
+events through the reliable queue (eventqueue.py). The leader answers sockets on other nodes
+through the hub, which routes by socket id. Before the effects of a change of call state go out,
+the leader writes a snapshot of the live calls (snapshot.py) to `<prefix>:calls-snapshot`; a node
+that takes the lease over restores it, keeping the sockets that are still open bound, so a dead
+leader costs a few seconds of signalling and no call. The leader also unbinds sockets of dead
+nodes, which starts their grace period as if they closed.
 
-A leader can stall past its lease (a GC pause, a stopped VM, SIGSTOP) and wake while another node
-leads. So every acquisition of the lease takes a new epoch (`<prefix>:leader-epoch`), the lease's
-value is `<node>:<epoch>`, and every write of call state checks it in the same Redis script as the
-write: the snapshot, the acknowledgement of applied events, taking events from the queue, and the
-route announcements. A write that finds another epoch fails, and its leader steps down at once;
-the change it was about to make never takes effect (CallRegistry.on_change raises OwnerLost before
-any frame goes out or any record is written), and the event that caused it goes to the queue for
-the real leader. Before applying anything, a leader whose last renewal is older than the margin
-renews first, so a woken leader finds out before it acts, not after. Each epoch has its own
-in-flight list, so a stale leader can never acknowledge or requeue the events its successor took.
-A node taken for dead that wakes re-binds its sockets to their calls (`revived`, see redisbus).
-
-The hot path skips the leader: once a call is active with both sockets bound, the leader sends
-each socket's node a route (call, this socket -> the peer's socket, who "from" is), and that node
-relays the call's `ice_candidate`, `call_description` and `call_media` frames straight to the
-peer's node. A relay that finds the peer's socket gone goes to the leader after all (which keeps
-it for a resume), and the leader withdraws routes whenever the call's sockets change or it ends.
+Every write of call state is fenced by the lease: the snapshot, the acknowledgement of applied
+events, taking events from the queue, and the route announcements. A write that finds another
+epoch fails, and its leader steps down at once; the change it was about to make never takes
+effect (CallRegistry.on_change raises OwnerLost before any frame goes out or any record is
+written), and the event that caused it goes to the queue for the real leader. Before applying
+anything, a leader whose last renewal is older than the margin renews first, so a woken leader
+finds out before it acts, not after. A node taken for dead that wakes re-binds its sockets to
+their calls (`revived`, see redisbus). The hot path skips the leader: relay.py.
 """
 
 from __future__ import annotations
@@ -40,73 +27,24 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import redis
 
 from . import protocol
+from .eventqueue import EventQueue
 from .hub import Connection, Envelope, Hub, node_of
+from .lease import FENCE, LEASE, Lease
 from .protocol import CallMessage, ProtocolError, RelaySend, Welcome
 from .redisbus import RedisBus
 from .registry import CallRegistry, OwnerLost
+from .relay import Relay
 
 log = logging.getLogger("parley.signaling")
 
-FORWARD_PATIENCE = 10.0  # seconds a forwarded event waits for a leader before it is dropped
-LEASE = 3.0  # seconds the call leader lease lasts without a renewal
-# A leader acts on its own clock for this share of the lease after a renewal, and renews first
-# after that; renewals come every third of the lease, so only a stalled leader ever waits.
-TRUST = 2 / 3
-
-# Take the free lease with the next epoch. KEYS: lease, epoch; ARGV: node, ttl ms. 0: taken.
-ACQUIRE = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-local epoch = redis.call('INCR', KEYS[2])
-redis.call('SET', KEYS[1], ARGV[1] .. ':' .. epoch, 'PX', ARGV[2])
-return epoch
-"""
-# Every script below starts by checking that the lease still holds this leader's token (node and
-# epoch): a leader that slept through its lease must not write (fencing).
-_FENCE = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
-"""
-# Renew the lease. KEYS: lease; ARGV: token, ttl ms.
-RENEW = _FENCE + "return redis.call('PEXPIRE', KEYS[1], ARGV[2])"
-RELEASE = _FENCE + "return redis.call('DEL', KEYS[1])"
 # Write the snapshot. KEYS: lease, snapshot; ARGV: token, snapshot.
-SAVE = _FENCE + "redis.call('SET', KEYS[2], ARGV[2]) return 1"
-# Acknowledge applied events. KEYS: lease, in-flight; ARGV: token, how many.
-ACK = _FENCE + "redis.call('LTRIM', KEYS[2], ARGV[2], -1) return 1"
-# Publish a route to a node. KEYS: lease; ARGV: token, channel, payload.
-ROUTE = _FENCE + "return redis.call('PUBLISH', ARGV[2], ARGV[3])"
-# Put an in-flight list back at the head of the queue, in order. KEYS: queue, in-flight.
-_REQUEUE = """
-local n = 0
-while redis.call('LMOVE', KEYS[2], KEYS[1], 'RIGHT', 'LEFT') do n = n + 1 end
-return n
-"""
-REQUEUE = _REQUEUE
-# Move up to ARGV[2] more events from the queue to the in-flight list and return them; a stale
-# leader instead puts back what it took (the one BLMOVE took too) and gets -1.
-# KEYS: lease, queue, in-flight; ARGV: token, count.
-TAKE = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then
-  while redis.call('LMOVE', KEYS[3], KEYS[2], 'RIGHT', 'LEFT') do end
-  return -1
-end
-local out = {}
-for i = 1, tonumber(ARGV[2]) do
-  local v = redis.call('LMOVE', KEYS[2], KEYS[3], 'LEFT', 'RIGHT')
-  if not v then break end
-  out[i] = v
-end
-return out
-"""
-# Give back events a leader took and did not apply (it lost the lease): drop the first ARGV[1]
-# (applied), put the rest back at the head of the queue. KEYS: queue, in-flight.
-GIVE_BACK = "redis.call('LTRIM', KEYS[2], ARGV[1], -1)" + _REQUEUE
+SAVE = FENCE + "redis.call('SET', KEYS[2], ARGV[2]) return 1"
 
 
 class CallRouter(Protocol):
@@ -191,43 +129,21 @@ class LeaderCalls:
         self.hub = hub
         self.registry = registry
         self.bus = bus
-        self.redis = bus.redis
-        self.lease = lease
-        self.queue_key = bus.key("calls-queue")
-        self.inflight_key = bus.key("calls-inflight", 0)  # per epoch: set when leading
-        self.lease_key = bus.key("leader")
-        self.epoch_key = bus.key("leader-epoch")
-        self.snapshot_key = bus.key("calls-snapshot")
         self.control = bus.control  # the lease, the queue and the snapshot: never starved
-        self._acquire = self.control.register_script(ACQUIRE)
-        self._renew_script = self.control.register_script(RENEW)
-        self._release = self.control.register_script(RELEASE)
+        lease_key, epoch_key = bus.key("leader"), bus.key("leader-epoch")
+        self.lease = Lease(self.control, lease_key, epoch_key, bus.node, lease)
+        self.queue = EventQueue(bus, self.lease.key)
+        self.relay = Relay(hub, bus, self.lease.key, self._submit)
+        self.snapshot_key = bus.key("calls-snapshot")
         self._save_script = self.control.register_script(SAVE)
-        self._ack = self.control.register_script(ACK)
-        self._route = self.control.register_script(ROUTE)
-        self._take = self.control.register_script(TAKE)
-        self._requeue = self.control.register_script(REQUEUE)
-        self._give_back = self.control.register_script(GIVE_BACK)
         self._leading = False
-        self.epoch = 0
-        self._token = ""  # the lease's value while this node leads: "<node>:<epoch>"
-        self._trusted_until = 0.0  # monotonic time up to which the lease is surely ours
         self._consumer_stop = threading.Event()
-        # Node side: (call id, local socket id) -> (peer socket id, this side as "from").
-        self._routes: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
-        # Leader side: the routes last announced, call id -> (caller socket, callee socket).
-        self._announced: dict[str, tuple[str, str]] = {}
         bus.attach(self._on_envelope)
         self._lock = threading.RLock()
         self._save_lock = threading.Lock()
         self._stopped = threading.Event()
         self._tick()
         threading.Thread(target=self._lease_loop, name="parley-leader-lease", daemon=True).start()
-
-    @property
-    def leading(self) -> bool:
-        """Tell whether this node runs the cluster's call registry now."""
-        return self._leading
 
     # --- CallRouter ------------------------------------------------------------------------
 
@@ -239,13 +155,12 @@ class LeaderCalls:
         # A node that slept past its heartbeat rejoins before acting on what its sockets sent.
         self.bus.ensure_alive()
         text = raw.decode() if isinstance(raw, bytes) else raw
-        if isinstance(message, RelaySend) and self._relay(conn, message, text):
+        if isinstance(message, RelaySend) and self.relay.relay(conn, message, text):
             return
         self._submit({"e": "signal", "conn": conn.id, "user_id": conn.user_id, "raw": text})
 
     def closed(self, conn: Connection) -> None:
-        for key in [k for k in list(self._routes) if k[1] == conn.id]:
-            self._routes.pop(key, None)
+        self.relay.forget(conn.id)
         self._submit({"e": "closed", "conn": conn.id, "user_id": conn.user_id})
 
     def shutdown(self) -> None:
@@ -255,82 +170,22 @@ class LeaderCalls:
                 return
             try:
                 self._save()
-                self._release(keys=[self.lease_key], args=[self._token])
+                self.lease.release()
             except OwnerLost:
                 return
             except redis.RedisError:
                 log.warning("could not hand the call registry over", exc_info=True)
             self._stop_leading()
 
-    # --- the relay fast path ----------------------------------------------------------------
-
-    def _relay(self, conn: Connection, message: RelaySend, raw: str) -> bool:
-        """Relay a candidate, description or media state along a route; False: ask the leader."""
-        route = self._routes.get((message.call_id, conn.id))
-        if route is None:
-            return False
-        peer_conn, me = route
-        text = protocol.dump(protocol.relayed(message, me))
-        local = self.hub.connection(peer_conn)
-        if local is not None:
-            return self.hub.send(local, text)
-        if node_of(peer_conn) == self.bus.node:
-            return False  # the peer's socket here is gone
-        bounce = {"e": "signal", "conn": conn.id, "user_id": conn.user_id, "raw": raw}
-        relay = Envelope("relay", 0, text=text, conn_id=peer_conn, data=bounce)
-        self.bus.post(node_of(peer_conn), relay)
-        return True
-
     def _on_envelope(self, envelope: Envelope) -> int:
-        """Routes from the leader, and relays from other nodes, for sockets on this node."""
-        data = envelope.data or {}
-        conn_id = envelope.conn_id or ""
-        if envelope.op == "route":
-            self._routes[(data["call_id"], conn_id)] = (data["peer_conn"], data["me"])
-        elif envelope.op == "unroute":
-            self._routes.pop((data["call_id"], conn_id), None)
-        elif envelope.op == "relay":
-            target = self.hub.connection(conn_id)
-            if target is not None and self.hub.send(target, envelope.text):
-                return 1
-            self._submit(dict(data))  # the peer's socket is gone: the leader keeps it for them
-        elif envelope.op == "revived":
-            # This node was taken for dead: its sockets were unbound from their calls. Bind them
-            # again, ahead of anything they sent (this runs before those frames are handled).
-            for conn in self.hub.connections():
-                self._submit({"e": "revived", "conn": conn.id, "user_id": conn.user_id})
+        """Routes from the leader and relays from other nodes; `revived` for this node."""
+        if envelope.op != "revived":
+            return self.relay.receive(envelope)
+        # This node was taken for dead: its sockets were unbound from their calls. Bind them
+        # again, ahead of anything they sent (this runs before those frames are handled).
+        for conn in self.hub.connections():
+            self._submit({"e": "revived", "conn": conn.id, "user_id": conn.user_id})
         return 0
-
-    def _announce_routes(self) -> None:
-        """Leader: tell the nodes of both sockets of each active call how to relay directly."""
-        current = self.registry.routes()
-        for call_id, (old_a, old_b) in list(self._announced.items()):
-            now = current.get(call_id)
-            if now is None or (now[1], now[3]) != (old_a, old_b):
-                for conn_id in (old_a, old_b):
-                    self._send_route("unroute", conn_id, {"call_id": call_id})
-                del self._announced[call_id]
-        for call_id, (caller, a, callee, b) in current.items():
-            if call_id in self._announced:
-                continue
-            self._send_route("route", a, {"call_id": call_id, "peer_conn": b,
-                                          "me": caller.model_dump()})  # fmt: skip
-            self._send_route("route", b, {"call_id": call_id, "peer_conn": a,
-                                          "me": callee.model_dump()})  # fmt: skip
-            self._announced[call_id] = (a, b)
-
-    def _send_route(self, op: str, conn_id: str, data: dict[str, Any]) -> None:
-        envelope = Envelope(op, 0, conn_id=conn_id, data=data)  # type: ignore[arg-type]
-        node = node_of(conn_id)
-        if node == self.bus.node:
-            self._on_envelope(envelope)
-            return
-        payload = json.dumps(asdict(envelope), separators=(",", ":"))
-        if (
-            self._route(keys=[self.lease_key], args=[self._token, self.bus.channel(node), payload])
-            < 0
-        ):
-            self._lost()
 
     # --- forwarding ------------------------------------------------------------------------
 
@@ -341,62 +196,11 @@ class LeaderCalls:
                 return
             except OwnerLost:
                 pass  # the lease moved while applying: the new leader applies it
-        self._enqueue(event)
-
-    def _enqueue(self, event: dict[str, Any]) -> None:
-        event.setdefault("t", time.time())
-        try:
-            self.redis.rpush(self.queue_key, json.dumps(event, separators=(",", ":")))
-        except redis.RedisError:
-            log.exception("could not forward a %s event to the call leader", event["e"])
+        self.queue.push(event)
 
     def _consume(self, stop: threading.Event) -> None:
-        """The leader's loop: apply forwarded events in the order they were queued.
-
-        Events move to an in-flight list while they are applied (Redis's reliable-queue
-        pattern): a leader that dies with events in flight leaves them for the next one.
-        """
-        inflight, token = self.inflight_key, self._token
-        keys = [self.lease_key, self.queue_key, inflight]
-        while not stop.is_set() and self._holds_lease():
-            try:
-                first = self.control.blmove(self.queue_key, inflight, 1, "LEFT", "RIGHT")
-                if first is None:
-                    continue
-                more = self._take(keys=keys, args=[token, 199])
-            except redis.RedisError:
-                log.warning("reading forwarded call events failed", exc_info=True)
-                stop.wait(0.5)
-                continue
-            if more == -1:  # another leader took over: what was taken is back in the queue
-                self._lost()
-                return
-            batch = [first, *more]
-            applied = 0
-            for payload in batch:
-                if not self._holds_lease():
-                    break
-                event = json.loads(payload)
-                try:
-                    if time.time() - float(event.get("t", 0)) > FORWARD_PATIENCE:
-                        log.error("dropped a stale %s event (no leader for a while)", event["e"])
-                    else:
-                        self._apply(event)
-                except OwnerLost:
-                    break
-                except Exception:
-                    log.exception("applying a forwarded %s event failed", event["e"])
-                applied += 1
-            try:
-                if applied < len(batch):
-                    # The lease moved mid-batch: the rest is the next leader's, in order.
-                    self._give_back(keys=[self.queue_key, inflight], args=[applied])
-                    return
-                if self._ack(keys=[self.lease_key, inflight], args=[token, applied]) < 0:
-                    self._lost()
-                    return
-            except redis.RedisError:
-                log.warning("could not clear applied call events", exc_info=True)
+        """The leader's loop: apply forwarded events in the order they were queued."""
+        self.queue.consume(stop, self.lease.token, self._holds_lease, self._apply, self._lost)
 
     # --- leading ---------------------------------------------------------------------------
 
@@ -437,16 +241,17 @@ class LeaderCalls:
             if not self._leading:
                 raise OwnerLost
             snapshot = json.dumps(self.registry.snapshot(ringing=True), separators=(",", ":"))
-            keys = [self.lease_key, self.snapshot_key]
-            if self._save_script(keys=keys, args=[self._token, snapshot]) < 0:
+            keys = [self.lease.key, self.snapshot_key]
+            if self._save_script(keys=keys, args=[self.lease.token, snapshot]) < 0:
                 self._lost()
-            self._announce_routes()
+            self.relay.announce(self.registry.routes(), self.lease.token, self._lost)
 
     def _lost(self) -> None:
         """A fenced write found another leader's epoch: step down now; raise OwnerLost."""
         # No self._lock here: the lease loop may hold it while it waits for this save.
         if self._leading:
-            log.warning("node %s lost the call leader lease (epoch %d)", self.bus.node, self.epoch)
+            log.warning("node %s lost the call leader lease (epoch %d)", self.bus.node,
+                        self.lease.epoch)  # fmt: skip
             self._stop_leading()
         raise OwnerLost
 
@@ -454,7 +259,7 @@ class LeaderCalls:
         """Tell whether this node leads, renewing first if the last renewal is too old to trust."""
         if not self._leading:
             return False
-        if time.monotonic() < self._trusted_until:
+        if self.lease.trusted():
             return True
         with self._lock:
             try:
@@ -467,17 +272,15 @@ class LeaderCalls:
         """Renew the lease (lock held); step down and return False when it is gone."""
         if not self._leading:
             return False
-        started = time.monotonic()
-        ttl = int(self.lease * 1000)
-        if self._renew_script(keys=[self.lease_key], args=[self._token, ttl]) != 1:
-            log.warning("node %s lost the call leader lease (epoch %d)", self.bus.node, self.epoch)
+        if not self.lease.renew():
+            log.warning("node %s lost the call leader lease (epoch %d)", self.bus.node,
+                        self.lease.epoch)  # fmt: skip
             self._stop_leading()
             return False
-        self._trusted_until = started + self.lease * TRUST
         return True
 
     def _lease_loop(self) -> None:
-        while not self._stopped.wait(self.lease / 3):
+        while not self._stopped.wait(self.lease.seconds / 3):
             try:
                 self._tick()
             except redis.RedisError:
@@ -486,7 +289,6 @@ class LeaderCalls:
                 log.exception("call leader tick failed")
 
     def _tick(self) -> None:
-        ttl = int(self.lease * 1000)
         with self._lock:
             if self._stopped.is_set():
                 return
@@ -499,25 +301,17 @@ class LeaderCalls:
                 except OwnerLost:
                     return
                 return
-            started = time.monotonic()
-            epoch = int(self._acquire(keys=[self.lease_key, self.epoch_key],
-                                      args=[self.bus.node, ttl]))  # fmt: skip
-            if epoch:
-                self._start_leading(epoch, started)
+            if self.lease.acquire():
+                self._start_leading()
 
-    def _start_leading(self, epoch: int, started: float) -> None:
-        self.epoch = epoch
-        self._token = f"{self.bus.node}:{epoch}"
-        self._trusted_until = started + self.lease * TRUST
-        self.inflight_key = self.bus.key("calls-inflight", epoch)
+    def _start_leading(self) -> None:
+        epoch = self.lease.epoch
         raw = self.control.get(self.snapshot_key)
         calls = json.loads(raw) if raw else []
         self.registry.reset()
-        self._announced.clear()
+        self.relay.clear_announced()
         self.registry.restore(calls, alive=self._socket_alive)
-        # What the last leader had taken and not applied (a stale leader that wakes and takes
-        # more puts that back itself: TAKE).
-        requeued = self._requeue(keys=[self.queue_key, self.bus.key("calls-inflight", epoch - 1)])
+        requeued = self.queue.take_over(epoch)
         if requeued:
             log.warning("%d call event(s) were in flight at the last leader", requeued)
         self._consumer_stop = threading.Event()

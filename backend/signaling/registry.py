@@ -35,6 +35,7 @@ from .protocol import (
     PushCallOver,
     PushPayload,
     RelaySend,
+    User,
     dump,
     error,
     ice_candidate,
@@ -328,7 +329,7 @@ class CallRegistry:
                     if call.state == "active" or user_id == call.caller.id:
                         self._start_grace(call, user_id)
 
-    def routes(self) -> dict[str, tuple[Any, str, Any, str]]:
+    def routes(self) -> dict[str, tuple[User, str, User, str]]:
         """Return the active calls with both sockets bound: id -> (caller, socket, callee, socket).
 
         Between these two sockets candidates and descriptions may be relayed without the registry
