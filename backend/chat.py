@@ -183,17 +183,10 @@ def history(room: Room, before: int | None, limit: int) -> list[Message]:
     return list(reversed(rows))
 
 
-def messages_after(room_ids: list[int], after_id: int, limit: int = 500) -> list[Message]:
-    """Return messages in these rooms newer than after_id, oldest first (for resuming)."""
-    if not room_ids:
-        return []
-    query = (
-        select(Message)
-        .where(Message.room_id.in_(room_ids), Message.id > after_id)
-        .order_by(Message.id)
-        .limit(limit)
-    )
-    return list(db.session.scalars(query).all())
+def messages_after(room: Room, after_id: int, limit: int) -> list[Message]:
+    """Return up to limit messages newer than after_id, oldest first (a client catching up)."""
+    query = select(Message).where(Message.room_id == room.id, Message.id > after_id)
+    return list(db.session.scalars(query.order_by(Message.id).limit(limit)).all())
 
 
 def rooms_of(user_id: int) -> list[Room]:

@@ -79,7 +79,7 @@ def messages(room_id: int) -> Any:
         return error_response(400, "give before or after, not both")
     # `after` pages forward from what a client already has, so a long outage leaves no gap.
     page = (
-        chat.messages_after([room.id], after, limit)
+        chat.messages_after(room, after, limit)
         if after is not None
         else chat.history(room, before, limit)
     )
