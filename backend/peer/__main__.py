@@ -9,19 +9,43 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from .client import ParleyClient
 from .echo import run_echo
-from .peer import Peer
+from .peer import Peer, PeerCall
+
+
+@dataclass
+class Session:
+    """A signed-in client, its peer and the task that keeps its socket open."""
+
+    client: ParleyClient
+    peer: Peer
+    runner: asyncio.Task[None]
+
+    async def report(self, stats: dict[str, Any]) -> None:
+        """Hang up, sign off and print the call's stats as one JSON line."""
+        await self.peer.close()
+        await self.client.stop()
+        self.runner.cancel()
+        print(json.dumps(stats))
+
+
+async def _online(args: argparse.Namespace, peer_of: Callable[[ParleyClient], Peer]) -> Session:
+    """Sign in, open the socket in the background and return the session."""
+    client = ParleyClient(args.url, args.username, args.password, args.ca_file)
+    await client.sign_in()
+    peer = peer_of(client)
+    return Session(client, peer, asyncio.ensure_future(client.run(peer.handle)))
 
 
 async def _call(args: argparse.Namespace) -> int:
-    client = ParleyClient(args.url, args.username, args.password, args.ca_file)
-    await client.sign_in()
-    peer = Peer(client)
-    runner = asyncio.ensure_future(client.run(peer.handle))
-    await asyncio.wait_for(client.connected.wait(), 15)
-    call = await peer.call(args.user, args.media)
+    session = await _online(args, Peer)
+    await asyncio.wait_for(session.client.connected.wait(), 15)
+    call = await session.peer.call(args.user, args.media)
     try:
         await asyncio.wait_for(call.answered.wait(), args.ring)
         with contextlib.suppress(asyncio.TimeoutError):
@@ -30,28 +54,22 @@ async def _call(args: argparse.Namespace) -> int:
     except TimeoutError:
         stats = await call.stats()
         stats["end_reason"] = stats["end_reason"] or "no answer"
-    await peer.close()
-    await client.stop()
-    runner.cancel()
-    print(json.dumps(stats))
+    await session.report(stats)
     return 0 if stats["frames_received"]["audio"] > 0 else 1
 
 
 async def _answer(args: argparse.Namespace) -> int:
-    client = ParleyClient(args.url, args.username, args.password, args.ca_file)
-    await client.sign_in()
-    peer = Peer(client)
-    runner = asyncio.ensure_future(client.run(peer.handle))
-    while not peer.finished and not peer.calls:
-        await asyncio.sleep(0.2)
-    call = next(iter(peer.calls.values()), None) or peer.finished[0]
+    first: asyncio.Future[PeerCall] = asyncio.get_running_loop().create_future()
+
+    def answered(call: PeerCall) -> None:
+        if not first.done():
+            first.set_result(call)
+
+    session = await _online(args, lambda client: Peer(client, on_call=answered))
+    call = await first
     with contextlib.suppress(asyncio.TimeoutError):
         await asyncio.wait_for(call.ended.wait(), args.seconds)
-    stats = await call.stats()
-    await peer.close()
-    await client.stop()
-    runner.cancel()
-    print(json.dumps(stats))
+    await session.report(await call.stats())
     return 0
 
 

@@ -107,7 +107,6 @@ class ParleyClient:
         self.http = httpx.AsyncClient(
             base_url=self.base_url, verify=self.ssl, headers={"Origin": self.base_url}, timeout=15
         )
-        self.user: dict[str, Any] = {}
         self.ws: ClientConnection | None = None
         self.handler: Handler | None = None
         self.connected = asyncio.Event()
@@ -120,8 +119,8 @@ class ParleyClient:
         if response.status_code == 401 and register:
             response = await self.http.post("/api/register", json=body)
         response.raise_for_status()
-        self.user = response.json()
-        return self.user
+        user: dict[str, Any] = response.json()
+        return user
 
     async def api(self, method: str, path: str, body: Any = None) -> Any:
         """Call the JSON API; signs in again once when the session expired."""

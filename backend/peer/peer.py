@@ -91,20 +91,20 @@ class PeerCall:
         return security_code(local.sdp, self.remote_sdp)
 
     async def stats(self) -> dict[str, Any]:
-        """Frames received per kind and inbound bytes from getStats."""
-        bytes_in = {"audio": 0, "video": 0}
-        with contextlib.suppress(Exception):
+        """Frames received per kind and inbound RTP packets from getStats."""
+        packets = {"audio": 0, "video": 0}
+        with contextlib.suppress(Exception):  # a closed connection has no transports to ask
             report = await self.pc.getStats()
             for stat in report.values():
-                if stat.type == "inbound-rtp":
-                    bytes_in[stat.kind] += stat.bytesReceived
+                if stat.type == "inbound-rtp":  # aiortc counts packets, not bytes
+                    packets[stat.kind] += stat.packetsReceived
         code = self.security_code
         return {
             "call_id": self.id,
             "peer": self.peer.username,
             "media": self.media,
             "frames_received": dict(self.received),
-            "bytes_received": bytes_in,
+            "packets_received": packets,
             "remote_media": dict(self.remote_media),
             "connection_state": self.pc.connectionState,
             "end_reason": self.end_reason,
