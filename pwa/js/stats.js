@@ -70,8 +70,8 @@ export function walkStats(report) {
 }
 
 /**
- * Rate the path from two walks `ms` apart (the earlier may be null).
- * @param {Stats} now @param {{stats: Stats, at: number}|null} before @param {number} at @param {boolean} down
+ * Rate the path from this walk (taken at `at`, ms) and the one before it (null for the first).
+ * @param {Stats} now @param {{stats: Stats, at: number}|null} before @param {number} at @param {boolean} down the path is down
  * @returns {Quality}
  */
 export function rate(now, before, at, down) {
