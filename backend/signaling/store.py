@@ -2,7 +2,7 @@
 
 The call registry's CallStore (rooms, users, call records) and the chat the sockets carry (store
 a message, move a delivered marker) each open a session for one job and release it, because a
-session held for a socket's life exhausts the pool (TESTING-NOTES, docs/benchmarks.md).
+session held for a socket's life exhausts the pool (docs/benchmarks.md).
 """
 
 from __future__ import annotations
