@@ -135,19 +135,6 @@ class CallResumeSend(Wire):
     call_id: CallId
 
 
-ClientMessage = Annotated[
-    Ping
-    | ChatSend
-    | CallOfferSend
-    | CallAnswerSend
-    | IceCandidateSend
-    | CallDescriptionSend
-    | CallMediaSend
-    | CallRejectedSend
-    | CallEndSend
-    | CallResumeSend,
-    Field(discriminator="type"),
-]
 CallMessage = (
     CallOfferSend
     | CallAnswerSend
@@ -158,6 +145,7 @@ CallMessage = (
     | CallEndSend
     | CallResumeSend
 )
+ClientMessage = Annotated[Ping | ChatSend | CallMessage, Field(discriminator="type")]
 # Signals relayed unchanged (plus `from`) between the two participants of an active call.
 RelaySend = IceCandidateSend | CallDescriptionSend | CallMediaSend
 CLIENT_TYPES = frozenset(frame_types(ClientMessage))
@@ -244,12 +232,17 @@ class Receipt(ServerMessage):
     read_id: int
 
 
-class CallOffer(ServerMessage):
+class Ringing(Wire):
+    """What rings a callee, on the socket (CallOffer) and by Web Push (PushCallOffer)."""
+
     type: Literal["call_offer"] = "call_offer"
     call_id: str
     room_id: int
     from_: User = Field(alias="from")
     media: Media
+
+
+class CallOffer(Ringing, ServerMessage):
     sdp: str
     polite: bool = True
 
@@ -362,14 +355,8 @@ class Error(OmitsNones):
 # --- server -> a device without a socket, by Web Push (pwa/sw.js shows or closes a notice) ---
 
 
-class PushCallOffer(Wire):
+class PushCallOffer(Ringing):
     """Ring a callee's device that has no open socket: sw.js shows the incoming-call notice."""
-
-    type: Literal["call_offer"] = "call_offer"
-    call_id: str
-    room_id: int
-    from_: User = Field(alias="from")
-    media: Media
 
 
 class PushCallOver(Wire):
