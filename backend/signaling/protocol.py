@@ -135,9 +135,9 @@ class CallResumeSend(Wire):
     call_id: CallId
 
 
-CallMessage = (
-    CallOfferSend
-    | CallAnswerSend
+# Every signal about a call once it exists (all call frames but the offer that creates it).
+CallSignal = (
+    CallAnswerSend
     | IceCandidateSend
     | CallDescriptionSend
     | CallMediaSend
@@ -145,6 +145,7 @@ CallMessage = (
     | CallEndSend
     | CallResumeSend
 )
+CallMessage = CallOfferSend | CallSignal
 ClientMessage = Annotated[Ping | ChatSend | CallMessage, Field(discriminator="type")]
 # Signals relayed unchanged (plus `from`) between the two participants of an active call.
 RelaySend = IceCandidateSend | CallDescriptionSend | CallMediaSend

@@ -27,7 +27,7 @@ from .protocol import (
     CallRejected,
     CallRejectedSend,
     CallResumed,
-    CallResumeSend,
+    CallSignal,
     IceCandidateSend,
     PushCallOver,
     error,
@@ -48,15 +48,6 @@ REJECT_OUTCOME: dict[str, Outcome] = {
 
 # The effects of a signal, and how the call ended if it did.
 Step = tuple[list[Effect], Outcome | None]
-CallSignal = (
-    CallAnswerSend
-    | IceCandidateSend
-    | CallDescriptionSend
-    | CallMediaSend
-    | CallRejectedSend
-    | CallEndSend
-    | CallResumeSend
-)
 
 
 def step(call: LiveCall, conn: Connection, msg: CallSignal, clock: Callable[[], datetime]) -> Step:
