@@ -3,7 +3,9 @@
 `parse(text)` turns a client frame into a ClientMessage or raises ProtocolError; `dump(msg)`
 serialises a server message (a model or a plain dict) to the text of one frame. Clients never set
 `from`: the field does not exist on client models, so a forged one is dropped with the other
-unknown keys, and the server fills `from` on everything it forwards.
+unknown keys, and the server fills `from` on everything it forwards. Limits, field types and the
+small shared models live in fields.py; the browser's copy of all of it is pwa/js/wire.js, written
+from these models by wirejs.py (`flask --app backend protocol-js`).
 """
 
 from __future__ import annotations
