@@ -1,13 +1,12 @@
 """Parley on a real PostgreSQL: a slow query never stalls signalling, ids past 32 bits work.
 
-The suites in test_api, test_ws and test_cluster run on PostgreSQL as well as SQLite; this
+The suites in test_api, test_ws* and test_cluster run on PostgreSQL as well as SQLite; this
 module covers what only a server database shows: a query that waits on the network must let
 the gevent worker serve every other socket meanwhile.
 """
 
 from __future__ import annotations
 
-import itertools
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,9 +24,8 @@ from harness.servers import (
     parley_env,
     parley_server,
 )
-from harness.wsclient import FAKE_SDP, Person, Sock, call_id
+from harness.wsclient import FAKE_SDP, Person, Sock, call_id, offer
 
-_names = itertools.count()
 # Seconds a message with the text "sleep" holds its request in the database: long enough for a
 # slow machine to relay the two candidates the test asks for meanwhile.
 SLEEP = 5
@@ -51,26 +49,12 @@ def connect(database: str) -> psycopg.Connection:
     return psycopg.connect(database.replace("postgresql+psycopg", "postgresql"), autocommit=True)
 
 
-@pytest.fixture
-def person(server: ParleyServer) -> Iterator[Callable[[str], Person]]:
-    made: list[Person] = []
-
-    def make(prefix: str) -> Person:
-        made.append(Person(server, f"{prefix}{next(_names)}"))
-        return made[-1]
-
-    yield make
-    for someone in made:
-        someone.close()
-
-
 def start_call(alice: Person, bob: Person) -> tuple[Sock, Sock, str]:
     """alice calls bob and bob answers; return both sockets and the call id."""
     room = alice.open_room(bob)
     a, b = alice.connect(), bob.connect()
     cid = call_id()
-    a.send({"type": "call_offer", "call_id": cid, "room_id": room, "to": bob.id,
-            "media": "audio", "sdp": FAKE_SDP})  # fmt: skip
+    a.send(offer(room, bob, cid, media="audio"))
     b.expect("call_offer", timeout=10)
     b.send({"type": "call_answer", "call_id": cid, "sdp": FAKE_SDP})
     a.expect("call_answer", timeout=10)
