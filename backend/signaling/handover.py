@@ -7,6 +7,7 @@ its calls over in Redis instead: cluster.py.)
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -15,7 +16,7 @@ from typing import Any
 
 log = logging.getLogger("parley.signaling")
 
-CALLS_FILE = "live_calls.json"
+CALLS_FILE = "live_calls-{}.json"  # one per database: servers may share an instance folder
 HANDOVER_WINDOW = 120  # seconds a restart may take and still take over the live calls
 
 
@@ -23,7 +24,10 @@ class CallsFile:
     """The live calls of one database, kept in a file of the instance folder."""
 
     def __init__(self, instance_path: str, database: str) -> None:
-        self.path = Path(instance_path) / CALLS_FILE
+        # Servers on other databases (tests run several at once) keep theirs in other files, so
+        # one's restart never overwrites another's calls.
+        digest = hashlib.sha256(database.encode()).hexdigest()[:16]
+        self.path = Path(instance_path) / CALLS_FILE.format(digest)
         self.database = database
 
     def keep(self, calls: list[dict[str, Any]]) -> None:
@@ -31,7 +35,9 @@ class CallsFile:
         if not calls:
             return
         payload = {"saved_at": time.time(), "database": self.database, "calls": calls}
-        self.path.write_text(json.dumps(payload))
+        partial = self.path.with_suffix(".partial")
+        partial.write_text(json.dumps(payload))
+        partial.replace(self.path)  # the next server reads all of it or nothing
         log.info("handing %d live call(s) to the next server", len(calls))
 
     def take(self) -> list[dict[str, Any]]:
@@ -43,7 +49,7 @@ class CallsFile:
         except (OSError, ValueError):
             return []
         if saved.get("database") != self.database:
-            return []  # another server's calls (tests run several on one instance folder)
+            return []  # another database's calls
         self.path.unlink(missing_ok=True)
         if time.time() - float(saved.get("saved_at", 0)) >= HANDOVER_WINDOW:
             return []
