@@ -154,21 +154,21 @@ def test_during_a_call_the_update_waits_until_the_call_ends(
 def test_a_page_too_old_for_the_server_offers_update_instead_of_talking_on(
     person: Callable[[str], User], deploy: ParleyServer, app_copy: Path, engine: str
 ) -> None:
-    protocol_js = app_copy / "js" / "protocol.js"
-    current = protocol_js.read_text()
+    wire_js = app_copy / "js" / "wire.js"
+    current = wire_js.read_text()
     # An old client: the deploy of the day speaks a protocol one version older than the server's.
     old = current.replace(
         "export const PROTOCOL_VERSION = ", "export const PROTOCOL_VERSION = -1 + "
     )
     assert old != current
-    protocol_js.write_text(old)
+    wire_js.write_text(old)
     deploy.restart()
     alice = person(engine)
     page = alice.page
     expect(update_button(page)).to_be_visible()
     expect(page.locator("#update")).to_contain_text("can no longer connect")
     assert page.evaluate("() => window.parley.signaling.state") == "closed"
-    protocol_js.write_text(current)  # the current client is deployed
+    wire_js.write_text(current)  # the current client is deployed
     change_a_javascript_file(app_copy)
     deploy.restart()
     update_button(page).click()
