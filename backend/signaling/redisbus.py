@@ -63,15 +63,20 @@ local function live_elsewhere(key, alive, me)
 end
 """
 
+
+# Both end the same way: 1 when the user's presence changed (no other live node has them).
+_CHANGED = """
+if live_elsewhere(KEYS[1], ARGV[1], ARGV[2]) then return 0 end
+return 1
+"""
+
 # KEYS: presence:<user>, users:<node>; ARGV: alive prefix, node, user. 1 if offline elsewhere.
 JOIN = (
     _LIVE_ELSEWHERE
     + """
 redis.call('HSET', KEYS[1], ARGV[2], 1)
-redis.call('SADD', KEYS[2], ARGV[3])
-if live_elsewhere(KEYS[1], ARGV[1], ARGV[2]) then return 0 end
-return 1
-"""
+redis.call('SADD', KEYS[2], ARGV[3])"""
+    + _CHANGED
 )
 
 # KEYS: presence:<user>, users:<node>; ARGV: alive prefix, node, user. 1 if now offline.
@@ -79,10 +84,8 @@ LEAVE = (
     _LIVE_ELSEWHERE
     + """
 redis.call('HDEL', KEYS[1], ARGV[2])
-redis.call('SREM', KEYS[2], ARGV[3])
-if live_elsewhere(KEYS[1], ARGV[1], ARGV[2]) then return 0 end
-return 1
-"""
+redis.call('SREM', KEYS[2], ARGV[3])"""
+    + _CHANGED
 )
 
 # KEYS: presence hashes; ARGV: alive prefix, node. One 0/1 per key.
