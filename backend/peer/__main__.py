@@ -48,6 +48,8 @@ async def _call(args: argparse.Namespace) -> int:
     call = await session.peer.call(args.user, args.media)
     try:
         await asyncio.wait_for(call.answered.wait(), args.ring)
+        if args.camera_on:
+            await session.peer.camera_on(call)
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(call.ended.wait(), args.seconds)
         stats = await call.stats()
@@ -92,6 +94,11 @@ def main() -> int:
             sub.add_argument("user", help="the username to call")
             sub.add_argument("--media", choices=["audio", "video"], default="video")
             sub.add_argument("--ring", type=float, default=30, help="seconds to wait for an answer")
+            sub.add_argument(
+                "--camera-on",
+                action="store_true",
+                help="once answered, turn the camera on (a voice call's video, by renegotiation)",
+            )
     args = parser.parse_args()
     # Our own INFO lines only: aioice logs every candidate pair (about 30 lines a call) and
     # httpx every request (the bot's expected 401 before it registers) at INFO.

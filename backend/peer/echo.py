@@ -148,7 +148,7 @@ class EchoBot:
         """Send a remote track back on the connection it came in on, before the answer is made."""
         if track.kind == "audio":
             call.pc.addTrack(EchoAudio(track))
-        elif track.kind == "video" and call.media == "video":
+        elif track.kind == "video":  # also a voice call's camera turned on (a renegotiation)
             call.pc.addTrack(EchoVideo(track))
 
     async def _limit(self, call: PeerCall) -> None:

@@ -50,7 +50,7 @@ from backend.signaling.protocol import (
 )
 
 from .client import ParleyClient, ServerFrame
-from .media import generated_tracks
+from .media import PatternTrack, generated_tracks
 from .securitycode import SecurityCode, security_code
 
 log = logging.getLogger("parley.peer")
@@ -124,6 +124,11 @@ def generated(call: PeerCall) -> list[MediaStreamTrack]:
     return generated_tracks(call.media)
 
 
+def sends_video(pc: RTCPeerConnection) -> bool:
+    """Whether the connection has a video track to send."""
+    return any(s.track is not None and s.track.kind == "video" for s in pc.getSenders())
+
+
 class Peer:
     """Calls of one signed-in account: places, answers, ends, and keeps the stats."""
 
@@ -171,6 +176,14 @@ class Peer:
         finally:
             call.making_offer = False
         return call
+
+    async def camera_on(self, call: PeerCall) -> None:
+        """Start sending moving stripes (Camera on in a voice call): renegotiate, then say so."""
+        if sends_video(call.pc):
+            return
+        call.pc.addTrack(PatternTrack())  # takes over a receive-only video transceiver if any
+        await self._offer(call)
+        await self._send_media(call)
 
     async def hang_up(self, call: PeerCall) -> None:
         """End a call from this side."""
@@ -251,6 +264,8 @@ class Peer:
             if description.type == "offer" and call.pc is pc:
                 await pc.setLocalDescription(await pc.createAnswer())
                 await self._send_description(call)
+                # The offer may have brought video that this side now sends too (the echo bot).
+                await self._send_media(call)
         except Exception as exc:  # aiortc cannot roll back a colliding offer of its own
             log.warning("renegotiation of call %s failed: %s", call.id, exc)
 
@@ -327,17 +342,26 @@ class Peer:
         await self._flush(call)
 
     async def _send_description(self, call: PeerCall) -> None:
-        """Send the local description (an answer here) as `call_description`."""
+        """Send the local description (an answer, or a later offer) as `call_description`."""
         local = call.pc.localDescription
         description = SessionDescription.model_validate({"type": local.type, "sdp": local.sdp})
         await self.client.send(
             CallDescriptionSend(type="call_description", call_id=call.id, description=description)
         )
 
+    async def _offer(self, call: PeerCall) -> None:
+        """Renegotiate: send a new offer as `call_description` (perfect negotiation)."""
+        call.making_offer = True
+        try:
+            await call.pc.setLocalDescription(await call.pc.createOffer())
+            await self._send_description(call)
+        finally:
+            call.making_offer = False
+
     async def _send_media(self, call: PeerCall) -> None:
-        """Tell the other side what this peer sends: always sound, pictures on video calls."""
+        """Tell the other side what this peer sends: always sound, pictures while it sends video."""
         media = CallMediaSend(
-            type="call_media", call_id=call.id, audio=True, video=call.media == "video"
+            type="call_media", call_id=call.id, audio=True, video=sends_video(call.pc)
         )
         await self.client.send(media)
 
