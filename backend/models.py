@@ -7,6 +7,7 @@ from typing import Any
 
 from flask_login import UserMixin
 from sqlalchemy import (
+    JSON,
     BigInteger,
     CheckConstraint,
     ForeignKey,
@@ -113,6 +114,14 @@ class Call(db.Model):  # type: ignore[name-defined]
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     answered_at: Mapped[datetime | None] = mapped_column(default=None)
     ended_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Each side's call report (protocol.CallReportSend.stored()), sent after the call ended. SQL
+    # NULL until it comes (none_as_null: a JSON null would read back the same but match no IS NULL).
+    caller_report: Mapped[dict[str, Any] | None] = mapped_column(
+        JSON(none_as_null=True), default=None
+    )
+    callee_report: Mapped[dict[str, Any] | None] = mapped_column(
+        JSON(none_as_null=True), default=None
+    )
 
     @property
     def duration(self) -> int | None:
@@ -129,6 +138,7 @@ class Call(db.Model):  # type: ignore[name-defined]
             "outcome": self.outcome,
             "duration": self.duration,
             "caller_id": self.caller_id,
+            "reports": {"caller": self.caller_report, "callee": self.callee_report},
         }
 
 

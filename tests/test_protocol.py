@@ -45,6 +45,16 @@ VALID = [
     {"type": "call_rejected", "call_id": CALL, "reason": "busy"},
     {"type": "call_end", "call_id": CALL.upper()},
     {"type": "call_resume", "call_id": CALL},
+    {
+        "type": "call_report",
+        "call_id": CALL,
+        "path": "relayed",
+        "transport": "tls",
+        "rtt_ms": None,
+        "loss": 0,
+        "reconnects": 0,
+        "duration_s": 0,
+    },
 ]
 
 

@@ -56,6 +56,7 @@ def test_an_unanswered_call_times_out_as_missed(person: Callable[[str], Person])
         "outcome": "missed",
         "duration": None,
         "caller_id": alice.id,
+        "reports": {"caller": None, "callee": None},
     }
 
 

@@ -28,6 +28,10 @@ MAX_TEXT = 4000  # characters (Unicode code points) of one chat message, over th
 MAX_CLIENT_ID = 64
 MAX_PING_TOKEN = 64
 MAX_ID = 2**53 - 1  # the largest integer a JavaScript number holds exactly
+# A call report's numbers: generous for real calls, small enough that a report carries nothing else.
+MAX_REPORT_RTT_MS = 60_000
+MAX_REPORT_RECONNECTS = 1000
+MAX_REPORT_DURATION_S = 7 * 24 * 3600
 
 # Sent in `welcome`. Raise it with every change an older client cannot handle: a client that speaks
 # a lower version offers to update instead of talking on (pwa/js/wire.js PROTOCOL_VERSION).

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 from flask import Flask, current_app
@@ -19,12 +20,22 @@ from . import protocol
 from .cluster import CallRouter, LeaderCalls, LocalCalls
 from .handover import CallsFile
 from .hub import Bus, Hub, InMemoryBus
-from .protocol import ChatAck, ChatDeliver, ChatSend, Ping, Pong, ProtocolError, Receipt
+from .protocol import (
+    CallReported,
+    CallReportSend,
+    ChatAck,
+    ChatDeliver,
+    ChatSend,
+    Ping,
+    Pong,
+    ProtocolError,
+    Receipt,
+)
 from .ratelimit import TokenBucket
 from .redisbus import RedisBus
 from .registry import CallRegistry, ThreadScheduler
 from .socket import Socket
-from .store import Store
+from .store import ReportRefused, Store
 
 log = logging.getLogger("parley.signaling")
 
@@ -34,6 +45,10 @@ CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY = 1008
 
 CHAT_ERROR_REASONS = {400: "bad_message", 404: "not_found", 409: "forbidden"}
+# The other side of a call hears `call_end` before the registry writes the call's record, so its
+# report may come first: the record is looked for again every REPORT_POLL for up to REPORT_WAIT.
+REPORT_WAIT = 5.0  # seconds
+REPORT_POLL = 0.1
 
 
 class Signaling:
@@ -187,6 +202,8 @@ class Signaling:
                 self.hub.send(conn, Pong(t=message.t))
             elif isinstance(message, ChatSend):
                 self._chat(conn, message)
+            elif isinstance(message, CallReportSend):
+                self._report(conn, message)
             else:
                 self.router.handle(conn, message, data)
         except Exception:
@@ -219,6 +236,27 @@ class Signaling:
             # After the ack, which must not wait for this write: the ack tells this socket, a
             # receipt the sender's others, and the marker every page loaded from now on.
             self._delivered(payload["room_id"], peer, payload["id"], exclude=conn.id)
+
+    def _report(self, conn: Socket, report: CallReportSend) -> None:
+        """Keep a participant's report on the call's record; show both sides the record."""
+        deadline = time.monotonic() + REPORT_WAIT
+        try:
+            while (found := self.store.report(conn.user_id, report)) is None:
+                if time.monotonic() >= deadline:
+                    error = protocol.error(
+                        "not_found", "no ended call with that id", report.type, report.call_id
+                    )
+                    self.hub.send(conn, error)
+                    return
+                time.sleep(REPORT_POLL)  # a gevent sleep under the worker: other sockets go on
+        except ReportRefused as exc:
+            refused = protocol.error(exc.reason, exc.message, report.type, report.call_id)
+            self.hub.send(conn, refused)
+            return
+        message, caller, callee = found
+        frame = protocol.dump(CallReported(call_id=report.call_id, message=message))
+        self.hub.deliver(caller, frame)
+        self.hub.deliver(callee, frame)
 
     def _delivered(
         self, room_id: int, user_id: int, message_id: int, exclude: str | None = None

@@ -9,21 +9,25 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from flask import Flask
 from gevent import monkey
 from gevent.threadpool import ThreadPool
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from .. import chat
 from ..extensions import db
 from ..models import Call, Message, Room, User, utcnow
 from . import protocol
-from .protocol import ChatSend
+from .protocol import CallReportSend, ChatSend
 from .registry import CallRecord
 
 SWITCH_INTERVAL = 0.0005  # seconds; see _sqlite_thread
+# How long after a call ended its participants may still report on it: a page sends its report
+# at once, but its socket may be reconnecting just then.
+REPORT_WINDOW = timedelta(minutes=5)
 
 _T = TypeVar("_T")
 
@@ -80,6 +84,54 @@ class Store:
                 room.last_activity_at = utcnow()
             db.session.commit()
             return message.to_public()
+
+    # --- call reports ----------------------------------------------------------------------------
+
+    def report(
+        self, user_id: int, report: CallReportSend
+    ) -> tuple[dict[str, Any], int, int] | None:
+        """Keep user_id's report on its call record; return the record's message and both sides.
+
+        None when no record of that call exists (yet: the other side hears `call_end` before the
+        record is written). Raise ReportRefused when the record may not take this report.
+        """
+        return self._off_loop(self._report, user_id, report)
+
+    def _report(
+        self, user_id: int, report: CallReportSend
+    ) -> tuple[dict[str, Any], int, int] | None:
+        with self.app.app_context():
+            try:
+                call = db.session.get(Call, report.call_id)
+                if call is None:
+                    return None
+                if user_id not in (call.caller_id, call.callee_id):
+                    raise ReportRefused("forbidden", "only the people in a call report on it")
+                if call.answered_at is None or call.ended_at is None:
+                    raise ReportRefused("forbidden", "only answered calls that ended have a report")
+                if utcnow() - call.ended_at > REPORT_WINDOW:
+                    minutes = int(REPORT_WINDOW.total_seconds() // 60)
+                    late = f"too late: reports are taken for {minutes} minutes after a call ends"
+                    raise ReportRefused("forbidden", late)
+                column = Call.caller_report if user_id == call.caller_id else Call.callee_report
+                # Conditional, so two sockets of one person cannot both write: the first one wins.
+                written = db.session.execute(
+                    update(Call)
+                    .where(Call.id == call.id, column.is_(None))
+                    .values({column: report.stored()})
+                    .execution_options(synchronize_session=False)
+                )
+                if not getattr(written, "rowcount", 0):
+                    db.session.rollback()
+                    raise ReportRefused("forbidden", "this call already has your report")
+                db.session.commit()
+                db.session.expire_all()
+                message = db.session.scalar(select(Message).where(Message.call_id == call.id))
+                if message is None:  # a record is written with its message: cannot happen
+                    raise ReportRefused("not_found", "the call has no record")
+                return message.to_public(), call.caller_id, call.callee_id
+            finally:
+                db.session.remove()
 
     # --- people ----------------------------------------------------------------------------------
 
@@ -171,3 +223,12 @@ def _sqlite_thread(database_uri: str) -> ThreadPool | None:
     # the switch interval, 5 ms by default: a relayed frame would wait that long.
     sys.setswitchinterval(SWITCH_INTERVAL)
     return ThreadPool(1)
+
+
+class ReportRefused(Exception):
+    """A call report the record may not take; becomes an `error` frame (reason, message)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message

@@ -122,6 +122,27 @@
  * @property {"declined"|"busy"|"timeout"|"unsupported"} [reason]
  */
 /**
+ * How an ended call went on this side: sent once, after the call ended, by each participant.
+ *
+ * The server matches it to the stored call record by `call_id` (the live call is gone by then).
+ * @typedef {Object} CallReportSend
+ * @property {"call_report"} type
+ * @property {string} call_id
+ * @property {"direct"|"relayed"} path
+ * @property {"udp"|"tcp"|"tls"} transport
+ * @property {number|null} rtt_ms
+ * @property {number} loss
+ * @property {number} reconnects
+ * @property {number} duration_s
+ */
+/**
+ * A participant's report reached the call record: the record's `call` message as it is now.
+ * @typedef {Object} CallReported
+ * @property {"call_report"} type
+ * @property {string} call_id
+ * @property {Object<string, any>} message
+ */
+/**
  * @typedef {Object} CallResumeSend
  * @property {"call_resume"} type
  * @property {string} call_id
@@ -269,12 +290,15 @@ export const LIMITS = frozen({
   "MAX_TEXT": 4000,
   "MAX_CLIENT_ID": 64,
   "MAX_PING_TOKEN": 64,
-  "MAX_ID": 9007199254740991
+  "MAX_ID": 9007199254740991,
+  "MAX_REPORT_RTT_MS": 60000,
+  "MAX_REPORT_RECONNECTS": 1000,
+  "MAX_REPORT_DURATION_S": 604800
 });
 /** Frame types a client may send (ClientMessage). */
-export const CLIENT_TYPES = frozen(["ping", "chat_message", "call_offer", "call_answer", "ice_candidate", "call_description", "call_media", "call_rejected", "call_end", "call_resume"]);
+export const CLIENT_TYPES = frozen(["ping", "chat_message", "call_report", "call_offer", "call_answer", "ice_candidate", "call_description", "call_media", "call_rejected", "call_end", "call_resume"]);
 /** Frame types the server sends on the socket (ServerMessage). */
-export const SERVER_TYPES = frozen(["call_answer", "call_answered_elsewhere", "call_busy", "call_cancelled", "call_description", "call_end", "call_media", "call_merged", "call_offer", "call_rejected", "call_resumed", "call_ringing", "call_timeout", "chat_ack", "chat_message", "error", "ice_candidate", "pong", "presence", "receipt", "welcome"]);
+export const SERVER_TYPES = frozen(["call_answer", "call_answered_elsewhere", "call_busy", "call_cancelled", "call_description", "call_end", "call_media", "call_merged", "call_offer", "call_rejected", "call_report", "call_resumed", "call_ringing", "call_timeout", "chat_ack", "chat_message", "error", "ice_candidate", "pong", "presence", "receipt", "welcome"]);
 /** Frame types the server sends by Web Push to pwa/sw.js (PushPayload). */
 export const PUSH_TYPES = frozen(["call_offer", "call_cancelled", "call_timeout", "call_rejected", "call_answered_elsewhere"]);
 /** Per direction and frame type, the fields every such frame carries. */
@@ -282,6 +306,7 @@ export const REQUIRED = frozen({
   "client": {
     "ping": ["type"],
     "chat_message": ["type", "room_id", "client_id", "text"],
+    "call_report": ["type", "call_id", "path", "transport", "rtt_ms", "loss", "reconnects", "duration_s"],
     "call_offer": ["type", "call_id", "room_id", "to", "media", "sdp"],
     "call_answer": ["type", "call_id", "sdp"],
     "ice_candidate": ["type", "call_id", "candidate"],
@@ -302,6 +327,7 @@ export const REQUIRED = frozen({
     "call_merged": ["type", "call_id", "into"],
     "call_offer": ["type", "call_id", "room_id", "from", "media", "sdp", "polite"],
     "call_rejected": ["type", "call_id", "reason"],
+    "call_report": ["type", "call_id", "message"],
     "call_resumed": ["type", "call_id", "polite"],
     "call_ringing": ["type", "call_id", "polite"],
     "call_timeout": ["type", "call_id"],
