@@ -6,7 +6,7 @@
 import { api } from "./api.js";
 import { MAX_TEXT, chatMessage, newId } from "./protocol.js";
 
-/** @typedef {{id: number, room_id: number, kind: "text"|"call", text: string, client_id: string, created_at: string, sender: {id: number, username: string}, call: null|{id: string, media: "audio"|"video", outcome: string, duration: number|null, caller_id: number}}} Message */
+/** @typedef {{id: number, room_id: number, kind: "text"|"call", text: string, client_id: string, created_at: string, sender: {id: number, username: string}, call: null|{id: string, media: "audio"|"video", outcome: string, duration: number|null, caller_id: number, reports?: {caller: import("./stats.js").Report|null, callee: import("./stats.js").Report|null}}}} Message */
 /** @typedef {{client_id: string, room_id: number, text: string, created_at: string, status: "sending"|"failed", reason?: string}} Pending */
 /** How far the other person got in a room: own messages up to these ids are Delivered / Read. @typedef {{delivered_id: number, read_id: number}} Marks */
 
@@ -65,6 +65,7 @@ export class ChatStore extends EventTarget {
     /** @type {[string, (e: any) => void][]} */
     this.handlers = [
       ["chat_message", (e) => this.gotMessage(e.detail.message)],
+      ["call_report", (e) => this.gotReport(e.detail.message)],
       ["chat_ack", (e) => this.gotAck(e.detail)],
       ["receipt", (e) => this.gotReceipt(e.detail)],
       ["welcome", (e) => this.gotWelcome(e.detail)],
@@ -271,6 +272,16 @@ export class ChatStore extends EventTarget {
       if (message.kind === "text") this.advance(message.room_id, { read_id: message.id });
       this.merge(message.room_id, [message]);
     }
+  }
+
+  /** A call's record with a report card added: it replaces the record shown (same id). @param {Message} message */
+  gotReport(message) {
+    const room = this.room(message.room_id);
+    if (room && room.last_message && room.last_message.id === message.id) {
+      room.last_message = message;
+      this.emit("rooms");
+    }
+    this.merge(message.room_id, [message]);
   }
 
   /** After every (re)connect: resend the outbox, catch up on what was missed. */

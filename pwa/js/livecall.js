@@ -6,7 +6,7 @@ import { getMedia, otherCamera } from "./media.js";
 import { Peer } from "./peer.js";
 import { callDescription, callMedia, iceCandidate } from "./protocol.js";
 import { rememberRejoin } from "./rejoin.js";
-import { RECONNECTING } from "./stats.js";
+import { RECONNECTING, ReportCard } from "./stats.js";
 
 /** @typedef {"calling"|"ringing"|"connecting"|"connected"|"reconnecting"|"ended"} CallState */
 /** @typedef {"hangup"|"remote_hangup"|"declined"|"busy"|"timeout"|"unsupported"|"cancelled"|"disconnected"|"failed"|"error"} EndReason */
@@ -57,6 +57,10 @@ export class Call {
     this.rejoinable = false;
     /** @type {import("./stats.js").Quality|null} the readout as it was when the call ended */
     this.endQuality = null;
+    /** The call report card, gathered from every stats walk while the call runs (stats.js). */
+    this.card = new ReportCard();
+    /** @type {import("./stats.js").Report|null} what this side reports once the call ended */
+    this.report = null;
   }
 
   /** The other person's Peer (a direct call has one); null before it is built or once replaced. */
@@ -123,8 +127,10 @@ export class Call {
     peer.addEventListener("description", (e) => this.signaling.send(callDescription(this.id, /** @type {CustomEvent} */ (e).detail)));
     peer.addEventListener("connected", () => this.peerConnected());
     peer.addEventListener("down", () => {
+      if (this.state !== "ended" && this.state !== "reconnecting" && this.connectedAt !== null) this.card.reconnected();
       if (this.state !== "ended") this.state = "reconnecting";
     });
+    peer.addEventListener("stats", (e) => this.card.add(/** @type {CustomEvent} */ (e).detail, peer));
     peer.addEventListener("change", () => this.onchange(this));
     this.onchange(this);
     return peer;
@@ -290,6 +296,10 @@ export class Call {
   /** Tear everything down: tracks, timers, handlers, the peer connections. @param {EndReason} reason */
   end(reason) {
     this.endQuality = this.quality;
+    // Built before the connections close: the card needs no connection, only the walks it kept.
+    if (this.connectedAt !== null && this.state !== "ended") {
+      this.report = this.card.summary((Date.now() - this.connectedAt) / 1000);
+    }
     this.state = "ended";
     this.endReason = reason;
     this.rejoinable = false;

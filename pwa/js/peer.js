@@ -315,6 +315,8 @@ export class Peer extends EventTarget {
     const down = this.down || ice === "disconnected" || ice === "checking" || ice === "failed";
     this.quality = rate(stats, this.lastWalk, at, down);
     this.lastWalk = { stats, at };
+    // "stats" (detail: this walk, every 2 s once connected): the call report card (livecall.js).
+    this.emit("stats", stats);
     this.emit("change");
   }
 

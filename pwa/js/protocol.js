@@ -56,3 +56,6 @@ export const callEnd = (/** @type {string} */ callId) => ({ type: "call_end", ca
 export const callMedia = (/** @type {string} */ callId, /** @type {boolean} */ audio, /** @type {boolean} */ video) =>
   ({ type: "call_media", call_id: callId, audio, video });
 export const callResume = (/** @type {string} */ callId) => ({ type: "call_resume", call_id: callId });
+/** How the call went on this side, sent once after it ended (stats.js ReportCard.summary). */
+export const callReport = (/** @type {string} */ callId, /** @type {import("./stats.js").Report} */ report) =>
+  ({ type: "call_report", call_id: callId, ...report });

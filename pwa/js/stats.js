@@ -1,8 +1,11 @@
-// One walk over an RTCStatsReport, read by the quality readout (peer.js) and by the tests (through
-// CallManager.stats()), so both see the same numbers. Pure: no DOM, no peer connection.
+// One walk over an RTCStatsReport, read by the quality readout (peer.js), the call report card
+// (ReportCard, livecall.js) and the tests (through CallManager.stats()), so all see the same
+// numbers. Pure: no DOM, no peer connection.
+
+import { LIMITS } from "./wire.js";
 
 /**
- * @typedef {{localType?: string, remoteType?: string, nominated: boolean, selected: boolean, state: string}} Pair
+ * @typedef {{localType?: string, remoteType?: string, localProtocol?: string, relayProtocol?: string, nominated: boolean, selected: boolean, state: string}} Pair
  * @typedef {{
  *   video: {framesDecoded: number, bytesReceived: number, frameWidth: number, frameHeight: number, framesEncoded: number},
  *   audio: {bytesReceived: number, bytesSent: number, packetsSent: number, totalAudioEnergy: number},
@@ -12,6 +15,8 @@
  * }} Stats
  * @typedef {"good"|"fair"|"poor"|"no_media"|"reconnecting"} QualityLabel
  * @typedef {{rttMs: number|null, bitrateKbps: number|null, packetsLostPct: number|null, label: QualityLabel}} Quality
+ * @typedef {"good"|"fair"|"poor"} Grade
+ * @typedef {{path: "direct"|"relayed", transport: "udp"|"tcp"|"tls", rtt_ms: number|null, loss: number, reconnects: number, duration_s: number}} Report
  */
 
 /** The readout while the path is down: no numbers worth showing. @type {Quality} */
@@ -65,6 +70,8 @@ export function walkStats(report) {
     state: p.state,
     localType: (byId.get(p.localCandidateId) || {}).candidateType,
     remoteType: (byId.get(p.remoteCandidateId) || {}).candidateType,
+    localProtocol: (byId.get(p.localCandidateId) || {}).protocol,
+    relayProtocol: (byId.get(p.localCandidateId) || {}).relayProtocol,
   }));
   return { video, audio, inbound, rttMs, pairs };
 }
@@ -81,11 +88,97 @@ export function rate(now, before, at, down) {
   const flowing = bytes > (before ? before.stats.inbound.bytes : 0);
   const lossPct = received + lost > 0 ? Math.round((lost / (received + lost)) * 1000) / 10 : 0;
   /** @type {QualityLabel} */
-  let label = "good";
+  let label = grade(rtt, lossPct);
   // A frozen path can stay "connected" for seconds: no new bytes means no media, whatever ICE says.
   if (down) label = "reconnecting";
   else if (!flowing) label = "no_media";
-  else if ((rtt !== null && rtt > 400) || lossPct > 5) label = "poor";
-  else if ((rtt !== null && rtt > 200) || lossPct > 2) label = "fair";
   return { rttMs: rtt, bitrateKbps: bitrate, packetsLostPct: lossPct, label };
+}
+
+/**
+ * The quality word for a round trip and a loss: good up to 200 ms and 2 %, fair up to 400 ms and
+ * 5 %, poor beyond either (a missing round trip is judged on loss alone). The live readout and the
+ * call report card both use it.
+ * @param {number|null} rttMs @param {number} lossPct @returns {Grade}
+ */
+export function grade(rttMs, lossPct) {
+  if ((rttMs !== null && rttMs > 400) || lossPct > 5) return "poor";
+  if ((rttMs !== null && rttMs > 200) || lossPct > 2) return "fair";
+  return "good";
+}
+
+const GRADES = ["good", "fair", "poor"];
+const MAX_RTT_SAMPLES = 1800; // an hour of samples every 2 s; older ones give way
+
+/**
+ * The call report card, collected while a call runs (the connection is closed when it ends, so
+ * the numbers are gathered from every walk, not read at the end). `add` each walk with the
+ * connection it came from (a reload brings a new one, whose counters start again).
+ */
+export class ReportCard {
+  constructor() {
+    /** @type {number[]} */
+    this.rtts = [];
+    /** @type {Map<object, {lost: number, received: number}>} inbound counters per connection */
+    this.inbound = new Map();
+    /** @type {Pair|null} the newest selected candidate pair */
+    this.pair = null;
+    this.reconnects = 0;
+  }
+
+  /** @param {Stats} stats one walk @param {object} source the connection it came from */
+  add(stats, source) {
+    const pair = stats.pairs.find((p) => p.selected) || stats.pairs.find((p) => p.nominated && p.state === "succeeded");
+    if (pair && pair.localType) this.pair = pair;
+    if (stats.rttMs !== null) {
+      this.rtts.push(stats.rttMs);
+      if (this.rtts.length > MAX_RTT_SAMPLES) this.rtts.shift();
+    }
+    this.inbound.set(source, { lost: stats.inbound.packetsLost, received: stats.inbound.packetsReceived });
+  }
+
+  /** The path went down (Reconnecting…). */
+  reconnected() {
+    this.reconnects += 1;
+  }
+
+  /** What this side sends as `call_report`, or null without a path seen. @param {number} durationS @returns {Report|null} */
+  summary(durationS) {
+    const pair = this.pair;
+    if (!pair) return null;
+    const relayed = pair.localType === "relay" || pair.remoteType === "relay";
+    const proto = String((pair.localType === "relay" && pair.relayProtocol) || pair.localProtocol || "udp").toLowerCase();
+    let lost = 0;
+    let received = 0;
+    for (const counts of this.inbound.values()) {
+      lost += counts.lost;
+      received += counts.received;
+    }
+    const sorted = [...this.rtts].sort((a, b) => a - b);
+    const mid = sorted.length >> 1;
+    const median = !sorted.length ? null : sorted.length % 2 ? sorted[mid] : Math.round((sorted[mid - 1] + sorted[mid]) / 2);
+    const clamp = (/** @type {number} */ n, /** @type {number} */ max) => Math.min(max, Math.max(0, Math.round(n)));
+    return {
+      path: relayed ? "relayed" : "direct",
+      transport: proto === "tcp" || proto === "tls" ? proto : "udp",
+      rtt_ms: median === null ? null : clamp(median, LIMITS.MAX_REPORT_RTT_MS),
+      loss: lost + received > 0 ? Math.round((lost / (lost + received)) * 10000) / 10000 : 0,
+      reconnects: clamp(this.reconnects, LIMITS.MAX_REPORT_RECONNECTS),
+      duration_s: clamp(durationS, LIMITS.MAX_REPORT_DURATION_S),
+    };
+  }
+}
+
+/**
+ * What a call record's reports say, in words: the path ("relayed" if either side's was) and the
+ * worse side's grade; null without a report.
+ * @param {{caller?: Report|null, callee?: Report|null}|undefined} reports
+ * @returns {{path: "direct"|"relayed", quality: Grade}|null}
+ */
+export function reportWords(reports) {
+  const sides = [reports?.caller, reports?.callee].filter((r) => r && r.path);
+  if (!sides.length) return null;
+  const path = sides.some((r) => r?.path === "relayed") ? "relayed" : "direct";
+  const grades = sides.map((r) => GRADES.indexOf(grade(r?.rtt_ms ?? null, (r?.loss || 0) * 100)));
+  return { path, quality: /** @type {Grade} */ (GRADES[Math.max(...grades)]) };
 }

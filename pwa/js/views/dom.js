@@ -1,5 +1,7 @@
 // A tiny element builder for the views (no framework, no innerHTML with data).
 
+import { reportWords } from "../stats.js";
+
 /**
  * @param {string} tag
  * @param {Record<string, any>} [attrs]
@@ -44,13 +46,19 @@ export function duration(seconds) {
   return hours ? `${hours}:${String(minutes).padStart(2, "0")}:${rest}` : `${minutes}:${rest}`;
 }
 
-/** How a call record reads in the timeline. @param {{media: string, outcome: string, duration: number|null}} call */
+/**
+ * How a call record reads in the timeline; a completed call with a report card adds its path and
+ * quality ("Video call · 3:12 · direct · good", stats.js reportWords).
+ * @param {{media: string, outcome: string, duration: number|null, reports?: {caller?: any, callee?: any}}} call
+ */
 export function callRecordText(call) {
   const kind = call.media === "video" ? "video call" : "voice call";
   const Kind = kind[0].toUpperCase() + kind.slice(1);
   switch (call.outcome) {
-    case "completed":
-      return `${Kind} · ${duration(call.duration || 0)}`;
+    case "completed": {
+      const card = reportWords(call.reports);
+      return `${Kind} · ${duration(call.duration || 0)}${card ? ` · ${card.path} · ${card.quality}` : ""}`;
+    }
     case "missed":
       return `Missed ${kind}`;
     case "declined":
