@@ -156,6 +156,16 @@ export class CallManager extends EventTarget {
     if (this._call) await this._call.switchCamera();
   }
 
+  /** Share a screen instead of the camera (livecall.js). */
+  async shareScreen() {
+    if (this._call) await this._call.shareScreen();
+  }
+
+  /** Back from the screen to the camera. */
+  async stopSharing() {
+    if (this._call) await this._call.stopSharing();
+  }
+
   /** Restart ICE now (also used when the network changed). */
   async restartIce() {
     if (this._call) await this._call.restartIce();

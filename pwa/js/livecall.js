@@ -2,7 +2,7 @@
 // has one, the other person). It turns its Peers' events (peer.js) into signals and call states.
 // No DOM: views read the Call; the CallManager (call.js) holds it and announces changes.
 
-import { getMedia, otherCamera } from "./media.js";
+import { getMedia, getScreen, otherCamera, startCamera } from "./media.js";
 import { Peer } from "./peer.js";
 import { callDescription, callMedia, iceCandidate } from "./protocol.js";
 import { rememberRejoin } from "./rejoin.js";
@@ -45,6 +45,13 @@ export class Call {
     /** What the other side sends, from its `call_media`: microphone and camera on. */
     this.remoteMedia = { audio: true, video: media === "video" };
     this.facingMode = "user";
+    /** @type {{audioDeviceId?: string, videoDeviceId?: string}} the devices chosen when the call began */
+    this.devices = {};
+    /** @type {MediaStreamTrack|null} the screen, window or tab sent instead of the camera */
+    this.screenTrack = null;
+    /** @type {MediaStream|null} the shared screen, for the local preview */
+    this.screenStream = null;
+    this.addingCamera = false;
     /** @type {number|null} */
     this.connectedAt = null;
     /** @type {EndReason|null} */
@@ -97,6 +104,7 @@ export class Call {
    * @param {{audioDeviceId?: string, videoDeviceId?: string}} devices
    */
   async prepare(devices) {
+    this.devices = devices;
     const [stream, config] = await Promise.all([getMedia(this.media, devices), this.iceConfig()]);
     if (this.state === "ended") {
       for (const track of stream.getTracks()) track.stop();
@@ -123,6 +131,7 @@ export class Call {
     });
     this.pendingCandidates = [];
     this.peers.set(peer.id, peer);
+    if (this.screenTrack) peer.sendVideo(this.screenTrack, stream); // a new connection shows the screen too
     peer.addEventListener("candidate", (e) => this.signaling.send(iceCandidate(this.id, /** @type {CustomEvent} */ (e).detail)));
     peer.addEventListener("description", (e) => this.signaling.send(callDescription(this.id, /** @type {CustomEvent} */ (e).detail)));
     peer.addEventListener("connected", () => this.peerConnected());
@@ -164,7 +173,7 @@ export class Call {
     if (this.state === "ended" || !this.live().some((peer) => peer.negotiated)) return;
     const stream = this.localStream;
     const audio = Boolean(stream && stream.getAudioTracks().length) && !this.muted;
-    const video = Boolean(stream && stream.getVideoTracks().length) && this.media === "video" && !this.cameraOff;
+    const video = Boolean(this.screenTrack) || (Boolean(stream && stream.getVideoTracks().length) && !this.cameraOff);
     this.signaling.send(callMedia(this.id, audio, video));
   }
 
@@ -177,9 +186,13 @@ export class Call {
     this.sendMedia();
   }
 
-  /** @param {boolean} off */
+  /** Camera off or on; on in a call without a camera track (a voice call) starts the camera. @param {boolean} off */
   setCameraOff(off) {
     if (!this.localStream) return;
+    if (!off && !this.localStream.getVideoTracks().length) {
+      this.addCamera();
+      return;
+    }
     for (const track of this.localStream.getVideoTracks()) track.enabled = !off;
     this.cameraOff = off;
     this.onchange(this);
@@ -192,7 +205,8 @@ export class Call {
     if (!stream || !peers.length) return;
     const facing = this.facingMode === "user" ? "environment" : "user";
     const track = await otherCamera(facing);
-    const sent = await Promise.all(peers.map((peer) => peer.replaceTrack(track)));
+    // While a screen is shared the new camera waits in the local stream for Stop sharing.
+    const sent = this.screenTrack ? [true] : await Promise.all(peers.map((peer) => peer.replaceTrack(track)));
     if (!sent.some(Boolean)) {
       track.stop();
       return;
@@ -205,6 +219,86 @@ export class Call {
     stream.addTrack(track);
     this.facingMode = facing;
     this.onchange(this);
+  }
+
+  /**
+   * Camera on in a call that sends no video: get the camera and send it (a new video sender and a
+   * renegotiation through call_description; Peer.sendVideo). The other side shows it once our
+   * call_media says the camera is on.
+   */
+  async addCamera() {
+    const stream = this.localStream;
+    if (!stream || this.addingCamera) return;
+    this.addingCamera = true;
+    try {
+      const track = await startCamera(this.devices);
+      if (this.state === "ended" || this.localStream !== stream) {
+        track.stop();
+        return;
+      }
+      stream.addTrack(track);
+      this.cameraOff = false;
+      this.warning = null;
+      if (!this.screenTrack) await Promise.all(this.live().map((peer) => peer.sendVideo(track, stream)));
+    } catch (error) {
+      this.warning = (error && error.message) || String(error);
+    } finally {
+      this.addingCamera = false;
+    }
+    this.onchange(this);
+    this.sendMedia();
+  }
+
+  /** The picture this side sends, for the local preview: the shared screen, else the camera. */
+  get previewStream() {
+    return this.screenStream || this.localStream;
+  }
+
+  /**
+   * Share a screen, window or tab instead of the camera: the video sender's track is replaced
+   * (no renegotiation), or a video sender is added where there is none (a voice call). The
+   * browser's own "Stop sharing" ends the track, which switches back as the button does.
+   */
+  async shareScreen() {
+    const stream = this.localStream;
+    if (!stream || this.screenTrack) return;
+    /** @type {MediaStreamTrack} */
+    let track;
+    try {
+      track = await getScreen();
+    } catch (error) {
+      // Cancelling the picker is a choice, not a failure.
+      if (!error || error.name !== "NotAllowedError") {
+        this.warning = `Could not share your screen: ${(error && error.message) || error}`;
+        this.onchange(this);
+      }
+      return;
+    }
+    if (this.state === "ended" || this.localStream !== stream || this.screenTrack) {
+      track.stop();
+      return;
+    }
+    this.screenTrack = track;
+    this.screenStream = new MediaStream([track]);
+    track.addEventListener("ended", () => this.stopSharing(track));
+    await Promise.all(this.live().map((peer) => peer.sendVideo(track, stream)));
+    this.onchange(this);
+    this.sendMedia();
+  }
+
+  /** Back from the screen to the camera (or to no video, where the call had no camera). */
+  async stopSharing(track = this.screenTrack) {
+    if (!track || track !== this.screenTrack) return;
+    this.screenTrack = null;
+    this.screenStream = null;
+    track.stop();
+    const stream = this.localStream;
+    if (this.state !== "ended" && stream) {
+      const camera = stream.getVideoTracks()[0] || null;
+      await Promise.all(this.live().map((peer) => peer.sendVideo(camera, stream)));
+    }
+    this.onchange(this);
+    this.sendMedia();
   }
 
   /** Restart ICE on every open connection (also used when the network changed). */
@@ -304,6 +398,9 @@ export class Call {
     this.endReason = reason;
     this.rejoinable = false;
     if (this.localStream) for (const track of this.localStream.getTracks()) track.stop();
+    if (this.screenTrack) this.screenTrack.stop();
+    this.screenTrack = null;
+    this.screenStream = null;
     for (const peer of this.peers.values()) peer.close(); // kept: the ended screen still shows them
   }
 }

@@ -77,8 +77,38 @@ export async function canSwitchCamera() {
   return (await listDevices()).videoInputs.length > 1;
 }
 
-/** Get a video track from the other camera (front <-> back). @param {string} facingMode */
-export async function otherCamera(facingMode) {
-  const stream = await navigator.mediaDevices.getUserMedia({ video: video(facingMode) });
+/**
+ * Get a video track from the other camera (front <-> back), or from the chosen one.
+ * @param {string} facingMode @param {string} [deviceId]
+ */
+export async function otherCamera(facingMode, deviceId) {
+  const stream = await navigator.mediaDevices.getUserMedia({ video: video(facingMode, deviceId) });
+  return stream.getVideoTracks()[0];
+}
+
+/** Get the camera's video track for a call that had none (Camera on in a voice call). @param {{videoDeviceId?: string}} choice */
+export async function startCamera(choice) {
+  try {
+    return await otherCamera("user", choice.videoDeviceId);
+  } catch (error) {
+    throw explain(error, "video");
+  }
+}
+
+// Screen sharing: desktop browsers only. Phones either lack getDisplayMedia or cannot pick a screen.
+const PHONE_UA = /Android|iPhone|iPad|iPod|Mobi/i;
+
+/** Whether this browser can share a screen, window or tab (getDisplayMedia on a desktop). */
+export function canShareScreen() {
+  const devices = navigator.mediaDevices;
+  if (!devices || typeof devices.getDisplayMedia !== "function") return false;
+  const hints = /** @type {any} */ (navigator).userAgentData;
+  const touchOnly = typeof matchMedia === "function" && matchMedia("(hover: none) and (pointer: coarse)").matches;
+  return !(hints && hints.mobile) && !PHONE_UA.test(navigator.userAgent) && !touchOnly;
+}
+
+/** Ask for a screen, window or tab to share; its video track (no sound: the microphone goes on). */
+export async function getScreen() {
+  const stream = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
   return stream.getVideoTracks()[0];
 }

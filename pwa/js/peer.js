@@ -64,6 +64,8 @@ export class Peer extends EventTarget {
     this.downSince = 0;
     /** @type {{stats: import("./stats.js").Stats, at: number}|null} */
     this.lastWalk = null;
+    /** @type {RTCRtpSender|null} the video sender sendVideo() added (its track may be null now) */
+    this.videoSender = null;
 
     const pc = this.pc;
     for (const track of stream.getTracks()) pc.addTrack(track, stream);
@@ -288,6 +290,21 @@ export class Peer extends EventTarget {
     if (!sender) return false;
     await sender.replaceTrack(track);
     return true;
+  }
+
+  /**
+   * Send `track` as our video (camera or screen; null sends none): on the video sender there is,
+   * without renegotiating, else on a new one (addTrack takes over a receive-only video transceiver
+   * if there is one), which fires negotiationneeded and so an offer through perfect negotiation.
+   * @param {MediaStreamTrack|null} track @param {MediaStream} stream
+   */
+  async sendVideo(track, stream) {
+    const sender = this.pc.getSenders().find((s) => s.track && s.track.kind === "video") || this.videoSender;
+    if (sender) {
+      await sender.replaceTrack(track);
+      return;
+    }
+    if (track) this.videoSender = this.pc.addTrack(track, stream);
   }
 
   /** The connection's states and one walk of its stats (stats.js). */

@@ -1,7 +1,7 @@
 // The call screen and the incoming-call dialog: they render the CallManager's state and turn taps
 // into intents. They never touch RTCPeerConnection.
 
-import { canSwitchCamera } from "../media.js";
+import { canShareScreen, canSwitchCamera, listDevices } from "../media.js";
 import { duration, h, paintAvatar } from "./dom.js";
 
 /** @type {Record<string, string>} */
@@ -58,7 +58,16 @@ export function mountCallView(calls, signaling) {
   let wakeLock = null;
 
   mute.addEventListener("click", () => calls.call && calls.setMuted(!calls.call.muted));
-  camera.addEventListener("click", () => calls.call && calls.setCameraOff(!calls.call.cameraOff));
+  // Camera on in a voice call (no camera track yet) starts the camera: setCameraOff(false).
+  camera.addEventListener("click", () => calls.call && calls.setCameraOff(sendsCamera(calls.call)));
+  // Share screen: desktop browsers with getDisplayMedia only (media.js); hidden elsewhere.
+  const share = h("button", { type: "button", id: "share-screen", hidden: true }, "Share screen");
+  flip.after(share);
+  share.addEventListener("click", () => {
+    const call = calls.call;
+    if (call) (call.screenTrack ? calls.stopSharing() : calls.shareScreen()).catch(() => {});
+  });
+  let cameras = true; // a camera to turn on; counted when a call starts
   flip.addEventListener("click", () => calls.switchCamera().catch(() => {}));
   $("hangup").addEventListener("click", () => calls.end());
   // The whole picture by default (nothing of the other person is cut off); a tap fills the screen.
@@ -89,21 +98,28 @@ export function mountCallView(calls, signaling) {
       return;
     }
     screen.hidden = false;
-    const video = call.media === "video";
+    const live = call.state === "connected" || call.state === "reconnecting";
     const hasCamera = Boolean(call.localStream && call.localStream.getVideoTracks().length);
+    // A voice call shows video too once either side turns a camera on (or shares a screen).
+    const theirs = live && call.remoteMedia.video && Boolean(call.remoteStream && call.remoteStream.getVideoTracks().length);
+    const voice = call.media !== "video";
+    const video = !voice || theirs;
     remoteVideo.hidden = !video;
-    localVideo.hidden = !video || !hasCamera;
+    localVideo.hidden = !hasCamera && !call.screenTrack;
+    localVideo.classList.toggle("screen", Boolean(call.screenTrack)); // not mirrored, not cropped
     // Their picture once it can come and while their camera is on (their call_media says so);
     // otherwise who they are, never plain black.
-    const live = call.state === "connected" || call.state === "reconnecting";
     $("audio-only").hidden = video && live && call.remoteMedia.video;
     paintAvatar($("avatar"), call.peer.username);
     $("call-peer").textContent = call.peer.username;
     $("remote-camera-off").hidden = !(video && live && !call.remoteMedia.video);
     $("remote-muted").hidden = !(live && !call.remoteMedia.audio);
-    if (video) attach(remoteVideo, call.remoteStream);
-    else attach(remoteAudio, call.remoteStream);
-    attach(localVideo, call.localStream);
+    // A voice call's sound stays on the audio element (its picture, muted, comes and goes without
+    // a gap in the sound); a video call's plays from the video element as it always did.
+    remoteVideo.muted = voice;
+    attach(remoteVideo, video ? call.remoteStream : null);
+    attach(remoteAudio, voice ? call.remoteStream : null);
+    attach(localVideo, call.previewStream);
     let status = STATUS[call.state] || "";
     if (call.state !== "ended" && call.state !== "calling" && signaling.state !== "open" && call.state === "connected") {
       status = "Connected · reconnecting to the server…";
@@ -114,9 +130,14 @@ export function mountCallView(calls, signaling) {
     controls.hidden = call.state === "ended"; // nothing left to press: gone in the same tap
     mute.textContent = call.muted ? "Unmute" : "Mute";
     mute.setAttribute("aria-pressed", String(call.muted));
-    camera.hidden = !video || !hasCamera;
-    camera.textContent = call.cameraOff ? "Camera on" : "Camera off";
-    camera.setAttribute("aria-pressed", String(call.cameraOff));
+    const cameraOn = sendsCamera(call);
+    // A camera can be added once the call is up (a renegotiation); before that only toggled.
+    camera.hidden = !hasCamera && !(live && cameras);
+    camera.textContent = cameraOn ? "Camera off" : "Camera on";
+    camera.setAttribute("aria-pressed", String(!cameraOn));
+    share.hidden = !live || !canShareScreen();
+    share.textContent = call.screenTrack ? "Stop sharing" : "Share screen";
+    share.setAttribute("aria-pressed", String(Boolean(call.screenTrack)));
     rejoin.hidden = !call.rejoinable || call.state === "ended";
     const sc = call.securityCode;
     code.hidden = !(live && sc);
@@ -149,6 +170,8 @@ export function mountCallView(calls, signaling) {
     remoteVideo.classList.remove("fill");
     render();
     flip.hidden = !(await canSwitchCamera().catch(() => false));
+    cameras = await listDevices().then((d) => d.videoInputs.length > 0, () => true);
+    render();
     if ("wakeLock" in navigator && !wakeLock) {
       wakeLock = await navigator.wakeLock.request("screen").catch(() => null);
     }
@@ -157,6 +180,11 @@ export function mountCallView(calls, signaling) {
   calls.addEventListener("ended", render);
   calls.addEventListener("cleared", render);
   signaling.addEventListener("state", render);
+}
+
+/** Whether the call sends its camera now. @param {import("../livecall.js").Call} call */
+function sendsCamera(call) {
+  return Boolean(call.localStream && call.localStream.getVideoTracks().length) && !call.cameraOff;
 }
 
 /** @param {import("../call.js").CallManager} calls */
