@@ -8,8 +8,10 @@ import { canCall } from "./call.js";
 import { canCheck, checkConnection } from "./conncheck.js";
 import { answerFromNotification, listenForNotificationTaps, takeTapFromAddress } from "./notifyaction.js";
 import { goToList, goToRoom, onAddressChange, roomInAddress } from "./router.js";
+import { Ringer } from "./ringer.js";
 import { Session } from "./session.js";
 import { Updater } from "./updater.js";
+import { unlockAudioOnTap } from "./views/audiounlock.js";
 import { mountCallView, mountIncomingView } from "./views/callscreen.js";
 import { mountConnectionStatus } from "./views/connection.js";
 import { mountInstall } from "./views/install.js";
@@ -22,7 +24,8 @@ const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.get
 const banner = $("banner");
 
 const session = new Session();
-/** @type {any} */ (window).parley = session;
+const ringer = new Ringer();
+/** @type {any} */ (window).parley = Object.assign(session, { ringer }); // tests hear it as window.parley.ringer
 const updater = new Updater({ busy: () => session.inCall });
 const screens = new Screens({ back: goToList, signOut });
 session.addEventListener("expired", signOut);
@@ -60,6 +63,7 @@ function startSession(user) {
   });
   mountCallView(calls, signaling);
   mountIncomingView(calls);
+  ringer.follow(calls); // ringback while it rings there, a ringtone while the dialog shows
   session.connect();
   route();
   offerNotifications(banner);
@@ -92,4 +96,5 @@ async function signOut() {
 }
 
 mountInstall($("install"), banner);
+unlockAudioOnTap(() => ringer.unlock());
 boot();

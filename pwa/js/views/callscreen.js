@@ -194,8 +194,6 @@ export function mountIncomingView(calls) {
   const decline = $("decline");
   /** @type {Element|null} */
   let returnFocus = null;
-  /** @type {{ctx: AudioContext, stop: () => void}|null} */
-  let ring = null;
 
   // A call this browser could not take (no WebRTC): the dialog says who called, with only OK.
   let notice = false;
@@ -208,10 +206,7 @@ export function mountIncomingView(calls) {
     if (returnFocus instanceof HTMLElement) returnFocus.focus();
   };
 
-  accept.addEventListener("click", () => {
-    stopRinging();
-    calls.accept();
-  });
+  accept.addEventListener("click", () => calls.accept()); // the ringing stops with it (ringer.js)
   decline.addEventListener("click", () => (notice ? closeNotice() : calls.decline()));
   // Keep focus inside the dialog while it is open.
   dialog.addEventListener("keydown", (e) => {
@@ -254,40 +249,9 @@ export function mountIncomingView(calls) {
     returnFocus = document.activeElement;
     dialog.hidden = false;
     accept.focus();
-    startRinging();
   });
   calls.addEventListener("incoming_end", () => {
-    stopRinging();
     dialog.hidden = true;
     if (returnFocus instanceof HTMLElement) returnFocus.focus();
   });
-
-  function startRinging() {
-    stopRinging();
-    try {
-      const ctx = new AudioContext();
-      const gain = ctx.createGain();
-      gain.gain.value = 0;
-      gain.connect(ctx.destination);
-      const tone = ctx.createOscillator();
-      tone.frequency.value = 440;
-      tone.connect(gain);
-      tone.start();
-      const now = ctx.currentTime;
-      for (let i = 0; i < 30; i++) {
-        gain.gain.setValueAtTime(0.15, now + i * 3);
-        gain.gain.setValueAtTime(0, now + i * 3 + 1.2);
-      }
-      ring = { ctx, stop: () => { tone.stop(); ctx.close(); } };
-    } catch {
-      ring = null;
-    }
-    if ("vibrate" in navigator) navigator.vibrate([600, 400, 600, 400, 600]);
-  }
-
-  function stopRinging() {
-    if (ring) ring.stop();
-    ring = null;
-    if ("vibrate" in navigator) navigator.vibrate(0);
-  }
 }
