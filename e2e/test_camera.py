@@ -9,7 +9,14 @@ from collections.abc import Callable
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
-from harness.calls import place_call, run_peer, status, wait_media_flowing, wait_until
+from harness.calls import (
+    call_echo_test,
+    place_call,
+    run_peer,
+    status,
+    wait_media_flowing,
+    wait_until,
+)
 from harness.people import SCREENSHOTS, User, open_room
 from harness.servers import ParleyServer
 from harness.viewports import phone
@@ -86,10 +93,7 @@ def test_camera_on_in_a_voice_call_to_the_echo_test_brings_the_picture_back(
     echo_bot: subprocess.Popen[bytes], make_user: Callable[..., User], engine: str
 ) -> None:
     me = make_user(engine)
-    me.page.get_by_role("link", name="Echo test").click()
-    expect(me.page.get_by_role("heading", name="Echo test")).to_be_visible()
-    me.page.get_by_role("button", name="Voice call").click()
-    expect(status(me.page)).to_have_text("Connected", timeout=30_000)
+    call_echo_test(me, "audio")
     shows_no_picture(me)
     me.page.get_by_role("button", name="Camera on").click()
     # The bot accepts the renegotiation and sends my camera back, banner and all.

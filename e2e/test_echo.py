@@ -9,7 +9,13 @@ from collections.abc import Callable
 import pytest
 from playwright.sync_api import expect
 
-from harness.calls import hang_up_once_sent, run_peer, status, wait_media_flowing
+from harness.calls import (
+    call_echo_test,
+    hang_up_once_sent,
+    run_peer,
+    status,
+    wait_media_flowing,
+)
 from harness.people import User
 from harness.servers import ParleyServer
 
@@ -19,10 +25,7 @@ def test_calling_echo_test_brings_your_own_video_and_audio_back(
     echo_bot: subprocess.Popen[bytes], make_user: Callable[..., User], engine: str
 ) -> None:
     me = make_user(engine)
-    me.page.get_by_role("link", name="Echo test").click()
-    expect(me.page.get_by_role("heading", name="Echo test")).to_be_visible()
-    me.page.get_by_role("button", name="Video call").click()
-    expect(status(me.page)).to_have_text("Connected", timeout=30_000)
+    call_echo_test(me)
     wait_media_flowing(me, video=True, seconds=40)  # audio comes back after the 2 s delay
     me.page.get_by_role("button", name="End call").click()
     expect(me.page.get_by_role("log", name="Messages").get_by_text("Video call ·")).to_be_visible()

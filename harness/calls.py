@@ -37,6 +37,14 @@ def place_call(caller: User, callee: User, media: str = "video") -> None:
     expect(status(caller.page)).to_have_text("Ringing…")
 
 
+def call_echo_test(me: User, media: str = "video") -> None:
+    """Open the Echo test room and call the bot; return once the call is connected."""
+    me.page.get_by_role("link", name="Echo test").click()
+    expect(me.page.get_by_role("heading", name="Echo test")).to_be_visible()
+    me.page.get_by_role("button", name="Video call" if media == "video" else "Voice call").click()
+    expect(status(me.page)).to_have_text("Connected", timeout=30_000)
+
+
 def video_call_round_trip(caller: User, callee: User, ender: User) -> None:
     """Caller rings, callee accepts, media flows both ways, `ender` hangs up, both rooms log it."""
     place_call(caller, callee)
