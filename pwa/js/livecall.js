@@ -301,15 +301,26 @@ export class Call {
     this.sendMedia();
   }
 
-  /** Restart ICE on every open connection (also used when the network changed). */
+  /** Restart ICE on every open connection now. */
   async restartIce() {
     if (this.state === "ended") return;
     await Promise.all(this.live().map((peer) => peer.restartIce()));
   }
 
-  /** Signalling is back: a connection not connected now gets new paths (the network may have changed). */
+  /**
+   * The network changed (online again, another network) or signalling came back after a drop:
+   * each connection restarts ICE at once and the call reads "Reconnecting…" until media flows
+   * (Peer.networkChanged says why even a "connected" one restarts).
+   * @param {"online"|"connection"|"signaling"} reason
+   */
+  networkChanged(reason) {
+    if (this.state !== "connected" && this.state !== "reconnecting") return; // nothing to move yet
+    for (const peer of this.live()) peer.networkChanged(reason);
+  }
+
+  /** Signalling is back after a drop: the network may have changed under the call. */
   resumed() {
-    for (const peer of this.live()) if (peer.pc.connectionState !== "connected") peer.restartIce();
+    this.networkChanged("signaling");
   }
 
   /** The call's state and the other person's connection's stats (stats.js); null without one. */

@@ -15,6 +15,7 @@ import { unlockAudioOnTap } from "./views/audiounlock.js";
 import { mountCallView, mountIncomingView } from "./views/callscreen.js";
 import { mountConnectionStatus } from "./views/connection.js";
 import { mountInstall } from "./views/install.js";
+import { networkChanges } from "./views/network.js";
 import { offerNotifications } from "./views/notifyoffer.js";
 import { Screens } from "./views/screens.js";
 import { toast } from "./views/toast.js";
@@ -52,6 +53,10 @@ async function boot() {
 /** @param {{id: number, username: string}} user */
 function startSession(user) {
   const { signaling, calls } = session.open(user);
+  // Online again or another network: the live call restarts ICE at once (views/network.js hears it).
+  networkChanges().addEventListener("change", (e) => {
+    if (calls.call) calls.call.networkChanged(/** @type {CustomEvent} */ (e).detail.reason);
+  });
   mountConnectionStatus($("connection"), signaling);
   // A reconnect is often a restarted server, so a deploy: look for a new version then too.
   signaling.addEventListener("welcome", () => updater.check());

@@ -4,8 +4,10 @@
 // (call.js) turns them into signals and call states.
 //
 // Events: "description" (detail: a description to send the other side), "candidate" (detail: a
-// local candidate to send), "connected", "down" (the path broke; restarts are under way), and
-// "change" (tracks, quality or security code: something views show).
+// local candidate to send), "connected" (media can flow; after a network change, once it does),
+// "down" (the path broke, or the network changed under it: restarts are under way), "restart"
+// (detail: {reason}; an ICE restart begins) and "change" (tracks, quality or security code:
+// something views show).
 
 import { securityCode } from "./securitycode.js";
 import { rate, walkStats } from "./stats.js";
@@ -14,6 +16,15 @@ const RESTART_AFTER_MS = 1500; // a "disconnected" path gets this long to heal b
 const RETRY_GAP_MS = 2000; // between ICE restarts while the path stays down
 const CREDENTIAL_MARGIN_MS = 60000;
 const QUALITY_EVERY_MS = 2000; // no inbound bytes for one interval reads as "No media"
+const MEDIA_POLL_MS = 250; // after a network restart, how often to look for media on the new path
+const RECOVER_WITHIN_MS = 10000; // a network restart not back by then hands over to the down/retry path
+
+/** @typedef {"down"|"online"|"connection"|"signaling"|"manual"} RestartReason */
+
+/** @param {RTCSessionDescription|null} d @returns {string} the description's ICE username fragment */
+const ufrag = (d) => ((d && /a=ice-ufrag:(\S+)/.exec(d.sdp)) || [])[1] || "";
+/** @param {number} ms */
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** @typedef {{iceServers: RTCIceServer[], iceTransportPolicy?: RTCIceTransportPolicy, ttl?: number}} IceConfig */
 
@@ -62,6 +73,11 @@ export class Peer extends EventTarget {
     this.lastRestart = 0;
     this.down = false;
     this.downSince = 0;
+    /**
+     * From a network-change restart until media flows on the new path: "connected" waits for it.
+     * @type {{ufrag: string, since: number}|null} our ICE ufrag when it began, and when
+     */
+    this.recovering = null;
     /** @type {{stats: import("./stats.js").Stats, at: number}|null} */
     this.lastWalk = null;
     /** @type {RTCRtpSender|null} the video sender sendVideo() added (its track may be null now) */
@@ -226,20 +242,21 @@ export class Peer extends EventTarget {
       this.down = false;
       this.startQuality();
       this.updateSecurityCode();
-      this.emit("connected");
+      if (!this.recovering) this.emit("connected"); // else watchRecovery says so once media flows
     } else if (state === "disconnected" || state === "failed" || pc.iceConnectionState === "failed") {
       if (!this.down) this.downSince = Date.now();
       this.down = true;
-      if (state !== "disconnected") this.restartIce();
+      if (state !== "disconnected") this.restartIce("down");
       // Keep trying while the path is down, so media returns soon after the network does.
       if (!this.timers.restart) {
         this.timers.restart = setInterval(() => {
           const now = this.pc.connectionState;
           if (now !== "disconnected" && now !== "failed") return; // connected, or a restart is under way
+          if (this.recovering) return; // a network restart is under way: one at a time
           if (Date.now() - this.lastRestart < RETRY_GAP_MS) return;
           // "disconnected" often heals by itself: give it RESTART_AFTER_MS first.
           if (now === "disconnected" && Date.now() - this.downSince < RESTART_AFTER_MS) return;
-          this.restartIce();
+          this.restartIce("down");
         }, 1000);
       }
       this.emit("down");
@@ -247,12 +264,78 @@ export class Peer extends EventTarget {
     this.emit("change");
   }
 
-  /** Restart ICE now, with fresh TURN credentials if the ones in use are close to expiry. */
-  async restartIce() {
+  /**
+   * Restart ICE now, with fresh TURN credentials if the ones in use are close to expiry.
+   * @param {RestartReason} [reason]
+   */
+  async restartIce(reason = "manual") {
     if (this.closed) return;
     this.lastRestart = Date.now();
-    await this.refreshCredentials();
+    this.emit("restart", { reason });
+    try {
+      await this.refreshCredentials();
+    } catch (error) {
+      console.warn("no fresh TURN credentials; restarting with the old ones", error); // the network may be half up
+    }
     if (!this.closed) this.pc.restartIce();
+  }
+
+  /**
+   * The network changed (online again, navigator.connection "change", signalling back after a
+   * drop): restart ICE now, even if "connected": after a path change the pair in use can be dead
+   * for seconds before ICE notices (up to 30 s to "failed"), and a restart on a healthy path costs
+   * one offer and answer while media goes on over the old pair. One restart at a time.
+   * @param {"online"|"connection"|"signaling"} reason @returns {boolean} whether a restart began
+   */
+  networkChanged(reason) {
+    if (this.closed || !this.negotiated || this.rejoining) return false; // the first paths are not chosen yet
+    const pc = this.pc;
+    const offer = pc.localDescription;
+    if (this.recovering || pc.signalingState !== "stable") {
+      // Under way; but its offer may have been lost with the old socket: send it again.
+      if (reason === "signaling" && pc.signalingState === "have-local-offer" && !this.makingOffer && offer) {
+        this.emit("description", { type: offer.type, sdp: offer.sdp });
+      }
+      return false;
+    }
+    this.recovering = { ufrag: ufrag(offer), since: Date.now() };
+    this.emit("down");
+    this.emit("change");
+    this.restartIce(reason);
+    this.watchRecovery(this.recovering);
+    return true;
+  }
+
+  /**
+   * "connected" once the restart is answered, ICE connected and media bytes rising again.
+   * @param {{ufrag: string, since: number}} recovery
+   */
+  async watchRecovery(recovery) {
+    let before = -1;
+    while (!this.closed && this.recovering === recovery) {
+      await sleep(MEDIA_POLL_MS);
+      if (this.closed || this.recovering !== recovery) return;
+      const pc = this.pc;
+      const settled =
+        pc.signalingState === "stable" && ufrag(pc.localDescription) !== recovery.ufrag && pc.connectionState === "connected";
+      const bytes = settled ? await this.inboundBytes() : -1;
+      if (this.closed || this.recovering !== recovery) return;
+      if (settled && before >= 0 && bytes > before) break;
+      before = bytes;
+      if (Date.now() - recovery.since > RECOVER_WITHIN_MS) break;
+    }
+    if (this.closed || this.recovering !== recovery) return;
+    this.recovering = null;
+    this.connectionChanged(); // "connected" now, or the down path's retries take over
+  }
+
+  /** Media bytes received so far on this connection; -1 once it is closed. */
+  async inboundBytes() {
+    try {
+      return walkStats(await this.pc.getStats()).inbound.bytes;
+    } catch {
+      return -1; // closed meanwhile
+    }
   }
 
   async refreshCredentials() {
