@@ -66,7 +66,7 @@ function startSession(user) {
     const { call } = /** @type {CustomEvent} */ (e).detail;
     if (call.error) toast(call.error);
   });
-  mountCallView(calls, signaling);
+  mountCallView(calls, signaling, { chooseDevices: (choice) => session.chooseDevices(choice) });
   mountIncomingView(calls);
   ringer.follow(calls); // ringback while it rings there, a ringtone while the dialog shows
   session.connect();

@@ -64,13 +64,34 @@ export async function getMedia(kind, choice = {}) {
   }
 }
 
-/** List microphones and cameras (labels appear once permission was granted). */
+/**
+ * The devices a person picks for their calls, remembered for the next one (session.js).
+ * @typedef {{audioDeviceId?: string, videoDeviceId?: string, audioOutputId?: string}} DeviceChoice
+ */
+
+// Entries that stand for another device rather than being one (Chromium lists them first).
+const ALIASES = new Set(["default", "communications"]);
+
+/** List microphones, cameras and speakers (labels appear once permission was granted). */
 export async function listDevices() {
   const devices = navigator.mediaDevices ? await navigator.mediaDevices.enumerateDevices() : [];
   return {
     audioInputs: devices.filter((d) => d.kind === "audioinput"),
     videoInputs: devices.filter((d) => d.kind === "videoinput"),
+    audioOutputs: devices.filter((d) => d.kind === "audiooutput" && d.deviceId && !ALIASES.has(d.deviceId)),
   };
+}
+
+/** Whether a page can send its sound to a speaker of its choice (HTMLMediaElement.setSinkId). */
+export function canChooseSpeaker() {
+  return typeof HTMLMediaElement !== "undefined" && "setSinkId" in HTMLMediaElement.prototype;
+}
+
+/** The speakers a person can choose between: none where there is no choice to make. */
+export async function speakers() {
+  if (!canChooseSpeaker()) return [];
+  const { audioOutputs } = await listDevices();
+  return audioOutputs.length > 1 ? audioOutputs : [];
 }
 
 export async function canSwitchCamera() {

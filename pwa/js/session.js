@@ -1,9 +1,10 @@
-// The signed-in session: who is signed in, their socket, calls and chats, the microphone and camera
-// they chose, and signing out. No DOM: main.js wires it to the views (tests reach it as window.parley).
+// The signed-in session: who is signed in, their socket, calls and chats, the microphone, camera
+// and speaker they chose, and signing out. No DOM: main.js wires it to the views (tests reach it
+// as window.parley).
 //   session.open(user)      the user's SignalingClient, CallManager and ChatStore (wire, then connect())
 //   session.connect()       open the socket and load the chat list
 //   session.inCall          true while a reload would cut a call (or a ringing one)
-//   session.chooseDevices() remember the microphone and camera for the next call
+//   session.chooseDevices() remember the microphone, camera or speaker for the next call
 //   session.close()         sign out on the server and on this device
 // Events: "expired" (the session ended elsewhere: the server refused the socket and /api/me says 401).
 
@@ -58,10 +59,16 @@ export class Session extends EventTarget {
     return Boolean(calls && (calls.incoming || (calls.call && calls.call.state !== "ended")));
   }
 
-  /** @param {{audioDeviceId?: string, videoDeviceId?: string}} choice */
+  /**
+   * Change some of the remembered devices, keeping the rest (a speaker chosen in a call stays when
+   * the settings change the microphone). An undefined id means the browser's default.
+   * @param {import("./media.js").DeviceChoice} choice
+   */
   chooseDevices(choice) {
-    if (this.calls) this.calls.devices = choice;
-    localStorage.setItem(DEVICES, JSON.stringify(choice));
+    const stored = this.calls ? this.calls.devices : JSON.parse(localStorage.getItem(DEVICES) || "{}");
+    const devices = { ...stored, ...choice };
+    if (this.calls) this.calls.devices = devices;
+    localStorage.setItem(DEVICES, JSON.stringify(devices));
   }
 
   async close() {

@@ -3,6 +3,8 @@
 
 import { canShareScreen, canSwitchCamera, listDevices } from "../media.js";
 import { duration, h, paintAvatar } from "./dom.js";
+import { mountPictureInPicture } from "./pip.js";
+import { mountSpeaker } from "./speaker.js";
 
 /** @type {Record<string, string>} */
 const STATUS = {
@@ -32,8 +34,9 @@ const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.get
 /**
  * @param {import("../call.js").CallManager} calls
  * @param {import("../signaling.js").SignalingClient} signaling
+ * @param {{chooseDevices: (choice: import("../media.js").DeviceChoice) => void}} intents
  */
-export function mountCallView(calls, signaling) {
+export function mountCallView(calls, signaling, intents) {
   const screen = $("call");
   const remoteVideo = /** @type {HTMLVideoElement} */ ($("remote-video"));
   const remoteAudio = /** @type {HTMLAudioElement} */ ($("remote-audio"));
@@ -180,6 +183,11 @@ export function mountCallView(calls, signaling) {
   calls.addEventListener("ended", render);
   calls.addEventListener("cleared", render);
   signaling.addEventListener("state", render);
+  // Where the other person is heard and seen: mounted after render so they read what it showed.
+  $("hangup").before(
+    mountSpeaker(calls, [remoteVideo, remoteAudio], intents.chooseDevices),
+    mountPictureInPicture(calls, remoteVideo, () => !remoteVideo.hidden && $("audio-only").hidden),
+  );
 }
 
 /** Whether the call sends its camera now. @param {import("../livecall.js").Call} call */
