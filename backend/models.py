@@ -114,7 +114,7 @@ class Call(db.Model):  # type: ignore[name-defined]
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     answered_at: Mapped[datetime | None] = mapped_column(default=None)
     ended_at: Mapped[datetime | None] = mapped_column(default=None)
-    # Each side's call report (protocol.CallReportSend.stored()), sent after the call ended. SQL
+    # Each side's call report (signaling.fields.CallReport), sent after the call ended. SQL
     # NULL until it comes (none_as_null: a JSON null would read back the same but match no IS NULL).
     caller_report: Mapped[dict[str, Any] | None] = mapped_column(
         JSON(none_as_null=True), default=None

@@ -32,6 +32,11 @@ MAX_ID = 2**53 - 1  # the largest integer a JavaScript number holds exactly
 MAX_REPORT_RTT_MS = 60_000
 MAX_REPORT_RECONNECTS = 1000
 MAX_REPORT_DURATION_S = 7 * 24 * 3600
+REPORT_LIMITS = {
+    "MAX_REPORT_RTT_MS": MAX_REPORT_RTT_MS,
+    "MAX_REPORT_RECONNECTS": MAX_REPORT_RECONNECTS,
+    "MAX_REPORT_DURATION_S": MAX_REPORT_DURATION_S,
+}
 
 # Sent in `welcome`. Raise it with every change an older client cannot handle: a client that speaks
 # a lower version offers to update instead of talking on (pwa/js/wire.js PROTOCOL_VERSION).
@@ -90,6 +95,20 @@ class SessionDescription(Wire):
 
     type: Literal["offer", "answer"]
     sdp: Sdp
+
+
+class CallReport(Wire):
+    """One side's summary of an ended call, as `call_report` sends it and the call record keeps it.
+
+    docs/protocol.md ("Call report card") says how the browser measures each field.
+    """
+
+    path: Literal["direct", "relayed"]  # relayed: a TURN relay at either end of the pair
+    transport: Literal["udp", "tcp", "tls"]  # to the first hop: TURN's protocol, or the pair's
+    rtt_ms: Annotated[int, Field(strict=True, ge=0, le=MAX_REPORT_RTT_MS)] | None  # median
+    loss: Annotated[float, Field(strict=True, ge=0, le=1, allow_inf_nan=False)]  # inbound, 0..1
+    reconnects: Annotated[int, Field(strict=True, ge=0, le=MAX_REPORT_RECONNECTS)]
+    duration_s: Annotated[int, Field(strict=True, ge=0, le=MAX_REPORT_DURATION_S)]
 
 
 class ProtocolError(Exception):

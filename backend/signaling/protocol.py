@@ -21,16 +21,15 @@ from .fields import (
     MAX_CLIENT_ID,
     MAX_ID,
     MAX_PING_TOKEN,
-    MAX_REPORT_DURATION_S,
-    MAX_REPORT_RECONNECTS,
-    MAX_REPORT_RTT_MS,
     MAX_SDP,
     MAX_SDP_MID,
     MAX_TEXT,
     MAX_UFRAG,
     PROTOCOL_VERSION,
+    REPORT_LIMITS,
     CallId,
     CallInfo,
+    CallReport,
     ChatText,
     ClientMessageId,
     IceCandidateInit,
@@ -58,9 +57,7 @@ LIMITS = {
     "MAX_CLIENT_ID": MAX_CLIENT_ID,
     "MAX_PING_TOKEN": MAX_PING_TOKEN,
     "MAX_ID": MAX_ID,
-    "MAX_REPORT_RTT_MS": MAX_REPORT_RTT_MS,
-    "MAX_REPORT_RECONNECTS": MAX_REPORT_RECONNECTS,
-    "MAX_REPORT_DURATION_S": MAX_REPORT_DURATION_S,
+    **REPORT_LIMITS,
 }
 _SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
 
@@ -143,28 +140,11 @@ class CallResumeSend(Wire):
     call_id: CallId
 
 
-class CallReportSend(Wire):
-    """How an ended call went on this side: sent once, after the call ended, by each participant.
-
-    The server matches it to the stored call record by `call_id` (the live call is gone by then).
-    """
+class CallReportSend(CallReport):
+    """Sent once by each participant after the call ended; matched to its record by `call_id`."""
 
     type: Literal["call_report"]
     call_id: CallId
-    # "relayed" when the selected candidate pair had a TURN relay at either end.
-    path: Literal["direct", "relayed"]
-    # Between this side and its first hop: the relay protocol to TURN, else the candidate's.
-    transport: Literal["udp", "tcp", "tls"]
-    # The median round trip of the selected pair over the call; null when never measured.
-    rtt_ms: Annotated[int, Field(strict=True, ge=0, le=MAX_REPORT_RTT_MS)] | None
-    # Inbound packets lost over packets expected, 0..1.
-    loss: Annotated[float, Field(strict=True, ge=0, le=1, allow_inf_nan=False)]
-    reconnects: Annotated[int, Field(strict=True, ge=0, le=MAX_REPORT_RECONNECTS)]
-    duration_s: Annotated[int, Field(strict=True, ge=0, le=MAX_REPORT_DURATION_S)]
-
-    def stored(self) -> dict[str, Any]:
-        """Return the report as the call record keeps it (without the frame's type and call id)."""
-        return self.model_dump(exclude={"type", "call_id"})
 
 
 # Every signal about a call once it exists (all call frames but the offer that creates it).

@@ -21,7 +21,7 @@ from .. import chat
 from ..extensions import db
 from ..models import Call, Message, Room, User, utcnow
 from . import protocol
-from .protocol import CallReportSend, ChatSend
+from .protocol import CallReport, CallReportSend, ChatSend
 from .registry import CallRecord
 
 SWITCH_INTERVAL = 0.0005  # seconds; see _sqlite_thread
@@ -115,10 +115,11 @@ class Store:
                     raise ReportRefused("forbidden", late)
                 column = Call.caller_report if user_id == call.caller_id else Call.callee_report
                 # Conditional, so two sockets of one person cannot both write: the first one wins.
+                kept = report.model_dump(include=set(CallReport.model_fields))  # no type, call_id
                 written = db.session.execute(
                     update(Call)
                     .where(Call.id == call.id, column.is_(None))
-                    .values({column: report.stored()})
+                    .values({column: kept})
                     .execution_options(synchronize_session=False)
                 )
                 if not getattr(written, "rowcount", 0):

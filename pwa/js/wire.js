@@ -122,18 +122,16 @@
  * @property {"declined"|"busy"|"timeout"|"unsupported"} [reason]
  */
 /**
- * How an ended call went on this side: sent once, after the call ended, by each participant.
- *
- * The server matches it to the stored call record by `call_id` (the live call is gone by then).
+ * Sent once by each participant after the call ended; matched to its record by `call_id`.
  * @typedef {Object} CallReportSend
- * @property {"call_report"} type
- * @property {string} call_id
  * @property {"direct"|"relayed"} path
  * @property {"udp"|"tcp"|"tls"} transport
  * @property {number|null} rtt_ms
  * @property {number} loss
  * @property {number} reconnects
  * @property {number} duration_s
+ * @property {"call_report"} type
+ * @property {string} call_id
  */
 /**
  * A participant's report reached the call record: the record's `call` message as it is now.
@@ -306,7 +304,7 @@ export const REQUIRED = frozen({
   "client": {
     "ping": ["type"],
     "chat_message": ["type", "room_id", "client_id", "text"],
-    "call_report": ["type", "call_id", "path", "transport", "rtt_ms", "loss", "reconnects", "duration_s"],
+    "call_report": ["path", "transport", "rtt_ms", "loss", "reconnects", "duration_s", "type", "call_id"],
     "call_offer": ["type", "call_id", "room_id", "to", "media", "sdp"],
     "call_answer": ["type", "call_id", "sdp"],
     "ice_candidate": ["type", "call_id", "candidate"],
