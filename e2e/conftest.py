@@ -10,8 +10,9 @@ from collections.abc import Callable, Iterator
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Playwright, expect, sync_playwright
 
+from backend.turnserver import LocalTurn
 from harness.browsers import EngineUnavailable, close_surely, launch, new_context
-from harness.calls import RING
+from harness.calls import RELAY_TTL, RING
 from harness.echobot import echo_bot as echo_bot_process
 from harness.people import (
     ENGINE_PAIRS,
@@ -20,6 +21,7 @@ from harness.people import (
     User,
     new_person,
     open_room,
+    people_on,
 )
 from harness.servers import ParleyServer, make_test_certs, parley_server
 
@@ -49,6 +51,41 @@ def ringing_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ParleyS
         root, make_test_certs(root / "certs"), CALL_RING_TIMEOUT=str(RING)
     ) as running:
         yield running
+
+
+@pytest.fixture(scope="module")
+def coturn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalTurn]:
+    """A coturn on loopback for the module (TURN REST credentials, UDP and TCP, no TLS)."""
+    turn = LocalTurn(tmp_path_factory.mktemp("coturn"), secret=secrets.token_urlsafe(24))
+    turn.start()
+    yield turn
+    turn.stop()
+
+
+@pytest.fixture(scope="module")
+def relay_server(
+    coturn: LocalTurn, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ParleyServer]:
+    """A server whose calls may only go through `coturn`, with credentials of RELAY_TTL seconds."""
+    root = tmp_path_factory.mktemp("relay")
+    with parley_server(
+        root,
+        make_test_certs(root / "certs"),
+        TURN_URLS=coturn.urls[0],
+        TURN_SECRET=coturn.secret,
+        TURN_TTL=str(RELAY_TTL),
+        ICE_TRANSPORT_POLICY="relay",  # the test-only setting: no host or STUN paths
+    ) as server:
+        yield server
+
+
+@pytest.fixture
+def relay_user(
+    relay_server: ParleyServer, browsers: Callable[[str], Browser]
+) -> Iterator[Callable[[str], User]]:
+    """Return a maker of people on the relay-only server."""
+    with people_on(relay_server, browsers, "relay") as make:
+        yield make
 
 
 @pytest.fixture(scope="session")

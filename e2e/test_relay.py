@@ -3,58 +3,27 @@
 from __future__ import annotations
 
 import json
-import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
 from backend.turnserver import LocalTurn
 from harness.calls import (
-    connected_call,
+    RELAY_TTL,
     hang_up_once_sent,
+    relay_call,
     run_peer,
     status,
     wait_media_flowing,
     wait_until,
 )
-from harness.people import User, people_on
-from harness.servers import ParleyServer, make_test_certs, parley_server
+from harness.people import User
+from harness.servers import ParleyServer
 
-TTL = 4
-
-
-@pytest.fixture(scope="module")
-def coturn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalTurn]:
-    turn = LocalTurn(tmp_path_factory.mktemp("coturn"), secret=secrets.token_urlsafe(24))
-    turn.start()
-    yield turn
-    turn.stop()
-
-
-@pytest.fixture(scope="module")
-def relay_server(
-    coturn: LocalTurn, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ParleyServer]:
-    root = tmp_path_factory.mktemp("relay")
-    with parley_server(
-        root,
-        make_test_certs(root / "certs"),
-        TURN_URLS=coturn.urls[0],
-        TURN_SECRET=coturn.secret,
-        TURN_TTL=str(TTL),
-        ICE_TRANSPORT_POLICY="relay",  # the test-only setting: no host or STUN paths
-    ) as server:
-        yield server
-
-
-@pytest.fixture
-def relay_user(
-    relay_server: ParleyServer, browsers: Callable[[str], Browser]
-) -> Iterator[Callable[[str], User]]:
-    with people_on(relay_server, browsers, "relay") as make:
-        yield make
+# coturn, relay_server and relay_user (a relay-only server with RELAY_TTL credentials) are
+# e2e/conftest.py's.
 
 
 def selected_pairs(user: User) -> list[dict]:  # type: ignore[type-arg]
@@ -79,13 +48,6 @@ def ice_generation(page: Page) -> dict[str, str]:
     )
 
 
-def relay_call(relay_user: Callable[[str], User], engines: tuple[str, str]) -> tuple[User, User]:
-    """A connected call between two people on the relay-only server, media flowing both ways."""
-    alice, bob = connected_call(relay_user, engines)
-    wait_media_flowing(bob, video=True)
-    return alice, bob
-
-
 @pytest.mark.parametrize(
     "engines", [("chromium", "chromium"), ("chromium", "firefox")], ids="-".join
 )
@@ -108,7 +70,7 @@ def test_a_relay_call_outlives_its_credentials_and_restarts_with_fresh_ones(
     fetched: list[str] = []
     alice.page.on("request", lambda r: fetched.append(r.url) if "/ice-servers" in r.url else None)
     # Past TURN_TTL the media keeps flowing on the allocation made with the old credential...
-    time.sleep(TTL + 1)  # the credential's lifetime is wall-clock time
+    time.sleep(RELAY_TTL + 1)  # the credential's lifetime is wall-clock time
     wait_media_flowing(alice, video=True)
     wait_media_flowing(bob, video=True)
     # ...and an ICE restart after the expiry fetches fresh credentials and connects again.

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from playwright.sync_api import Locator, expect
 
-from e2e.test_relay import coturn, relay_server, relay_user  # noqa: F401 (fixtures)
 from harness.calls import connected_call, status, wait_media_flowing, wait_until
 from harness.people import SCREENSHOTS, User, room_id
 
@@ -75,9 +74,7 @@ def test_a_direct_call_shows_direct_in_the_record_on_both_sides(
     bob.page.screenshot(path=str(SCREENSHOTS / f"report-card-phone-{engines[1]}.png"))
 
 
-def test_a_relay_only_call_shows_relayed(
-    relay_user: Callable[[str], User],  # noqa: F811 (the fixture imported above)
-) -> None:
+def test_a_relay_only_call_shows_relayed(relay_user: Callable[[str], User]) -> None:
     alice, bob = connected_call(relay_user, ("chromium", "chromium"))
     call_and_hang_up(alice, bob)
     for someone in (alice, bob):

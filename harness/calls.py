@@ -14,6 +14,7 @@ from harness.people import PASSWORD, User
 from harness.servers import ROOT, ParleyServer
 
 RING = 10  # seconds the ringing server rings; every other server rings long enough to answer
+RELAY_TTL = 4  # seconds the relay-only server's TURN credentials last (e2e/conftest.py)
 
 
 def status(page: Page):  # type: ignore[no-untyped-def]
@@ -97,6 +98,13 @@ def connected_call(make_user: Callable[..., User], engines: tuple[str, str]) -> 
     bob.page.get_by_role("button", name="Accept").click()
     expect(status(alice.page)).to_have_text("Connected")
     wait_media_flowing(alice, video=True)
+    return alice, bob
+
+
+def relay_call(relay_user: Callable[[str], User], engines: tuple[str, str]) -> tuple[User, User]:
+    """A connected call between two people on the relay-only server, media flowing both ways."""
+    alice, bob = connected_call(relay_user, engines)
+    wait_media_flowing(bob, video=True)
     return alice, bob
 
 
