@@ -10,8 +10,8 @@ import pytest
 
 from backend.peer.peer import Peer, PeerCall
 from harness.echobot import echo_bot as echo_bot_process
+from harness.pythonpeers import ECHO_PASSWORD, Presence, client, echo_id, flowing, online
 from harness.servers import ParleyServer, make_test_certs, parley_server
-from tests.test_peer import ECHO_PASSWORD, Presence, client, echo_id, flowing, online
 
 
 @pytest.fixture(scope="module")
