@@ -4,7 +4,7 @@
 // "cleared", "incoming", "incoming_end", "unsupported", "remote_media").
 
 import { Call } from "./livecall.js";
-import { callAnswer, callEnd, callOffer, callRejected, callReport, callResume, newId } from "./protocol.js";
+import { callAnswer, callEnd, callOffer, callRejected, callResume, newId } from "./protocol.js";
 import { forgetRejoin, readRejoin, readSince, rememberRejoin } from "./rejoin.js";
 
 /** @typedef {import("./livecall.js").User} User */
@@ -439,8 +439,6 @@ export class CallManager extends EventTarget {
   finish(call, reason, { quiet = false } = {}) {
     if (call.state === "ended") return;
     call.end(reason);
-    // After call_end (the server matches the report to the call's record, not the live call).
-    if (call.report) this.signaling.send(callReport(call.id, call.report));
     if (readRejoin() === call.id) forgetRejoin();
     if (quiet) {
       if (this._call === call) this._call = null;

@@ -4,7 +4,7 @@
 
 import { getMedia, getScreen, otherCamera, startCamera } from "./media.js";
 import { Peer } from "./peer.js";
-import { callDescription, callMedia, iceCandidate } from "./protocol.js";
+import { callDescription, callMedia, callReport, iceCandidate } from "./protocol.js";
 import { rememberRejoin } from "./rejoin.js";
 import { RECONNECTING, ReportCard } from "./stats.js";
 
@@ -404,6 +404,8 @@ export class Call {
     // Built before the connections close: the card needs no connection, only the walks it kept.
     if (this.connectedAt !== null && this.state !== "ended") {
       this.report = this.card.summary((Date.now() - this.connectedAt) / 1000);
+      // After call_end: the server matches the report to the call's record, not the live call.
+      if (this.report) this.signaling.send(callReport(this.id, this.report));
     }
     this.state = "ended";
     this.endReason = reason;
