@@ -177,6 +177,11 @@ export class Peer extends EventTarget {
       return;
     }
     const pc = this.pc;
+    if (description.type === "offer" && ufrag(/** @type {any} */ (description)) !== ufrag(pc.remoteDescription)) {
+      // Their ICE restart makes us gather again too: with TURN credentials still valid.
+      await this.refreshCredentials().catch(() => {});
+      if (this.closed) return;
+    }
     // While our answer is being applied the state is not yet "stable", but an offer is no collision.
     const readyForOffer = !this.makingOffer && (pc.signalingState === "stable" || this.srdAnswerPending);
     const collision = description.type === "offer" && !readyForOffer;
