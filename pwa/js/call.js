@@ -142,34 +142,17 @@ export class CallManager extends EventTarget {
     this.finish(call, "hangup");
   }
 
+  // In-call controls go to the live call (livecall.js); without one they do nothing.
   /** @param {boolean} muted */
-  setMuted(muted) {
-    if (this._call) this._call.setMuted(muted);
-  }
-
+  setMuted(muted) { this._call?.setMuted(muted); }
   /** @param {boolean} off */
-  setCameraOff(off) {
-    if (this._call) this._call.setCameraOff(off);
-  }
-
-  async switchCamera() {
-    if (this._call) await this._call.switchCamera();
-  }
-
-  /** Share a screen instead of the camera (livecall.js). */
-  async shareScreen() {
-    if (this._call) await this._call.shareScreen();
-  }
-
-  /** Back from the screen to the camera. */
-  async stopSharing() {
-    if (this._call) await this._call.stopSharing();
-  }
-
+  setCameraOff(off) { this._call?.setCameraOff(off); }
+  async switchCamera() { await this._call?.switchCamera(); }
+  /** Share a screen instead of the camera, and back. */
+  async shareScreen() { await this._call?.shareScreen(); }
+  async stopSharing() { await this._call?.stopSharing(); }
   /** Restart ICE now (also used when the network changed). */
-  async restartIce() {
-    if (this._call) await this._call.restartIce();
-  }
+  async restartIce() { await this._call?.restartIce(); }
 
   /** Numbers for tests and the quality readout (stats.js); null without a connection. */
   async stats() {
