@@ -45,6 +45,9 @@ VALID = [
     {"type": "call_rejected", "call_id": CALL, "reason": "busy"},
     {"type": "call_end", "call_id": CALL.upper()},
     {"type": "call_resume", "call_id": CALL},
+    {"type": "group_call_start", "call_id": CALL, "room_id": 4, "media": "video"},
+    {"type": "group_call_join", "call_id": CALL},
+    {"type": "group_call_leave", "call_id": CALL},
     {
         "type": "call_report",
         "call_id": CALL,
@@ -62,6 +65,14 @@ VALID = [
 def test_every_client_message_type_parses(frame: dict[str, Any]) -> None:
     message = parse(json.dumps(frame))
     assert message.type == frame["type"]
+
+
+def test_group_call_signals_name_the_participant_they_are_for() -> None:
+    frame = {"type": "ice_candidate", "call_id": CALL, "candidate": None, "to": 9}
+    assert parse(json.dumps(frame)).to == 9  # type: ignore[union-attr]
+    with pytest.raises(ProtocolError) as refused:
+        parse(json.dumps({**frame, "to": "9"}))  # ids are strictly typed
+    assert refused.value.reason == "bad_message"
 
 
 def test_call_ids_are_normalised_to_lower_case() -> None:

@@ -16,17 +16,13 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
-from .fields import (
-    MAX_CANDIDATE,
+from . import groupframes as group
+from .fields import (  # noqa: F401 (importers reach them here)
+    LIMITS,
     MAX_CLIENT_ID,
     MAX_ID,
-    MAX_PING_TOKEN,
-    MAX_SDP,
-    MAX_SDP_MID,
     MAX_TEXT,
-    MAX_UFRAG,
     PROTOCOL_VERSION,
-    REPORT_LIMITS,
     CallId,
     CallInfo,
     CallReport,
@@ -46,19 +42,8 @@ from .fields import (
     Wire,
 )
 
-# The limits and shared models live in fields.py; importers keep reaching them here. LIMITS is
-# what pwa/js/wire.js exports to the browser.
-LIMITS = {
-    "MAX_SDP": MAX_SDP,
-    "MAX_CANDIDATE": MAX_CANDIDATE,
-    "MAX_SDP_MID": MAX_SDP_MID,
-    "MAX_UFRAG": MAX_UFRAG,
-    "MAX_TEXT": MAX_TEXT,
-    "MAX_CLIENT_ID": MAX_CLIENT_ID,
-    "MAX_PING_TOKEN": MAX_PING_TOKEN,
-    "MAX_ID": MAX_ID,
-    **REPORT_LIMITS,
-}
+# The limits (LIMITS: what pwa/js/wire.js exports) and shared models live in fields.py;
+# importers keep reaching them here. The group-call frames live in groupframes.py.
 _SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
@@ -104,6 +89,7 @@ class IceCandidateSend(Wire):
     type: Literal["ice_candidate"]
     call_id: CallId
     candidate: IceCandidateInit | None
+    to: Id | None = None  # the participant it is for: required in a group call
 
 
 class CallDescriptionSend(Wire):
@@ -112,6 +98,7 @@ class CallDescriptionSend(Wire):
     description: SessionDescription
     # An offer from a new peer connection (the page reloaded): the other side replaces its own.
     restart: Annotated[bool, Field(strict=True)] = False
+    to: Id | None = None  # the participant it is for: required in a group call
 
 
 class CallMediaSend(Wire):
@@ -121,6 +108,7 @@ class CallMediaSend(Wire):
     call_id: CallId
     audio: Annotated[bool, Field(strict=True)]
     video: Annotated[bool, Field(strict=True)]
+    to: Id | None = None  # in a group call: one participant; without it, every other one
 
 
 class CallRejectedSend(Wire):
@@ -157,7 +145,8 @@ CallSignal = (
     | CallEndSend
     | CallResumeSend
 )
-CallMessage = CallOfferSend | CallSignal
+GroupSend = group.GroupCallStartSend | group.GroupCallJoinSend | group.GroupCallLeaveSend
+CallMessage = CallOfferSend | CallSignal | GroupSend
 ClientMessage = Annotated[
     Ping | ChatSend | CallReportSend | CallMessage, Field(discriminator="type")
 ]
@@ -217,6 +206,7 @@ class Welcome(ServerMessage):
     user: User
     online: list[int]
     calls: list[CallInfo]
+    group_calls: list[group.GroupCallState] = []  # the live calls in the user's groups
 
 
 class Pong(OmitsNones):
@@ -329,7 +319,7 @@ class CallCancelled(ServerMessage):
 class CallEnd(ServerMessage):
     type: Literal["call_end"] = "call_end"
     call_id: str
-    reason: Literal["hangup", "disconnected", "gone"]
+    reason: Literal["hangup", "disconnected", "gone", "removed"]
 
 
 class CallReported(ServerMessage):
@@ -367,6 +357,7 @@ class Error(OmitsNones):
         "not_found",
         "forbidden",
         "busy",
+        "full",
         "rate_limited",
         "internal",
     ]
@@ -380,6 +371,8 @@ class Error(OmitsNones):
 
 class PushCallOffer(Ringing):
     """Ring a callee's device that has no open socket: sw.js shows the incoming-call notice."""
+
+    group: bool = False  # a group call (`from` started it)
 
 
 class PushCallOver(Wire):

@@ -14,8 +14,10 @@ from typing import Any, get_args
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from . import protocol
+from . import groupframes, protocol
 
+# Where the server frames are defined (a test's own ServerMessage subclasses are not frames).
+FRAME_MODULES = (protocol.__name__, groupframes.__name__)
 WIRE_JS = Path(__file__).resolve().parents[2] / "pwa" / "js" / "wire.js"
 
 HEADER = """\
@@ -40,7 +42,7 @@ def server_frames() -> list[type[BaseModel]]:
     while pending:
         model = pending.pop(0)
         pending.extend(model.__subclasses__())
-        if "type" in model.model_fields and model.__module__ == protocol.__name__:
+        if "type" in model.model_fields and model.__module__ in FRAME_MODULES:
             found.append(model)
     return sorted(found, key=lambda model: model.__name__)
 

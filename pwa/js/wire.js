@@ -45,12 +45,13 @@
  * @property {string} call_id
  * @property {SessionDescription} description
  * @property {boolean} [restart]
+ * @property {number|null} [to]
  */
 /**
  * @typedef {Object} CallEnd
  * @property {"call_end"} type
  * @property {string} call_id
- * @property {"hangup"|"disconnected"|"gone"} reason
+ * @property {"hangup"|"disconnected"|"gone"|"removed"} reason
  */
 /**
  * @typedef {Object} CallEndSend
@@ -83,6 +84,7 @@
  * @property {string} call_id
  * @property {boolean} audio
  * @property {boolean} video
+ * @property {number|null} [to]
  */
 /**
  * @typedef {Object} CallMerged
@@ -184,10 +186,60 @@
 /**
  * @typedef {Object} Error
  * @property {"error"} type
- * @property {"bad_json"|"bad_message"|"unknown_type"|"not_found"|"forbidden"|"busy"|"rate_limited"|"internal"} reason
+ * @property {"bad_json"|"bad_message"|"unknown_type"|"not_found"|"forbidden"|"busy"|"full"|"rate_limited"|"internal"} reason
  * @property {string} message
  * @property {string} [ref_type]
  * @property {string} [call_id]
+ */
+/**
+ * Join a live group call of one of your groups: answer its ring, or **Join call** later.
+ * @typedef {Object} GroupCallJoinSend
+ * @property {"group_call_join"} type
+ * @property {string} call_id
+ */
+/**
+ * You are in: offer to each of `participants` (the others already in the call).
+ * @typedef {Object} GroupCallJoined
+ * @property {"group_call_joined"} type
+ * @property {string} call_id
+ * @property {number} room_id
+ * @property {"audio"|"video"} media
+ * @property {Array<User>} participants
+ */
+/**
+ * Leave a group call; from a member not in it, decline its ring on every device.
+ * @typedef {Object} GroupCallLeaveSend
+ * @property {"group_call_leave"} type
+ * @property {string} call_id
+ */
+/**
+ * Ring a member's devices: `from` started the call, `participants` are in it now.
+ * @typedef {Object} GroupCallRing
+ * @property {"group_call_ring"} type
+ * @property {string} call_id
+ * @property {number} room_id
+ * @property {User} from
+ * @property {"audio"|"video"} media
+ * @property {Array<User>} participants
+ */
+/**
+ * Start a call in a group room (or join the one already live there).
+ * @typedef {Object} GroupCallStartSend
+ * @property {"group_call_start"} type
+ * @property {string} call_id
+ * @property {number} room_id
+ * @property {"audio"|"video"} media
+ */
+/**
+ * A group call as every member of its room sees it; `welcome` lists the live ones.
+ * @typedef {Object} GroupCallState
+ * @property {"group_call_state"} type
+ * @property {string} call_id
+ * @property {number} room_id
+ * @property {"audio"|"video"} media
+ * @property {"ringing"|"active"|"ended"} state
+ * @property {User} started_by
+ * @property {Array<User>} participants
  */
 /**
  * @typedef {Object} IceCandidate
@@ -209,6 +261,7 @@
  * @property {"ice_candidate"} type
  * @property {string} call_id
  * @property {IceCandidateInit|null} candidate
+ * @property {number|null} [to]
  */
 /**
  * @typedef {Object} Ping
@@ -234,6 +287,7 @@
  * @property {number} room_id
  * @property {User} from
  * @property {"audio"|"video"} media
+ * @property {boolean} group
  */
 /**
  * Close that notification: the call was cancelled, missed, rejected or answered elsewhere.
@@ -269,6 +323,7 @@
  * @property {User} user
  * @property {Array<number>} online
  * @property {Array<CallInfo>} calls
+ * @property {Array<GroupCallState>} group_calls
  */
 
 /** @template T @param {T} value @returns {Readonly<T>} */
@@ -294,9 +349,9 @@ export const LIMITS = frozen({
   "MAX_REPORT_DURATION_S": 604800
 });
 /** Frame types a client may send (ClientMessage). */
-export const CLIENT_TYPES = frozen(["ping", "chat_message", "call_report", "call_offer", "call_answer", "ice_candidate", "call_description", "call_media", "call_rejected", "call_end", "call_resume"]);
+export const CLIENT_TYPES = frozen(["ping", "chat_message", "call_report", "call_offer", "call_answer", "ice_candidate", "call_description", "call_media", "call_rejected", "call_end", "call_resume", "group_call_start", "group_call_join", "group_call_leave"]);
 /** Frame types the server sends on the socket (ServerMessage). */
-export const SERVER_TYPES = frozen(["call_answer", "call_answered_elsewhere", "call_busy", "call_cancelled", "call_description", "call_end", "call_media", "call_merged", "call_offer", "call_rejected", "call_report", "call_resumed", "call_ringing", "call_timeout", "chat_ack", "chat_message", "error", "ice_candidate", "pong", "presence", "receipt", "welcome"]);
+export const SERVER_TYPES = frozen(["call_answer", "call_answered_elsewhere", "call_busy", "call_cancelled", "call_description", "call_end", "call_media", "call_merged", "call_offer", "call_rejected", "call_report", "call_resumed", "call_ringing", "call_timeout", "chat_ack", "chat_message", "error", "group_call_joined", "group_call_ring", "group_call_state", "ice_candidate", "pong", "presence", "receipt", "welcome"]);
 /** Frame types the server sends by Web Push to pwa/sw.js (PushPayload). */
 export const PUSH_TYPES = frozen(["call_offer", "call_cancelled", "call_timeout", "call_rejected", "call_answered_elsewhere"]);
 /** Per direction and frame type, the fields every such frame carries. */
@@ -312,7 +367,10 @@ export const REQUIRED = frozen({
     "call_media": ["type", "call_id", "audio", "video"],
     "call_rejected": ["type", "call_id"],
     "call_end": ["type", "call_id"],
-    "call_resume": ["type", "call_id"]
+    "call_resume": ["type", "call_id"],
+    "group_call_start": ["type", "call_id", "room_id", "media"],
+    "group_call_join": ["type", "call_id"],
+    "group_call_leave": ["type", "call_id"]
   },
   "server": {
     "call_answer": ["type", "call_id", "sdp", "from", "polite"],
@@ -332,14 +390,17 @@ export const REQUIRED = frozen({
     "chat_ack": ["type", "client_id", "message", "delivered"],
     "chat_message": ["type", "message"],
     "error": ["type", "reason", "message"],
+    "group_call_joined": ["type", "call_id", "room_id", "media", "participants"],
+    "group_call_ring": ["type", "call_id", "room_id", "from", "media", "participants"],
+    "group_call_state": ["type", "call_id", "room_id", "media", "state", "started_by", "participants"],
     "ice_candidate": ["type", "call_id", "candidate", "from"],
     "pong": ["type"],
     "presence": ["type", "user_id", "online"],
     "receipt": ["type", "room_id", "delivered_id", "read_id"],
-    "welcome": ["type", "protocol", "user", "online", "calls"]
+    "welcome": ["type", "protocol", "user", "online", "calls", "group_calls"]
   },
   "push": {
-    "call_offer": ["type", "call_id", "room_id", "from", "media"],
+    "call_offer": ["type", "call_id", "room_id", "from", "media", "group"],
     "call_cancelled": ["type", "call_id"],
     "call_timeout": ["type", "call_id"],
     "call_rejected": ["type", "call_id"],
