@@ -34,18 +34,20 @@ class ToneTrack(AudioStreamTrack):
 class PatternTrack(VideoStreamTrack):
     """Moving diagonal stripes, so a frozen picture is easy to tell from a live one."""
 
-    def __init__(self) -> None:
+    def __init__(self, size: tuple[int, int] = VIDEO_SIZE) -> None:
         super().__init__()
-        width, height = VIDEO_SIZE
+        self.size = width, height = size
+        # Row y shifted by s is `ramp` from (y + s) % 256: a 640x480 set takes milliseconds.
+        ramp = bytes(i & 0xFF for i in range(width + 256))
         self._frames: list[bytes] = []
         for shift in range(0, 256, 8):
-            rows = (bytes((x + y + shift) & 0xFF for x in range(width)) for y in range(height))
-            self._frames.append(b"".join(rows))
+            starts = ((y + shift) & 0xFF for y in range(height))
+            self._frames.append(b"".join(ramp[s : s + width] for s in starts))
         self._count = 0
 
     async def recv(self) -> av.VideoFrame:
         pts, time_base = await self.next_timestamp()
-        width, height = VIDEO_SIZE
+        width, height = self.size
         frame = av.VideoFrame(width=width, height=height, format="yuv420p")
         luma = self._frames[self._count % len(self._frames)]
         plane = frame.planes[0]
@@ -61,9 +63,9 @@ class PatternTrack(VideoStreamTrack):
         return frame
 
 
-def generated_tracks(media: str) -> list[MediaStreamTrack]:
-    """Return a tone, plus moving stripes for video calls."""
+def generated_tracks(media: str, size: tuple[int, int] = VIDEO_SIZE) -> list[MediaStreamTrack]:
+    """Return a tone, plus moving stripes of `size` for video calls."""
     tracks: list[MediaStreamTrack] = [ToneTrack()]
     if media == "video":
-        tracks.append(PatternTrack())
+        tracks.append(PatternTrack(size))
     return tracks

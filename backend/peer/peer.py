@@ -91,13 +91,18 @@ class PeerCall:
         return security_code(local.sdp, self.remote_sdp)
 
     async def stats(self) -> dict[str, Any]:
-        """Frames received per kind and inbound RTP packets from getStats."""
+        """Frames received per kind, and RTP packets and bytes per kind from getStats."""
         packets = {"audio": 0, "video": 0}
+        received = {"audio": 0, "video": 0}
+        sent = {"audio": 0, "video": 0}
         with contextlib.suppress(Exception):  # a closed connection has no transports to ask
-            report = await self.pc.getStats()
-            for stat in report.values():
+            for stat in (await self.pc.getStats()).values():
                 if stat.type == "inbound-rtp":  # aiortc counts packets, not bytes
                     packets[stat.kind] += stat.packetsReceived
+                elif stat.type == "remote-outbound-rtp":  # bytes as the sender's RTCP reports them
+                    received[stat.kind] += stat.bytesSent
+                elif stat.type == "outbound-rtp":
+                    sent[stat.kind] += stat.bytesSent
         code = self.security_code
         return {
             "call_id": self.id,
@@ -105,6 +110,8 @@ class PeerCall:
             "media": self.media,
             "frames_received": dict(self.received),
             "packets_received": packets,
+            "bytes_received": received,
+            "bytes_sent": sent,
             "remote_media": dict(self.remote_media),
             "connection_state": self.pc.connectionState,
             "end_reason": self.end_reason,
