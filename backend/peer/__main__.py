@@ -1,4 +1,4 @@
-"""`python -m backend.peer echo|call USER|answer`: the echo bot and a scriptable test peer."""
+"""`python -m backend.peer echo|call USER|answer|join ROOM_ID`: the echo bot and test peers."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from typing import Any
 
 from .client import ParleyClient
 from .echo import run_echo
+from .group import GroupPeer
 from .peer import Peer, PeerCall
 
 
@@ -75,6 +77,42 @@ async def _answer(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _first(events: list[asyncio.Event], seconds: float) -> None:
+    """Wait until one of `events` is set, at most `seconds`."""
+    waits = [asyncio.ensure_future(event.wait()) for event in events]
+    await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    for waiting in waits:
+        waiting.cancel()
+
+
+async def _join(args: argparse.Namespace) -> int:
+    width, height = (int(n) for n in args.size.split("x"))
+    session = await _online(args, lambda client: GroupPeer(client, args.media, (width, height)))
+    peer = session.peer
+    assert isinstance(peer, GroupPeer)
+    # SIGINT or SIGTERM leaves the call politely and still prints the stats.
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        asyncio.get_running_loop().add_signal_handler(signum, stop.set)
+    await asyncio.wait_for(session.client.connected.wait(), 15)
+    # With --start, a room with no live call gets one at once; without, we wait for one to ring.
+    live = await peer.live_call(args.room_id, 0 if args.start else args.wait)
+    if live is not None:
+        call = await peer.join(args.room_id, live, args.media)
+    elif args.start:
+        call = await peer.start(args.room_id, args.media)
+    else:
+        await session.report({"room_id": args.room_id, "joined": False, "end_reason": "no call"})
+        return 1
+    await _first([call.joined, call.ended, stop], args.wait)
+    if call.joined.is_set():
+        await _first([call.ended, stop], args.seconds)
+    await peer.leave()
+    stats = await call.stats()
+    await session.report(stats)
+    return 0 if stats["joined"] else 2
+
+
 def main() -> int:
     """Parse the command line and run."""
     parser = argparse.ArgumentParser(prog="python -m backend.peer", description=__doc__)
@@ -85,20 +123,31 @@ def main() -> int:
     echo.add_argument(
         "--max-seconds", type=float, default=float(os.environ.get("ECHO_MAX_SECONDS", "120"))
     )
-    for name in ("call", "answer"):
-        sub = commands.add_parser(name, help=f"{name} a call as PEER_USERNAME and print stats")
+    helps = {
+        "call": "call USER as PEER_USERNAME and print the call's stats",
+        "answer": "answer a call as PEER_USERNAME and print the call's stats",
+        "join": "join a group room's call and print stats per remote participant",
+    }
+    for name, text in helps.items():
+        sub = commands.add_parser(name, help=text)
         sub.add_argument("--username", default=os.environ.get("PEER_USERNAME", "peer"))
         sub.add_argument("--password", default=os.environ.get("PEER_PASSWORD", "peer-password"))
-        sub.add_argument("--seconds", type=float, default=10)
+        sub.add_argument("--seconds", type=float, default=10, help="how long to stay in the call")
+        if name != "answer":
+            sub.add_argument("--media", choices=["audio", "video"], default="video")
         if name == "call":
             sub.add_argument("user", help="the username to call")
-            sub.add_argument("--media", choices=["audio", "video"], default="video")
             sub.add_argument("--ring", type=float, default=30, help="seconds to wait for an answer")
             sub.add_argument(
                 "--camera-on",
                 action="store_true",
                 help="once answered, turn the camera on (a voice call's video, by renegotiation)",
             )
+        if name == "join":
+            sub.add_argument("room_id", type=int, help="the group room's id")
+            sub.add_argument("--start", action="store_true", help="start a call if none is live")
+            sub.add_argument("--wait", type=float, default=30, help="seconds to wait for a call")
+            sub.add_argument("--size", default="320x240", help="the picture sent, WIDTHxHEIGHT")
     args = parser.parse_args()
     # Our own INFO lines only: aioice logs every candidate pair (about 30 lines a call) and
     # httpx every request (the bot's expected 401 before it registers) at INFO.
@@ -108,7 +157,7 @@ def main() -> int:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(run_echo(args.url, args.ca_file, args.max_seconds))
         return 0
-    runner = _call if args.command == "call" else _answer
+    runner = {"call": _call, "answer": _answer, "join": _join}[args.command]
     return asyncio.run(runner(args))
 
 

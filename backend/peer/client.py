@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from backend.signaling.groupframes import GroupCallJoined, GroupCallRing, GroupCallState
 from backend.signaling.protocol import (
     CallAnswer,
     CallAnsweredElsewhere,
@@ -67,6 +68,9 @@ ServerFrame = Annotated[
     | CallEnd
     | CallResumed
     | CallTimeout
+    | GroupCallRing
+    | GroupCallState
+    | GroupCallJoined
     | Error,
     Field(discriminator="type"),
 ]

@@ -1,0 +1,310 @@
+"""Join a room's group call from Python: one peer connection per remote participant (a mesh).
+
+Each pair is a `PeerCall` negotiated exactly as a 1:1 call (perfect negotiation, queued
+candidates, restart by replacement), with every description addressed `to` the one participant
+it is for. The newcomer offers to everyone present; the others answer the offers they get. In
+each pair the participant with the larger user id is polite.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiortc import MediaStreamTrack, RTCPeerConnection
+
+from backend.signaling.groupframes import (
+    GroupCallJoined,
+    GroupCallJoinSend,
+    GroupCallLeaveSend,
+    GroupCallRing,
+    GroupCallStartSend,
+    GroupCallState,
+)
+from backend.signaling.protocol import (
+    CallDescription,
+    CallDescriptionSend,
+    CallEnd,
+    CallMedia,
+    CallMediaSend,
+    CallResumeSend,
+    Error,
+    IceCandidate,
+    IceCandidateInit,
+    Media,
+    SessionDescription,
+    User,
+    Welcome,
+)
+
+from .client import ParleyClient, ServerFrame
+from .media import VIDEO_SIZE, generated_tracks
+from .peer import Peer, PeerCall, sends_video
+
+log = logging.getLogger("parley.peer")
+
+
+@dataclass
+class GroupCall:
+    """This peer's place in one group call: a pair per remote participant, and who has left."""
+
+    id: str
+    room_id: int
+    media: Media
+    started: bool = False  # this peer asked to start it (the server may have joined a live one)
+    pairs: dict[int, PeerCall] = field(default_factory=dict)
+    # Stats of the pairs that ended (the participant left), taken before their connection closed.
+    gone: dict[str, dict[str, Any]] = field(default_factory=dict)
+    joined: asyncio.Event = field(default_factory=asyncio.Event)
+    joined_at: float = 0.0
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+    end_reason: str = ""
+
+    async def stats(self) -> dict[str, Any]:
+        """Per remote participant (by username): frames and bytes received and sent per kind."""
+        live = {pair.peer.username: await pair.stats() for pair in self.pairs.values()}
+        return {
+            "call_id": self.id,
+            "room_id": self.room_id,
+            "media": self.media,
+            "started": self.started,
+            "joined": self.joined.is_set(),
+            "seconds": time.monotonic() - self.joined_at if self.joined_at else 0.0,
+            "end_reason": self.end_reason,
+            "participants": {**self.gone, **live},
+        }
+
+
+class GroupPeer(Peer):
+    """One account in group calls: finds, starts or joins a room's call and keeps its mesh."""
+
+    def __init__(
+        self, client: ParleyClient, media: Media = "video", size: tuple[int, int] = VIDEO_SIZE
+    ) -> None:
+        super().__init__(client, tracks=self._local_tracks, answer=lambda offer: False)
+        # One tone and one picture, fanned out to every pair as a camera would be.
+        self.sources = generated_tracks(media, size)
+        self.me: User | None = None
+        self.live: dict[int, str] = {}  # room id -> the id of its live call, as last heard
+        self.group_call: GroupCall | None = None
+        self.changed = asyncio.Event()
+
+    # --- intents ---------------------------------------------------------------------------
+
+    async def live_call(self, room_id: int, seconds: float) -> str | None:
+        """Wait up to `seconds` for a live call in the room; return its id, None if none came."""
+        deadline = time.monotonic() + seconds
+        while room_id not in self.live:
+            self.changed.clear()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            try:
+                await asyncio.wait_for(self.changed.wait(), left)
+            except TimeoutError:
+                return None
+        return self.live[room_id]
+
+    async def join(self, room_id: int, call_id: str, media: Media) -> GroupCall:
+        """Join the room's live call `call_id`; the server answers with who is in it."""
+        self.group_call = GroupCall(call_id, room_id, media)
+        await self.client.send(GroupCallJoinSend(type="group_call_join", call_id=call_id))
+        return self.group_call
+
+    async def start(self, room_id: int, media: Media) -> GroupCall:
+        """Start a call in the room (the server joins us to the live one if there is one)."""
+        self.group_call = GroupCall(str(uuid.uuid4()), room_id, media, started=True)
+        start = GroupCallStartSend(
+            type="group_call_start", call_id=self.group_call.id, room_id=room_id, media=media
+        )
+        await self.client.send(start)
+        return self.group_call
+
+    async def leave(self) -> None:
+        """Leave the call and close every pair's connection."""
+        call = self.group_call
+        if call is None or call.ended.is_set():
+            return
+        await self.client.send(GroupCallLeaveSend(type="group_call_leave", call_id=call.id))
+        await self._end(call, "left")
+
+    async def close(self) -> None:
+        """Leave the group call, if in one, and stop our tone and picture."""
+        await self.leave()
+        for track in self.sources:
+            track.stop()
+
+    async def hang_up(self, call: PeerCall) -> None:
+        """Drop one pair whose connection failed; the rest of the call goes on."""
+        await self._drop(call, "failed")
+
+    # --- what the server says ---------------------------------------------------------------
+
+    async def handle(self, message: ServerFrame) -> None:
+        """Act on one frame from the socket."""
+        match message:
+            case Welcome():
+                self.me = message.user
+                calls = message.group_calls
+                self.live = {s.room_id: s.call_id for s in calls if s.state != "ended"}
+                await self._resume(message)
+                self.changed.set()
+            case GroupCallState():
+                self._heard(message)
+                await self._state(message)
+            case GroupCallRing():
+                self.live.setdefault(message.room_id, message.call_id)
+                self.changed.set()
+            case GroupCallJoined():
+                await self._joined(message)
+            case Error(ref_type="group_call_join" | "group_call_start"):
+                # A refused join ("full") may name the live call rather than the id we sent.
+                if self.group_call is not None and not self.group_call.joined.is_set():
+                    log.warning("group call refused: %s (%s)", message.reason, message.message)
+                    await self._end(self.group_call, message.reason)
+            case _:
+                call = self.group_call
+                if call is not None and getattr(message, "call_id", None) == call.id:
+                    await self._signal(call, message)
+
+    async def _signal(self, call: GroupCall, message: ServerFrame) -> None:
+        """Route a frame of our call to the pair of the participant it came from."""
+        match message:
+            case CallDescription():
+                await self._description_from(call, message)
+            case IceCandidate():
+                pair = call.pairs.get(message.from_.id)
+                if pair is not None:
+                    pair.pending.append(message.candidate or IceCandidateInit())
+                    await self._flush(pair)
+            case CallMedia():
+                pair = call.pairs.get(message.from_.id)
+                if pair is not None:
+                    pair.remote_media = {"audio": message.audio, "video": message.video}
+            case CallEnd():
+                await self._end(call, message.reason)
+            case Error():
+                log.info("group call %s: %s (%s)", call.id, message.reason, message.message)
+
+    async def _joined(self, joined: GroupCallJoined) -> None:
+        """We are in: offer to every participant we have no connection with yet."""
+        call = self.group_call
+        if call is None or call.room_id != joined.room_id or call.ended.is_set():
+            return
+        self._in(call, joined.call_id)
+        for user in joined.participants:
+            if self.me is not None and user.id != self.me.id and user.id not in call.pairs:
+                pair = await self._pair(call, user)
+                for track in self.tracks(pair):
+                    pair.pc.addTrack(track)
+                await self._offer(pair)
+
+    async def _description_from(self, call: GroupCall, message: CallDescription) -> None:
+        sender, description = message.from_, message.description
+        pair = call.pairs.get(sender.id)
+        if pair is None:
+            if description.type != "offer":
+                return  # an answer for a pair we already dropped
+            pair = await self._pair(call, sender)
+            await self._answer_offer(pair, description.sdp)
+            await self._send_description(pair)
+        elif message.restart:
+            await self._replace(pair, description)
+        else:
+            await self._description(pair, description)
+
+    async def _state(self, state: GroupCallState) -> None:
+        """Note that we are in; drop the pairs of participants who left; end with the call."""
+        call = self.group_call
+        if call is None or call.ended.is_set() or call.room_id != state.room_id:
+            return
+        present = {user.id for user in state.participants}
+        if call.started and not call.joined.is_set() and self.me and self.me.id in present:
+            self._in(call, state.call_id)  # the starter is in at once
+        if state.call_id != call.id:
+            return
+        if state.state == "ended":
+            await self._end(call, "ended")
+            return
+        for user_id, pair in list(call.pairs.items()):
+            if user_id not in present:
+                await self._drop(pair, "left")
+
+    async def _resume(self, welcome: Welcome) -> None:
+        """After a reconnect, take our place in the call back, or end it if it is gone."""
+        call = self.group_call
+        if call is None or not call.joined.is_set() or call.ended.is_set():
+            return
+        live = next((s for s in welcome.group_calls if s.call_id == call.id), None)
+        if live is None or live.state == "ended":
+            await self._end(call, "disconnected")
+        else:
+            await self.client.send(CallResumeSend(type="call_resume", call_id=call.id))
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    def _heard(self, state: GroupCallState) -> None:
+        if state.state == "ended":
+            self.live.pop(state.room_id, None)
+        else:
+            self.live[state.room_id] = state.call_id
+        self.changed.set()
+
+    @staticmethod
+    def _in(call: GroupCall, call_id: str) -> None:
+        """Mark the call joined under the server's id (a start may have joined a live call)."""
+        call.id = call_id
+        if not call.joined.is_set():
+            call.joined_at = time.monotonic()
+            call.joined.set()
+            log.info("joined group call %s", call_id)
+
+    def _local_tracks(self, pair: PeerCall) -> list[MediaStreamTrack]:
+        """A copy of our tone and picture for one pair; a slow encoder skips frames, not lags."""
+        return [self.relay.subscribe(track, buffered=False) for track in self.sources]
+
+    async def _pair(self, call: GroupCall, user: User) -> PeerCall:
+        """A connection with one participant; the larger user id is polite."""
+        polite = self.me is not None and self.me.id > user.id
+        pc = RTCPeerConnection(await self._configuration())
+        pair = PeerCall(call.id, call.room_id, user, call.media, pc, polite)
+        call.pairs[user.id] = pair
+        self._connect(pair, pair.pc)
+        return pair
+
+    async def _send_description(self, call: PeerCall) -> None:
+        """Send the local description to the one participant of this pair."""
+        local = call.pc.localDescription
+        description = SessionDescription.model_validate({"type": local.type, "sdp": local.sdp})
+        await self.client.send(
+            CallDescriptionSend(
+                type="call_description", call_id=call.id, to=call.peer.id, description=description
+            )
+        )
+
+    async def _send_media(self, call: PeerCall) -> None:
+        """Tell every participant what we send (call_media without `to` reaches them all)."""
+        media = CallMediaSend(
+            type="call_media", call_id=call.id, audio=True, video=sends_video(call.pc)
+        )
+        await self.client.send(media)
+
+    async def _drop(self, pair: PeerCall, reason: str) -> None:
+        call = self.group_call
+        if call is not None and call.pairs.get(pair.peer.id) is pair:
+            del call.pairs[pair.peer.id]
+            call.gone[pair.peer.username] = await pair.stats()
+            log.info("group call %s: %s gone (%s)", call.id, pair.peer.username, reason)
+        await self._finish(pair, reason)
+
+    async def _end(self, call: GroupCall, reason: str) -> None:
+        if call.ended.is_set():
+            return
+        for pair in list(call.pairs.values()):
+            await self._drop(pair, reason)
+        call.end_reason = reason
+        call.ended.set()
