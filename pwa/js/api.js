@@ -9,7 +9,7 @@ export class ApiError extends Error {
 }
 
 /**
- * @param {"GET"|"POST"|"DELETE"} method
+ * @param {"GET"|"POST"|"PATCH"|"DELETE"} method
  * @param {string} path
  * @param {unknown} [body]
  * @returns {Promise<any>}
@@ -48,3 +48,15 @@ export async function iceConfig() {
     return { iceServers: [], iceTransportPolicy: "all", ttl: 0 };
   }
 }
+
+// Group rooms (docs/api.md): each answers the room's summary, except leaving (nothing).
+export const groups = {
+  /** @param {string} name @param {string[]} usernames */
+  create: (name, usernames) => api("POST", "/api/groups", { name, usernames }),
+  /** @param {number} roomId @param {string} username */
+  add: (roomId, username) => api("POST", `/api/rooms/${roomId}/members`, { username }),
+  /** @param {number} roomId @param {string} name */
+  rename: (roomId, name) => api("PATCH", `/api/rooms/${roomId}`, { name }),
+  /** @param {number} roomId */
+  leave: (roomId) => api("DELETE", `/api/rooms/${roomId}/members/me`),
+};

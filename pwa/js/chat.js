@@ -1,12 +1,15 @@
 // Rooms and messages: history over HTTP, live delivery over the socket, and an outbox that keeps
 // unsent messages (in localStorage) and resends them after every reconnect until acknowledged. A
 // message the server refuses stays in the outbox, marked failed with a reason, until retried or
-// discarded: nothing typed is dropped.
+// discarded: nothing typed is dropped. Group rooms change live (room_updated / room_removed) and
+// their live calls are kept as the server announces them (group_call_state).
 
-import { api } from "./api.js";
+import { api, groups } from "./api.js";
 import { MAX_TEXT, chatMessage, newId } from "./protocol.js";
 
-/** @typedef {{id: number, room_id: number, kind: "text"|"call", text: string, client_id: string, created_at: string, sender: {id: number, username: string}, call: null|{id: string, media: "audio"|"video", outcome: string, duration: number|null, caller_id: number, reports?: {caller: import("./stats.js").Report|null, callee: import("./stats.js").Report|null}}}} Message */
+/** @typedef {{id: number, username: string}} User */
+/** @typedef {{id: number, room_id: number, kind: "text"|"call"|"system", text: string, client_id: string, created_at: string, sender: User, call: null|{id: string, media: "audio"|"video", outcome: string, duration: number|null, caller_id: number, group?: boolean, participants?: User[]|null, reports?: {caller: import("./stats.js").Report|null, callee: import("./stats.js").Report|null}}}} Message */
+/** A live group call as the server announces it. @typedef {{call_id: string, room_id: number, media: "audio"|"video", state: "ringing"|"active"|"ended", started_by: User, participants: User[]}} GroupCall */
 /** @typedef {{client_id: string, room_id: number, text: string, created_at: string, status: "sending"|"failed", reason?: string}} Pending */
 /** How far the other person got in a room: own messages up to these ids are Delivered / Read. @typedef {{delivered_id: number, read_id: number}} Marks */
 
@@ -57,6 +60,8 @@ export class ChatStore extends EventTarget {
     this.marks = new Map();
     /** @type {Set<number>} */
     this.online = new Set();
+    /** The live call of each group room that has one. @type {Map<number, GroupCall>} */
+    this.groupCalls = new Map();
     this.key = `parley.outbox.${user.id}`;
     /** @type {Pending[]} */
     this.outbox = JSON.parse(localStorage.getItem(this.key) || "[]");
@@ -71,6 +76,9 @@ export class ChatStore extends EventTarget {
       ["welcome", (e) => this.gotWelcome(e.detail)],
       ["presence", (e) => this.gotPresence(e.detail)],
       ["error", (e) => this.gotError(e.detail)],
+      ["room_updated", (e) => this.gotRoom(e.detail.room)],
+      ["room_removed", (e) => this.forget(e.detail.room_id)],
+      ["group_call_state", (e) => this.gotGroupCall(e.detail)],
     ];
     for (const [type, handler] of this.handlers) signaling.addEventListener(type, handler);
   }
@@ -98,6 +106,68 @@ export class ChatStore extends EventTarget {
   /** @param {number} roomId */
   room(roomId) {
     return this.rooms.find((r) => r.id === roomId) || null;
+  }
+
+  // --- groups --------------------------------------------------------------------------------
+
+  /** Create a group of the user and `usernames`; the server's refusal is thrown as it said it. @param {string} name @param {string[]} usernames */
+  async createGroup(name, usernames) {
+    return this.gotRoom(await groups.create(name, usernames));
+  }
+
+  /** @param {number} roomId @param {string} username */
+  async addMember(roomId, username) {
+    return this.gotRoom(await groups.add(roomId, username));
+  }
+
+  /** @param {number} roomId @param {string} name */
+  async renameGroup(roomId, name) {
+    return this.gotRoom(await groups.rename(roomId, name));
+  }
+
+  /** @param {number} roomId */
+  async leaveGroup(roomId) {
+    await groups.leave(roomId);
+    this.forget(roomId);
+  }
+
+  /** A room's new summary (an answer, or room_updated): update it, or fetch the list for a new one. @param {any} summary */
+  gotRoom(summary) {
+    const room = this.room(summary.id);
+    if (room) Object.assign(room, summary);
+    else if ("last_activity_at" in summary) this.rooms.unshift(summary); // a full summary, from an answer
+    else this.loadRooms().catch(() => {}); // room_updated for a room new here: fetch its summary
+    this.emit("rooms");
+    return summary;
+  }
+
+  /** The user is no longer in this room (left it here or elsewhere): it leaves the list. @param {number} roomId */
+  forget(roomId) {
+    if (!this.room(roomId)) return;
+    this.rooms = this.rooms.filter((r) => r.id !== roomId);
+    this.messages.delete(roomId);
+    this.marks.delete(roomId);
+    this.groupCalls.delete(roomId);
+    this.emit("rooms");
+    this.emit("removed", { roomId });
+  }
+
+  /** @param {GroupCall} state */
+  gotGroupCall(state) {
+    if (state.state === "ended") this.groupCalls.delete(state.room_id);
+    else this.groupCalls.set(state.room_id, state);
+    this.emit("rooms");
+  }
+
+  /** The live group call in a room that the user could join (they are not in it), or null. @param {number} roomId */
+  joinable(roomId) {
+    const live = this.groupCalls.get(roomId);
+    return live && !live.participants.some((p) => p.id === this.user.id) ? live : null;
+  }
+
+  /** Whether the user shares a room with this user (the other person, or a group member). @param {number} userId */
+  knows(userId) {
+    return this.rooms.some((r) => (r.members || [r.peer]).some((/** @type {User|null} */ m) => m && m.id === userId));
   }
 
   /** @param {number} roomId */
@@ -285,8 +355,9 @@ export class ChatStore extends EventTarget {
   }
 
   /** After every (re)connect: resend the outbox, catch up on what was missed. */
-  async gotWelcome(/** @type {{online: number[]}} */ welcome) {
+  async gotWelcome(/** @type {{online: number[], group_calls?: GroupCall[]}} */ welcome) {
     this.online = new Set(welcome.online);
+    this.groupCalls = new Map((welcome.group_calls || []).map((c) => [c.room_id, c]));
     // What was held before this socket: messages it delivers from now on may land first, and
     // catching up from the newest of those would skip the gap before them.
     const held = [...this.messages].map(([roomId, list]) => [roomId, list.at(-1)?.id]);
@@ -301,7 +372,7 @@ export class ChatStore extends EventTarget {
     if (msg.online) this.online.add(msg.user_id);
     else this.online.delete(msg.user_id);
     // Presence from someone not in the list means they just opened a room with us.
-    if (msg.online && !this.rooms.some((r) => r.peer.id === msg.user_id)) this.loadRooms().catch(() => {});
+    if (msg.online && !this.knows(msg.user_id)) this.loadRooms().catch(() => {});
     this.emit("presence");
   }
 

@@ -1,8 +1,10 @@
-// One chat room: the timeline (messages and call records), the composer and the call buttons.
+// One chat room: the timeline (messages and call records), the composer and the call buttons; in
+// a group, its header (views/members.js), senders' names and the group's notices ("alice added carol").
 
 import { count, textLength } from "../chat.js";
 import { MAX_TEXT } from "../protocol.js";
 import { callRecordText, h } from "./dom.js";
+import { groupCallText, groupHeader, names } from "./members.js";
 
 // Below this many characters left, the composer shows how many remain.
 const NEAR_LIMIT = 200;
@@ -14,7 +16,7 @@ const ECHO_HINT = "Tap Video call to see and hear yourself.";
  * @param {HTMLElement} root
  * @param {import("../chat.js").ChatStore} store
  * @param {number} roomId
- * @param {{call: (media: "audio"|"video") => void, canCall?: boolean}} intents
+ * @param {{call: (media: "audio"|"video") => void, canCall?: boolean, joinCall?: () => void, left?: () => void}} intents
  * @returns {() => void}
  */
 export function renderRoom(root, store, roomId, intents) {
@@ -106,11 +108,20 @@ export function renderRoom(root, store, roomId, intents) {
     h("button", { type: "button", onclick: () => canCall && intents.call("video"), ...noCalls }, "Video call"),
     !canCall && h("p", { id: "no-calls", class: "no-calls" }, "This browser can't make calls. Chat works here; to call, open Parley in another browser."),
   );
+  const head = groupHeader(store, roomId, intents);
+  const isGroup = () => store.room(roomId)?.kind === "group";
+  let drawnAsGroup = false;
   const draw = () => {
     const { stored, pending } = store.timeline(roomId);
+    drawnAsGroup = isGroup();
     const items = stored.map((m) => {
+      if (m.kind === "system") return h("li", { class: "system-note", "data-id": m.id }, m.text);
       if (m.kind === "call" && m.call) {
         const record = m.call;
+        if (record.group) {
+          const who = record.outcome === "completed" && record.participants ? names(record.participants) : "";
+          return h("li", { class: "call-record", "data-id": m.id }, groupCallText(record, me), who && h("span", { class: "meta" }, who));
+        }
         const again = canCall && callsBack(record, me);
         return h(
           "li",
@@ -124,6 +135,7 @@ export function renderRoom(root, store, roomId, intents) {
       return h(
         "li",
         { class: mine ? "mine" : "", "data-id": m.id },
+        !mine && drawnAsGroup && h("span", { class: "sender" }, m.sender.username),
         ...linkify(m.text),
         h("span", { class: "meta" }, time(m.created_at), state && " · ", state && h("span", { class: `tick tick-${state.toLowerCase()}` }, state)),
       );
@@ -155,9 +167,18 @@ export function renderRoom(root, store, roomId, intents) {
     const last = stored[stored.length - 1];
     if (last && document.visibilityState === "visible") store.markRead(roomId, last.id);
   };
+  const onRooms = () => {
+    head.draw();
+    drawHint();
+    if (isGroup() !== drawnAsGroup) draw(); // the list came after the messages: senders' names now
+  };
+  /** @param {Event} e */
+  const onRemoved = (e) => {
+    if (/** @type {CustomEvent} */ (e).detail.roomId === roomId && intents.left) intents.left();
+  };
   const drawHint = () => {
     const room = store.room(roomId);
-    const echo = canCall && Boolean(room && store.user.echo_username && room.peer.username === store.user.echo_username);
+    const echo = canCall && Boolean(room && store.user.echo_username && room.peer?.username === store.user.echo_username);
     hint.textContent = echo ? ECHO_HINT : "";
     hint.hidden = !echo;
   };
@@ -173,16 +194,18 @@ export function renderRoom(root, store, roomId, intents) {
     page.style.setProperty("--composer-space", `${Math.max(0, space)}px`);
   };
   const resized = new ResizeObserver(placeToasts);
-  root.replaceChildren(h("div", { class: "room" }, actions, hint, log, error, form));
+  root.replaceChildren(h("div", { class: "room" }, head.el, actions, hint, log, error, form));
   resized.observe(form);
   window.addEventListener("resize", placeToasts);
   coarse.addEventListener("change", update);
   store.addEventListener("messages", onMessages);
-  store.addEventListener("rooms", drawHint);
+  store.addEventListener("rooms", onRooms);
+  store.addEventListener("presence", head.draw);
+  store.addEventListener("removed", onRemoved);
   input.value = localStorage.getItem(draftKey) || "";
   update();
   draw();
-  drawHint();
+  onRooms();
   store.loadRoom(roomId).catch((e) => {
     error.textContent = e.message;
   });
@@ -193,7 +216,9 @@ export function renderRoom(root, store, roomId, intents) {
     page.style.removeProperty("--composer-space");
     coarse.removeEventListener("change", update);
     store.removeEventListener("messages", onMessages);
-    store.removeEventListener("rooms", drawHint);
+    store.removeEventListener("rooms", onRooms);
+    store.removeEventListener("presence", head.draw);
+    store.removeEventListener("removed", onRemoved);
   };
 }
 

@@ -1,9 +1,12 @@
 // The room list: who is signed in, open a chat by username, rooms newest first (name, preview,
-// time, unread count, presence) and the settings entry for the microphone and camera.
+// time, unread count, presence; a group's size and Join call while a call is live in it), New
+// group (views/groupform.js) and the settings entry for the microphone and camera.
 
 import { listDevices } from "../media.js";
 import { connectionCheck } from "./conncheck.js";
 import { callRecordText, h, paintAvatar } from "./dom.js";
+import { groupForm } from "./groupform.js";
+import { groupCallText } from "./members.js";
 
 /**
  * @param {HTMLElement} root
@@ -12,7 +15,8 @@ import { callRecordText, h, paintAvatar } from "./dom.js";
  *          activeRoomId?: number|null,
  *          devices: {audioDeviceId?: string, videoDeviceId?: string},
  *          chooseDevices: (choice: {audioDeviceId?: string, videoDeviceId?: string}) => void,
- *          checkConnection: (() => Promise<import("../conncheck.js").CheckReport>) | null}} intents
+ *          checkConnection: (() => Promise<import("../conncheck.js").CheckReport>) | null,
+ *          joinCall?: (roomId: number) => void}} intents
  * @returns {() => void} a function that stops updating
  */
 export function renderRooms(root, store, intents) {
@@ -43,9 +47,9 @@ export function renderRooms(root, store, intents) {
       list.replaceChildren(h("li", { class: "empty" }, "No chats yet. Type someone's username above."));
       return;
     }
-    list.replaceChildren(...store.rooms.map((room) => roomRow(store, room, room.id === intents.activeRoomId)));
+    list.replaceChildren(...store.rooms.map((room) => roomRow(store, room, room.id === intents.activeRoomId, intents)));
   };
-  root.replaceChildren(signedInAs(store.user.username), form, error, list, settings(intents), connectionCheck(intents.checkConnection) || "");
+  root.replaceChildren(signedInAs(store.user.username), form, error, groupForm(store), list, settings(intents), connectionCheck(intents.checkConnection) || "");
   draw();
   store.addEventListener("rooms", draw);
   store.addEventListener("presence", draw);
@@ -63,22 +67,22 @@ function signedInAs(username) {
 }
 
 /**
- * A room's name: the other person's username, or "Echo test" for the server's echo-test bot.
- * @param {{peer: {username: string}}} room @param {{echo_username?: string|null}} user the signed-in account (/api/me)
+ * A room's name: the group's, the other person's username, or "Echo test" for the echo-test bot.
+ * @param {{kind?: string, name?: string, peer: {username: string}|null}} room @param {{echo_username?: string|null}} user the signed-in account (/api/me)
  */
 export function roomLabel(room, user) {
+  if (room.kind === "group" || !room.peer) return room.name || "Group";
   return user.echo_username && room.peer.username === user.echo_username ? "Echo test" : room.peer.username;
 }
 
 /**
  * One row as messengers lay it out: avatar, name and time on top, preview and unread count below.
- * @param {import("../chat.js").ChatStore} store @param {any} room @param {boolean} active
+ * @param {import("../chat.js").ChatStore} store @param {any} room @param {boolean} active @param {{joinCall?: (roomId: number) => void}} intents
  */
-function roomRow(store, room, active) {
+function roomRow(store, room, active, intents) {
   const last = room.last_message;
-  const mine = last && last.sender && last.sender.id === store.user.id;
-  const preview = !last ? "No messages yet" : last.kind === "call" ? callRecordText(last.call) : `${mine ? "You: " : ""}${last.text}`;
-  const online = store.online.has(room.peer.id);
+  const group = room.kind === "group";
+  const online = !group && store.online.has(room.peer.id);
   const label = roomLabel(room, store.user);
   const avatar = h("span", { class: "avatar chip" });
   paintAvatar(avatar, label);
@@ -102,14 +106,25 @@ function roomRow(store, room, active) {
         avatar,
         h("span", { class: `dot${online ? " online" : ""}`, title: online ? "online" : "offline" }),
       ),
-      h("span", { class: "name" }, label),
+      h("span", { class: "name" }, label, group && h("span", { class: "group-size" }, ` · ${(room.members || []).length} members`)),
       h("time", { class: "when", id: ids.when, datetime: stamp || null }, stamp ? when(stamp) : ""),
-      h("span", { class: `last${last ? "" : " none"}`, id: ids.last }, preview),
+      h("span", { class: `last${last ? "" : " none"}`, id: ids.last }, preview(store, last, group)),
       room.unread
         ? h("span", { class: "unread", id: ids.unread, "aria-label": `${room.unread} unread` }, String(room.unread))
         : null,
     ),
+    store.joinable(room.id) &&
+      h("button", { type: "button", class: "accept row-join", "aria-label": `Join call in ${label}`, onclick: () => intents.joinCall && intents.joinCall(room.id) }, "Join call"),
   );
+}
+
+/** A room's last message in a line; in a group, whose it was ("carol: hi"). @param {import("../chat.js").ChatStore} store @param {any} last @param {boolean} group */
+function preview(store, last, group) {
+  if (!last) return "No messages yet";
+  if (last.kind === "call") return last.call.group ? groupCallText(last.call, store.user.id) : callRecordText(last.call);
+  if (last.kind === "system") return last.text;
+  if (last.sender.id === store.user.id) return `You: ${last.text}`;
+  return group ? `${last.sender.username}: ${last.text}` : last.text;
 }
 
 /** A list time: the clock today, the weekday this week, the date before. @param {string} iso */

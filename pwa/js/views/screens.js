@@ -16,7 +16,8 @@ const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.get
  *            checkConnection: (() => Promise<import("../conncheck.js").CheckReport>) | null,
  *            openChat: (username: string) => Promise<void>,
  *            canCall: boolean,
- *            call: (roomId: number, media: "audio"|"video") => void}} ChatIntents
+ *            call: (roomId: number, media: "audio"|"video") => void,
+ *            joinCall?: (roomId: number) => void}} ChatIntents
  */
 
 export class Screens {
@@ -30,6 +31,7 @@ export class Screens {
     this.listPane = h("div", { class: "pane list-pane" });
     this.roomPane = h("div", { class: "pane room-pane" });
     this.stop = () => {};
+    this.goBack = intents.back; // also where a room goes once its user left it
     this.back.addEventListener("click", intents.back);
     this.signOut.addEventListener("click", intents.signOut);
   }
@@ -68,6 +70,7 @@ export class Screens {
       chooseDevices: intents.chooseDevices,
       checkConnection: intents.checkConnection,
       openChat: intents.openChat,
+      joinCall: intents.joinCall,
     });
     if (roomId === null) {
       this.back.hidden = true;
@@ -86,6 +89,8 @@ export class Screens {
     const stopRoom = renderRoom(this.roomPane, chat, roomId, {
       canCall: intents.canCall,
       call: (media) => intents.call(roomId, media),
+      joinCall: intents.joinCall && (() => intents.joinCall?.(roomId)),
+      left: this.goBack,
     });
     this.stop = () => {
       stopList();
