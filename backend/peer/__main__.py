@@ -85,15 +85,32 @@ async def _first(events: list[asyncio.Event], seconds: float) -> None:
         waiting.cancel()
 
 
+async def _progress(peer: GroupPeer) -> None:
+    """Print the group call's stats so far as one JSON line."""
+    call = peer.group_call
+    stats = await call.stats() if call else {"joined": False, "participants": {}}
+    print(json.dumps(stats), flush=True)
+
+
 async def _join(args: argparse.Namespace) -> int:
     width, height = (int(n) for n in args.size.split("x"))
     session = await _online(args, lambda client: GroupPeer(client, args.media, (width, height)))
     peer = session.peer
     assert isinstance(peer, GroupPeer)
-    # SIGINT or SIGTERM leaves the call politely and still prints the stats.
+    # SIGINT or SIGTERM leaves the call politely and still prints the stats; SIGUSR1 prints the
+    # stats so far as a line of their own (bench/mesh.py reads the bitrate between two).
     stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
-        asyncio.get_running_loop().add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, stop.set)
+    printing: set[asyncio.Task[None]] = set()  # held until done: the loop keeps weak references
+
+    def progress() -> None:
+        task = loop.create_task(_progress(peer))
+        printing.add(task)
+        task.add_done_callback(printing.discard)
+
+    loop.add_signal_handler(signal.SIGUSR1, progress)
     await asyncio.wait_for(session.client.connected.wait(), 15)
     # With --start, a room with no live call gets one at once; without, we wait for one to ring.
     live = await peer.live_call(args.room_id, 0 if args.start else args.wait)
