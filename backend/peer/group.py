@@ -297,6 +297,7 @@ class GroupPeer(Peer):
         call = self.group_call
         if call is not None and call.pairs.get(pair.peer.id) is pair:
             del call.pairs[pair.peer.id]
+            pair.end_reason = reason
             call.gone[pair.peer.username] = await pair.stats()
             log.info("group call %s: %s gone (%s)", call.id, pair.peer.username, reason)
         await self._finish(pair, reason)
