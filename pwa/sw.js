@@ -57,7 +57,8 @@ self.addEventListener("push", (event) => {
     return;
   }
   if (data.type === "call_offer") {
-    const media = data.media === "video" ? "video" : "voice";
+    // A group call (PushCallOffer.group) says so: Accept joins the group's call.
+    const media = `${data.group ? "group " : ""}${data.media === "video" ? "video" : "voice"}`;
     const caller = (data.from && data.from.username) || "Someone";
     event.waitUntil(
       self.registration.showNotification(`${caller} is calling (${media})`, {

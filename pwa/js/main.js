@@ -6,6 +6,7 @@
 import { ApiError, api, iceConfig } from "./api.js";
 import { canCall } from "./call.js";
 import { canCheck, checkConnection } from "./conncheck.js";
+import { ringSource } from "./groupcalls.js";
 import { answerFromNotification, listenForNotificationTaps, takeTapFromAddress } from "./notifyaction.js";
 import { goToList, goToRoom, onAddressChange, roomInAddress } from "./router.js";
 import { Ringer } from "./ringer.js";
@@ -14,6 +15,7 @@ import { Updater } from "./updater.js";
 import { unlockAudioOnTap } from "./views/audiounlock.js";
 import { mountCallView, mountIncomingView } from "./views/callscreen.js";
 import { mountConnectionStatus } from "./views/connection.js";
+import { mountGroupView } from "./views/groupscreen.js";
 import { mountInstall } from "./views/install.js";
 import { networkChanges } from "./views/network.js";
 import { offerNotifications } from "./views/notifyoffer.js";
@@ -36,6 +38,7 @@ async function boot() {
   updater.start();
   listenForNotificationTaps((action, callId) => {
     if (session.calls) answerFromNotification(session.calls, action, callId);
+    if (session.groups) answerFromNotification(session.groups, action, callId);
   });
   onAddressChange(route);
   try {
@@ -52,34 +55,39 @@ async function boot() {
 
 /** @param {{id: number, username: string}} user */
 function startSession(user) {
-  const { signaling, calls } = session.open(user);
+  const { signaling, calls, chat, groups } = session.open(user);
   // Online again or another network: the live call restarts ICE at once (views/network.js hears it).
   networkChanges().addEventListener("change", (e) => {
     if (calls.call) calls.call.networkChanged(/** @type {CustomEvent} */ (e).detail.reason);
+    if (groups.call) groups.call.networkChanged(/** @type {CustomEvent} */ (e).detail.reason);
   });
   mountConnectionStatus($("connection"), signaling);
   // A reconnect is often a restarted server, so a deploy: look for a new version then too.
   signaling.addEventListener("welcome", () => updater.check());
   signaling.addEventListener("outdated", () => updater.markOutdated());
-  for (const type of ["call", "ended", "incoming", "incoming_end"]) calls.addEventListener(type, () => updater.changed());
-  calls.addEventListener("ended", (e) => {
-    const { call } = /** @type {CustomEvent} */ (e).detail;
-    if (call.error) toast(call.error);
-  });
+  for (const manager of [calls, groups]) {
+    for (const type of ["call", "ended", "incoming", "incoming_end"]) manager.addEventListener(type, () => updater.changed());
+    manager.addEventListener("ended", (e) => {
+      const { call } = /** @type {CustomEvent} */ (e).detail;
+      if (call.error) toast(call.error);
+    });
+  }
   mountCallView(calls, signaling, { chooseDevices: (choice) => session.chooseDevices(choice) });
   mountIncomingView(calls);
-  ringer.follow(calls); // ringback while it rings there, a ringtone while the dialog shows
+  mountGroupView(groups, signaling, { roomName: (roomId) => chat.room(roomId)?.name || "the group" });
+  ringer.follow(/** @type {any} */ (ringSource(calls, groups))); // ringback while it rings there, a ringtone while the dialog shows
   session.connect();
   route();
   offerNotifications(banner);
   const tap = takeTapFromAddress();
   if (tap) answerFromNotification(calls, tap.action, tap.callId);
+  if (tap) answerFromNotification(groups, tap.action, tap.callId);
 }
 
 /** Show the screen the address names: the chat list, and the chat it opens beside it. */
 function route() {
-  const { chat, calls } = session;
-  if (!chat || !calls) return;
+  const { chat, calls, groups } = session;
+  if (!chat || !calls || !groups) return;
   screens.chats(chat, roomInAddress(), {
     devices: calls.devices,
     chooseDevices: (choice) => session.chooseDevices(choice),
@@ -89,8 +97,10 @@ function route() {
     call: (roomId, media) => {
       const room = chat.room(roomId);
       if (!room) return;
-      calls.start({ roomId, peer: room.peer, media }).catch((error) => toast(error.message));
+      const started = room.kind === "group" ? groups.start(roomId, media) : calls.start({ roomId, peer: room.peer, media });
+      started.catch((error) => toast(error.message));
     },
+    joinCall: (roomId) => groups.join(roomId).catch((error) => toast(error.message)),
   });
 }
 

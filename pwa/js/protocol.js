@@ -59,3 +59,15 @@ export const callResume = (/** @type {string} */ callId) => ({ type: "call_resum
 /** How the call went on this side, sent once after it ended (stats.js ReportCard.summary). */
 export const callReport = (/** @type {string} */ callId, /** @type {import("./stats.js").Report} */ report) =>
   ({ type: "call_report", call_id: callId, ...report });
+
+// Group calls (a mesh, groupcalls.js): every description and candidate goes `to` one participant.
+export const groupCallStart = (/** @type {string} */ callId, /** @type {number} */ roomId, /** @type {"audio"|"video"} */ media) =>
+  ({ type: "group_call_start", call_id: callId, room_id: roomId, media });
+export const groupCallJoin = (/** @type {string} */ callId) => ({ type: "group_call_join", call_id: callId });
+/** Leave the call, or (not in it) decline its ring on every device. */
+export const groupCallLeave = (/** @type {string} */ callId) => ({ type: "group_call_leave", call_id: callId });
+/** `restart`: an offer from a new connection (after a reload or resume); `to` replaces its own. */
+export const groupDescription = (/** @type {string} */ callId, /** @type {number} */ to, /** @type {Description} */ description, restart = false) =>
+  ({ ...callDescription(callId, description, restart), to });
+export const groupCandidate = (/** @type {string} */ callId, /** @type {number} */ to, /** @type {IceCandidateInit|null} */ candidate) =>
+  ({ ...iceCandidate(callId, candidate), to });

@@ -11,6 +11,7 @@
 import { ApiError, api, iceConfig } from "./api.js";
 import { CallManager } from "./call.js";
 import { ChatStore } from "./chat.js";
+import { GroupCallManager } from "./groupcalls.js";
 import { disablePush } from "./push.js";
 import { SignalingClient } from "./signaling.js";
 
@@ -25,6 +26,8 @@ export class Session extends EventTarget {
     this.calls = null;
     /** @type {ChatStore|null} */
     this.chat = null;
+    /** @type {GroupCallManager|null} the group calls (a mesh), beside the direct ones */
+    this.groups = null;
     /** @type {{id: number, username: string}|null} */
     this.user = null;
   }
@@ -36,7 +39,10 @@ export class Session extends EventTarget {
     const calls = new CallManager({ signaling, iceConfig });
     calls.devices = JSON.parse(localStorage.getItem(DEVICES) || "{}");
     const chat = new ChatStore({ signaling, user });
-    Object.assign(this, { signaling, calls, chat });
+    const groups = new GroupCallManager({ signaling, user, iceConfig });
+    groups.devices = calls.devices;
+    groups.busy = () => Boolean(calls.incoming || (calls.call && calls.call.state !== "ended"));
+    Object.assign(this, { signaling, calls, chat, groups });
     signaling.addEventListener("state", (e) => {
       const { state, reason } = /** @type {CustomEvent} */ (e).detail;
       if (state !== "reconnecting" || reason !== "closed-before-open") return;
@@ -45,7 +51,7 @@ export class Session extends EventTarget {
         if (error instanceof ApiError && error.status === 401) this.dispatchEvent(new Event("expired"));
       });
     });
-    return { signaling, calls, chat };
+    return { signaling, calls, chat, groups };
   }
 
   connect() {
@@ -56,6 +62,8 @@ export class Session extends EventTarget {
   /** A call (or a ringing one) would be cut by a reload: updates wait for it to end. */
   get inCall() {
     const calls = this.calls;
+    const groups = this.groups;
+    if (groups && (groups.incoming || (groups.call && groups.call.state !== "ended"))) return true;
     return Boolean(calls && (calls.incoming || (calls.call && calls.call.state !== "ended")));
   }
 
@@ -68,16 +76,18 @@ export class Session extends EventTarget {
     const stored = this.calls ? this.calls.devices : JSON.parse(localStorage.getItem(DEVICES) || "{}");
     const devices = { ...stored, ...choice };
     if (this.calls) this.calls.devices = devices;
+    if (this.groups) this.groups.devices = devices;
     localStorage.setItem(DEVICES, JSON.stringify(devices));
   }
 
   async close() {
-    const { signaling, calls, chat } = this;
+    const { signaling, calls, chat, groups } = this;
     await disablePush().catch(() => {});
+    if (groups) groups.dispose();
     if (calls) calls.dispose();
     if (chat) chat.dispose();
     if (signaling) signaling.close();
-    Object.assign(this, { signaling: null, calls: null, chat: null, user: null });
+    Object.assign(this, { signaling: null, calls: null, chat: null, groups: null, user: null });
     await api("POST", "/api/logout").catch(() => {});
   }
 }
