@@ -59,13 +59,21 @@ class CallRouter(Protocol):
     def closed(self, conn: Connection) -> None:
         """A socket closed."""
 
+    def members_changed(self, room_id: int, members: list[int], removed: list[int]) -> None:
+        """A group's members changed: its live call follows (groupcalls.py)."""
+
     def shutdown(self) -> None:
         """Hand the calls over (if owned) and stop."""
 
 
 def welcome(hub: Hub, registry: CallRegistry, user: protocol.User) -> Welcome:
     """Return the first frame of a socket: who you are, who is online, your live calls."""
-    return Welcome(user=user, online=hub.online_peers(user.id), calls=registry.calls_of(user.id))
+    return Welcome(
+        user=user,
+        online=hub.online_peers(user.id),
+        calls=registry.calls_of(user.id),
+        group_calls=registry.groups.states_for(user.id),
+    )
 
 
 class Handover(Protocol):
@@ -98,6 +106,9 @@ class LocalCalls:
 
     def closed(self, conn: Connection) -> None:
         self.registry.socket_closed(conn)
+
+    def members_changed(self, room_id: int, members: list[int], removed: list[int]) -> None:
+        self.registry.groups.members_changed(room_id, members, removed)
 
     def shutdown(self) -> None:
         if self.handover is not None:
@@ -163,6 +174,9 @@ class LeaderCalls:
         self.relay.forget(conn.id)
         self._submit({"e": "closed", "conn": conn.id, "user_id": conn.user_id})
 
+    def members_changed(self, room_id: int, members: list[int], removed: list[int]) -> None:
+        self._submit({"e": "members", "room_id": room_id, "members": members, "removed": removed})
+
     def shutdown(self) -> None:
         self._stopped.set()
         with self._lock:
@@ -205,6 +219,10 @@ class LeaderCalls:
     # --- leading ---------------------------------------------------------------------------
 
     def _apply(self, event: dict[str, Any]) -> None:
+        if event["e"] == "members":  # no socket: a group's members changed over HTTP
+            self.registry.groups.members_changed(event["room_id"], event["members"],
+                                                 event["removed"])  # fmt: skip
+            return  # it saved any change of state (on_change)
         conn_id = event["conn"]
         local = self.hub.connection(conn_id)
         kind = event["e"]

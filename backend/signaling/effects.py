@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -48,13 +48,15 @@ class CallRecord:
 
     call_id: str
     room_id: int
-    caller_id: int
-    callee_id: int
+    caller_id: int  # a group call's starter
+    callee_id: int | None  # None for a group call
     media: str
     outcome: Outcome
     started_at: datetime
     answered_at: datetime | None
     ended_at: datetime
+    participants: list[dict[str, Any]] | None = None  # a group call's people who ever joined
+    members: tuple[int, ...] = ()  # a group call's room members, who all get the record
 
 
 Effect = Send | Deliver | RingOffline | CallRecord

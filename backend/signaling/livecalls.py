@@ -30,6 +30,9 @@ class CallStore(Protocol):
     def user(self, user_id: int) -> User | None:
         """Return a user as others see them, or None."""
 
+    def group_members(self, room_id: int) -> list[int] | None:
+        """Return the members of a group room, or None when room_id is no group."""
+
     def record(self, record: CallRecord) -> dict[str, Any] | None:
         """Store the call and its `kind: "call"` timeline message; return the message's dict."""
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from .effects import CallRecord as CallRecord
 from .effects import Deliver, Effect, Outcome, RingOffline, Send
+from .groupcalls import GroupCalls
 from .hub import Connection, Hub
 from .livecalls import CallBook, CallStore, LiveCall
 from .protocol import (
@@ -31,6 +32,7 @@ from .protocol import (
     CallRinging,
     CallTimeout,
     ChatDeliver,
+    GroupSend,
     PushCallOffer,
     PushCallOver,
     PushPayload,
@@ -73,6 +75,7 @@ class CallRegistry:
         clock: Callable[[], datetime] = utcnow,
         ring_offline: Callable[[int, PushPayload], None] | None = None,
         takes_many: Callable[[int], bool] = lambda user_id: False,
+        group_max: int = 4,
     ) -> None:
         self.hub = hub
         self.store = store
@@ -85,6 +88,7 @@ class CallRegistry:
         self._takes_many = takes_many
         self._lock = threading.RLock()
         self._calls = CallBook()
+        self.groups = GroupCalls(self, group_max)  # the group calls, under the same lock
         # Called after a change of call state and before its effects are sent, so an owner that
         # persists the calls (cluster.LeaderCalls) never lets a peer see a state it lost. It raises
         # OwnerLost when the calls are no longer this registry's: the change then has no effect.
@@ -100,7 +104,7 @@ class CallRegistry:
     def in_call(self, user_id: int) -> bool:
         """Tell whether the user has a ringing or active call."""
         with self._lock:
-            return self._calls.busy(user_id)
+            return self._calls.busy(user_id) or self.groups.busy(user_id)
 
     def calls_of(self, user_id: int) -> list[CallInfo]:
         """Return the user's live calls as `welcome` lists them."""
@@ -122,6 +126,7 @@ class CallRegistry:
                 if not call.ringing_sent and call.caller_conn is not None:
                     call.ringing_sent = True
                     out.append(Send(call.caller_conn, CallRinging(call_id=call.id)))
+            out += self.groups.socket_opened(conn)
         self._perform(out)
 
     def socket_closed(self, conn: Connection, *, lost: bool = False) -> None:
@@ -138,6 +143,7 @@ class CallRegistry:
                     call.lost[conn.user_id] = conn.id
                 if conn.user_id not in call.grace:
                     self._start_grace(call, conn.user_id)
+            self.groups.socket_closed(conn, lost)
 
     def socket_revived(self, conn: Connection) -> None:
         """Bind a socket again whose node was taken for dead and woke up, and send it its backlog.
@@ -152,6 +158,7 @@ class CallRegistry:
                 call.bind(conn.user_id, conn.id)
                 call.stop_grace(conn.user_id)
                 out += [Send(conn.id, text) for text in call.backlog.pop(conn.user_id, [])]
+            out += self.groups.socket_revived(conn)
         self._changed()
         self._perform(out)
 
@@ -159,14 +166,16 @@ class CallRegistry:
 
     def handle(self, conn: Connection, message: CallMessage) -> None:
         """Act on one call signal from a socket."""
-        if isinstance(message, CallOfferSend):
+        if self.groups.owns(message):
+            out = self.groups.handle(conn, message)
+        elif isinstance(message, CallOfferSend):
             out = self._offer(conn, message)
         else:
             with self._lock:
                 call = self._calls.get(message.call_id)
                 if isinstance(message, CallResumeSend) and call is None:
                     out = self._resume_unknown(conn, message)
-                elif call is None or not call.has(conn.user_id):
+                elif call is None or not call.has(conn.user_id) or isinstance(message, GroupSend):
                     out = refuse(conn, message.type, message.call_id, "not_found", "no such call")
                 else:
                     out, ended = step(call, conn, message, self.clock)
@@ -185,13 +194,13 @@ class CallRegistry:
         if caller is None or callee is None:
             return refuse(conn, kind, msg.call_id, "not_found", "no such user")
         with self._lock:
-            if self._calls.used(msg.call_id):
+            if self._calls.used(msg.call_id) or self.groups.used(msg.call_id):
                 return refuse(conn, kind, msg.call_id, "forbidden", "call_id already used")
             existing = self._calls.glare(caller_id, msg.to, msg.room_id)
             if existing is not None:
                 # Both called each other: keep the call that rang first, drop this offer.
                 return [Send(conn.id, CallMerged(call_id=msg.call_id, into=existing.id))]
-            if self._calls.busy(caller_id):
+            if self._calls.busy(caller_id) or self.groups.busy(caller_id):
                 return [
                     Send(conn.id, error("busy", "you are already in a call", kind, msg.call_id))
                 ]
@@ -206,7 +215,7 @@ class CallRegistry:
                 caller_conn=conn.id,
                 offer_sdp=msg.sdp,
             )
-            if self._calls.busy(msg.to) and not self._takes_many(msg.to):
+            if self.in_call(msg.to) and not self._takes_many(msg.to):
                 self._calls.remember_ended(call.id, caller_id, msg.to)
                 return [Send(conn.id, CallBusy(call_id=call.id)), call.record("busy", now)]
             self._calls.add(call)
@@ -294,7 +303,8 @@ class CallRegistry:
         """
         with self._lock:
             calls = self._calls.live.values()
-            return dump_calls(c for c in calls if ringing or c.state == "active")
+            direct = dump_calls(c for c in calls if ringing or c.state == "active")
+            return direct + self.groups.snapshot(ringing)
 
     def restore(
         self, calls: list[dict[str, Any]], alive: Callable[[str], bool] = lambda conn_id: False
@@ -306,7 +316,8 @@ class CallRegistry:
         the grace period to resume. A ringing call rings for a full ring timeout again.
         """
         with self._lock:
-            for saved in load_calls(calls):
+            self.groups.restore([c for c in calls if c.get("group")], alive)
+            for saved in load_calls([c for c in calls if not c.get("group")]):
                 if self._calls.get(saved.id) is not None:
                     continue
                 call = saved.live()
@@ -350,19 +361,21 @@ class CallRegistry:
                 for call in self._calls.live.values()
                 for user_id in (call.caller.id, call.callee.id)
                 if (conn_id := call.conn_of(user_id)) is not None
-            ]
+            ] + self.groups.bound_sockets()
 
     def reset(self) -> None:
         """Forget every live call and cancel its timers (this registry stops being the owner)."""
         self.close()
         with self._lock:
             self._calls.clear()
+            self.groups.reset()
 
     def close(self) -> None:
         """Cancel every timer (app shutdown, tests)."""
         with self._lock:
             for call in self._calls.live.values():
                 call.cancel_timers()
+            self.groups.close()
 
     # --- helpers (called with the lock held) -----------------------------------------------
 
@@ -426,5 +439,5 @@ class CallRegistry:
         if message is None:
             return
         frame = dump(ChatDeliver(message=message))
-        self.hub.deliver(record.caller_id, frame)
-        self.hub.deliver(record.callee_id, frame)
+        for user_id in record.members or (record.caller_id, record.callee_id or 0):
+            self.hub.deliver(user_id, frame)
