@@ -47,8 +47,14 @@ export function mountSpeaker(calls, outputs, choose) {
     control.hidden = list.length === 0;
   };
 
-  select.addEventListener("change", () => {
-    choose({ audioOutputId: select.value || undefined });
+  select.addEventListener("change", async () => {
+    const id = select.value;
+    choose({ audioOutputId: id || undefined });
+    // Firefox routes to a speaker only while the page may see the microphone, or once the person
+    // picked it through selectAudioOutput(): ask for it now, in the tap, so it stays allowed.
+    if (id && navigator.mediaDevices && navigator.mediaDevices.selectAudioOutput) {
+      await navigator.mediaDevices.selectAudioOutput({ deviceId: id }).catch(() => {});
+    }
     apply();
   });
   calls.addEventListener("call", () => {
@@ -56,12 +62,13 @@ export function mountSpeaker(calls, outputs, choose) {
     refresh();
     apply();
   });
-  // Device names come once the microphone is allowed, so read the list again when capture starts.
+  // Device names come once the microphone is allowed, so read the list again when capture starts;
+  // Firefox lets a new page route to a speaker only from then, so apply the choice again too.
   calls.addEventListener("change", () => {
     const stream = calls.call && calls.call.localStream;
     if (stream && stream !== listedWith) {
       listedWith = stream;
-      refresh();
+      refresh().then(apply);
     }
   });
   // A headset plugged in or out during a call.
