@@ -62,6 +62,7 @@ export class ChatStore extends EventTarget {
     this.online = new Set();
     /** The live call of each group room that has one. @type {Map<number, GroupCall>} */
     this.groupCalls = new Map();
+    this.roomsAsked = 0; // loadRooms calls so far
     this.key = `parley.outbox.${user.id}`;
     /** @type {Pending[]} */
     this.outbox = JSON.parse(localStorage.getItem(this.key) || "[]");
@@ -90,7 +91,10 @@ export class ChatStore extends EventTarget {
   }
 
   async loadRooms() {
+    // Only the newest answer counts: an older one (asked before a group was made) must not undo it.
+    const asked = ++this.roomsAsked;
     const body = await api("GET", "/api/rooms");
+    if (asked !== this.roomsAsked) return this.rooms;
     this.rooms = body.rooms;
     this.emit("rooms");
     return this.rooms;
