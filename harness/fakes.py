@@ -63,11 +63,19 @@ class HandScheduler:
 
 
 class MemoryStore:
-    """A CallStore over dicts: rooms as user pairs, records kept in a list."""
+    """A CallStore over dicts: rooms as user pairs, groups as member lists, records in a list."""
 
-    def __init__(self, users: dict[int, str], rooms: dict[int, tuple[int, int]]) -> None:
-        self.users, self.rooms = users, rooms
+    def __init__(
+        self,
+        users: dict[int, str],
+        rooms: dict[int, tuple[int, int]],
+        groups: dict[int, list[int]] | None = None,
+    ) -> None:
+        self.users, self.rooms, self.groups = users, rooms, groups or {}
         self.records: list[CallRecord] = []
+
+    def group_members(self, room_id: int) -> list[int] | None:
+        return self.groups.get(room_id)
 
     def shared_room(self, room_id: int, a: int, b: int) -> bool:
         pair = self.rooms.get(room_id)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
+from backend.signaling.hub import Hub
+from backend.signaling.protocol import parse
+from backend.signaling.registry import CallRegistry
 from harness.cluster import Cluster
+from harness.fakes import FakeSocket, HandScheduler, MemoryStore
 from harness.servers import ParleyServer
 from harness.wsclient import FAKE_SDP, Person, Sock, call_id, offer, username
 
@@ -348,3 +353,85 @@ def test_a_group_call_between_two_instances_sharing_redis(instances: Cluster) ->
     assert b.expect("call_end")["reason"] == "hangup"
     call = b.expect("chat_message")["message"]["call"]
     assert (call["outcome"], len(call["participants"])) == ("completed", 3)
+
+
+# --- in memory: Web Push, the cluster's fast path, the hand-over snapshot -----------------------
+
+
+class Group:
+    """A call registry in memory with one group room of four (1-4) and a direct room (1, 2)."""
+
+    ROOM, DIRECT = 20, 10
+
+    def __init__(self) -> None:
+        users = {1: "alice", 2: "bob", 3: "carol", 4: "dave"}
+        self.store = MemoryStore(users, {self.DIRECT: (1, 2)}, {self.ROOM: [1, 2, 3, 4]})
+        self.hub = Hub(lambda user_id: set(users) - {user_id})
+        self.clock = HandScheduler()
+        self.pushes: list[tuple[int, Frame]] = []
+        self.calls = self.registry()
+
+    def registry(self) -> CallRegistry:
+        def push(user: int, payload: Any) -> None:
+            self.pushes.append((user, payload.model_dump(by_alias=True)))
+
+        return CallRegistry(self.hub, self.store, self.clock, ring_timeout=30.0,
+                            grace_period=15.0, ring_offline=push)  # fmt: skip
+
+    def socket(self, user_id: int) -> FakeSocket:
+        sock = FakeSocket(user_id)
+        self.hub.add(sock)
+        self.calls.socket_opened(sock)
+        return sock
+
+    def send(self, sock: FakeSocket, frame: Frame) -> None:
+        self.calls.handle(sock, parse(json.dumps(frame)))  # type: ignore[arg-type]
+
+
+def test_members_without_a_socket_are_rung_by_web_push_and_the_notice_closes_when_they_join() -> (
+    None
+):
+    world = Group()
+    a, b = world.socket(1), world.socket(2)
+    cid = call_id()
+    world.send(
+        a, {"type": "group_call_start", "call_id": cid, "room_id": Group.ROOM, "media": "audio"}
+    )
+    assert b.of("group_call_ring")
+    rung = {user: push for user, push in world.pushes}
+    assert set(rung) == {3, 4}  # carol and dave have no socket
+    alice = {"id": 1, "username": "alice"}
+    assert rung[3] == {"type": "call_offer", "call_id": cid, "room_id": Group.ROOM,
+                       "from": alice, "media": "audio", "group": True}  # fmt: skip
+    world.pushes.clear()
+    c = world.socket(3)  # carol opens the app from the notification: her socket rings too
+    assert c.of("group_call_ring")[0]["call_id"] == cid
+    world.send(c, {"type": "group_call_join", "call_id": cid})
+    assert world.pushes == [(3, {"type": "call_answered_elsewhere", "call_id": cid})]
+    world.clock.fire(30.0)  # the ring times out: dave's notification closes
+    assert world.pushes[-1] == (4, {"type": "call_timeout", "call_id": cid})
+
+
+def test_group_calls_get_no_fast_path_routes_and_survive_the_hand_over_snapshot() -> None:
+    world = Group()
+    a, b, c = world.socket(1), world.socket(2), world.socket(3)
+    cid = call_id()
+    world.send(
+        a, {"type": "group_call_start", "call_id": cid, "room_id": Group.ROOM, "media": "video"}
+    )
+    world.send(b, {"type": "group_call_join", "call_id": cid})
+    world.send(c, {"type": "group_call_join", "call_id": cid})
+    # The cluster's relay carries only what routes() lists: a group call is never there.
+    assert world.calls.routes() == {}
+    saved = json.loads(json.dumps(world.calls.snapshot()))
+    world.calls.close()
+
+    world.calls = world.registry()  # the next process takes over
+    world.calls.restore(saved)
+    sockets = [world.socket(user_id) for user_id in (1, 2, 3)]
+    for sock in sockets:
+        world.send(sock, {"type": "call_resume", "call_id": cid})
+        assert sock.of("group_call_joined")
+    world.send(sockets[0], {"type": "ice_candidate", "call_id": cid, "candidate": None, "to": 3})
+    assert sockets[2].of("ice_candidate")[0]["from"]["id"] == 1
+    assert not sockets[1].of("ice_candidate")

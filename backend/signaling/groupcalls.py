@@ -237,6 +237,8 @@ class GroupCalls:
     ) -> list[Effect]:
         out: list[Effect] = []
         for call in [c for c in self.live.values() if c.room_id == room_id]:
+            if not removed and set(members) == set(call.members):
+                continue  # renamed: the call is the same
             call.members = list(members)
             gone = CallEnd(call_id=call.id, reason="removed")
             left = False

@@ -5,7 +5,9 @@ Once a call is active with both sockets bound, the leader sends each socket's no
 `ice_candidate`, `call_description` and `call_media` frames straight to the peer's node. A relay
 that finds the peer's socket gone goes to the leader after all (which keeps it for a resume),
 and the leader withdraws routes whenever the call's sockets change or it ends. Route
-announcements are fenced by the lease (lease.py).
+announcements are fenced by the lease (lease.py). Direct calls only: a group call has no route
+(CallRegistry.routes lists direct calls), so its signals, each addressed with `to`, go to the
+leader, which checks both ends are in the call.
 """
 
 from __future__ import annotations
