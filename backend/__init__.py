@@ -55,10 +55,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     security.init_app(app)
 
-    from . import auth, cli, push, rooms, turn, web
+    from . import auth, cli, groups, push, rooms, turn, web
     from .signaling import views as signaling
 
-    for module in (auth, rooms, turn, push, web):
+    for module in (auth, rooms, groups, turn, push, web):
         app.register_blueprint(module.bp)
     signaling.init_app(app)
     cli.init_app(app)

@@ -147,7 +147,7 @@ def _open_echo_room(user: User) -> None:
         return
     room, created = chat.open_room(user, echo_name)
     if created:
-        signals.emit(signals.room_created, a=room.user_a_id, b=room.user_b_id)
+        signals.emit(signals.room_created, members=chat.member_ids(room))
 
 
 def _account(user: User) -> dict[str, Any]:

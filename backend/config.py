@@ -87,6 +87,8 @@ def from_env(instance_path: Path) -> dict[str, Any]:
         "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", 64 * 1024),
         "CALL_RING_TIMEOUT": _int("CALL_RING_TIMEOUT", 30),
         "CALL_GRACE_PERIOD": _int("CALL_GRACE_PERIOD", 15),
+        # People in one group room, its creator included.
+        "GROUP_MAX_MEMBERS": _int("GROUP_MAX_MEMBERS", 16),
         "WS_MAX_MESSAGE": _int("WS_MAX_MESSAGE", 64 * 1024),
         "WS_PING_INTERVAL": _int("WS_PING_INTERVAL", 25),
         "WS_MESSAGE_RATE": _int("WS_MESSAGE_RATE", 20),

@@ -1,4 +1,4 @@
-"""Parley's data: users, direct rooms, messages and call records (typed SQLAlchemy 2)."""
+"""Parley's data: users, rooms and their members, messages and call records (SQLAlchemy 2)."""
 
 from __future__ import annotations
 
@@ -53,51 +53,95 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined]
 
 
 class Room(db.Model):  # type: ignore[name-defined]
-    """A direct room between exactly two users; user_a_id < user_b_id keeps pairs unique."""
+    """A direct room of two people, or a named group; who is in it is in room_members.
+
+    A direct room keeps its pair in user_a_id < user_b_id too: the unique key that lets
+    `POST /api/rooms {username}` find it again, and a membership check with no join.
+    """
 
     __tablename__ = "rooms"
     __table_args__ = (
         UniqueConstraint("user_a_id", "user_b_id", name="uq_rooms_pair"),
-        CheckConstraint("user_a_id < user_b_id", name="ck_rooms_ordered_pair"),
+        CheckConstraint(
+            "(kind = 'direct' AND user_a_id < user_b_id)"
+            " OR (kind = 'group' AND user_a_id IS NULL AND user_b_id IS NULL)",
+            name="ck_rooms_kind_pair",
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    user_a_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id"), index=True)
-    user_b_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id"), index=True)
-    read_a_id: Mapped[int] = mapped_column(BigId, default=0)
-    read_b_id: Mapped[int] = mapped_column(BigId, default=0)
-    # The newest message that reached a device of user a (b): chat.mark_delivered says when.
-    delivered_a_id: Mapped[int] = mapped_column(BigId, default=0, server_default="0")
-    delivered_b_id: Mapped[int] = mapped_column(BigId, default=0, server_default="0")
+    kind: Mapped[str] = mapped_column(String(8), default="direct", server_default="direct")
+    name: Mapped[str | None] = mapped_column(String(64), default=None)
+    created_by_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("users.id"), default=None)
+    user_a_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("users.id"), index=True)
+    user_b_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("users.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_activity_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
-    user_a: Mapped[User] = relationship(foreign_keys=[user_a_id])
-    user_b: Mapped[User] = relationship(foreign_keys=[user_b_id])
+    user_a: Mapped[User | None] = relationship(foreign_keys=[user_a_id])
+    user_b: Mapped[User | None] = relationship(foreign_keys=[user_b_id])
+    members: Mapped[list[RoomMember]] = relationship(
+        back_populates="room", cascade="all, delete-orphan", order_by="RoomMember.user_id"
+    )
+
+    @classmethod
+    def direct(cls, a: int, b: int) -> Room:
+        """Return a new direct room of users a and b (in either order), with both as members."""
+        low, high = (a, b) if a < b else (b, a)
+        return cls(
+            kind="direct",
+            user_a_id=low,
+            user_b_id=high,
+            members=[RoomMember(user_id=low), RoomMember(user_id=high)],
+        )
+
+    @property
+    def is_group(self) -> bool:
+        """Tell whether this is a group room (any number of members, a name)."""
+        return self.kind == "group"
 
     def has_member(self, user_id: int) -> bool:
-        """Tell whether user_id is one of the two people in this room."""
-        return user_id in (self.user_a_id, self.user_b_id)
+        """Tell whether user_id is in this room now."""
+        if not self.is_group:
+            return user_id in (self.user_a_id, self.user_b_id)
+        return any(member.user_id == user_id for member in self.members)
 
-    def peer_of(self, user_id: int) -> User:
-        """Return the other person of the room."""
+    def member(self, user_id: int) -> RoomMember | None:
+        """Return user_id's membership (with their markers), or None."""
+        return next((m for m in self.members if m.user_id == user_id), None)
+
+    def peer_of(self, user_id: int) -> User | None:
+        """Return the other person of a direct room (None for groups)."""
+        if self.is_group:
+            return None
         return self.user_b if user_id == self.user_a_id else self.user_a
 
-    def read_id_of(self, user_id: int) -> int:
-        """Return the id of the last message user_id has read."""
-        return self.read_a_id if user_id == self.user_a_id else self.read_b_id
 
-    def delivered_id_of(self, user_id: int) -> int:
-        """Return the id of the last message that reached a device of user_id (or was read)."""
-        delivered = self.delivered_a_id if user_id == self.user_a_id else self.delivered_b_id
-        return max(delivered or 0, self.read_id_of(user_id))
+class RoomMember(db.Model):  # type: ignore[name-defined]
+    """One person in one room, with how far they got: read and delivered markers.
 
-    def mark_read(self, user_id: int, message_id: int) -> None:
-        """Move user_id's read marker forward (never back)."""
-        if user_id == self.user_a_id:
-            self.read_a_id = max(self.read_a_id, message_id)
-        else:
-            self.read_b_id = max(self.read_b_id, message_id)
+    Leaving a group deletes the row: someone who left is a stranger to the room.
+    """
+
+    __tablename__ = "room_members"
+
+    room_id: Mapped[int] = mapped_column(BigId, ForeignKey("rooms.id"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("users.id"), primary_key=True, index=True
+    )
+    # The newest message user_id read; the newest that reached a device of theirs
+    # (chat.mark_delivered says when). Both only move forward.
+    read_id: Mapped[int] = mapped_column(BigId, default=0, server_default="0")
+    delivered_id: Mapped[int] = mapped_column(BigId, default=0, server_default="0")
+    joined_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    room: Mapped[Room] = relationship(back_populates="members")
+    user: Mapped[User] = relationship()
+
+    @property
+    def delivered(self) -> int:
+        """Return the newest message known to have reached user_id (reading it counts)."""
+        return max(self.delivered_id or 0, self.read_id or 0)
 
 
 class Call(db.Model):  # type: ignore[name-defined]
@@ -108,7 +152,8 @@ class Call(db.Model):  # type: ignore[name-defined]
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     room_id: Mapped[int] = mapped_column(BigId, ForeignKey("rooms.id"), index=True)
     caller_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id"))
-    callee_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id"))
+    # NULL for a group call, whose people are in `participants`.
+    callee_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("users.id"))
     media: Mapped[str] = mapped_column(String(8))
     outcome: Mapped[str] = mapped_column(String(16))
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -120,6 +165,10 @@ class Call(db.Model):  # type: ignore[name-defined]
         JSON(none_as_null=True), default=None
     )
     callee_report: Mapped[dict[str, Any] | None] = mapped_column(
+        JSON(none_as_null=True), default=None
+    )
+    # A group call's people who ever joined it, [{id, username}]; NULL for a direct call.
+    participants: Mapped[list[dict[str, Any]] | None] = mapped_column(
         JSON(none_as_null=True), default=None
     )
 
@@ -139,6 +188,8 @@ class Call(db.Model):  # type: ignore[name-defined]
             "duration": self.duration,
             "caller_id": self.caller_id,
             "reports": {"caller": self.caller_report, "callee": self.callee_report},
+            "group": self.callee_id is None,
+            "participants": self.participants,
         }
 
 

@@ -9,7 +9,6 @@ from flask_login import current_user, login_required
 
 from . import chat, signals
 from .errors import error_response
-from .extensions import db
 from .models import Room
 from .signaling.protocol import MAX_ID
 
@@ -21,16 +20,16 @@ def _chat_error(exc: chat.ChatError) -> Any:
     return error_response(exc.status, exc.message)
 
 
-def _tell_peer(room: Room, user_id: int) -> None:
-    """Send the room's peer a `receipt`: user_id's delivered or read marker moved."""
-    peer = chat.peer_id_of(room, user_id)
-    signals.emit(signals.receipt_moved, user_id=peer, receipt=chat.receipt(room, peer))
+def _tell(receipts: chat.Receipts) -> None:
+    """Send each member whose view moved a `receipt`: how far the others got now."""
+    for user_id, receipt in receipts:
+        signals.emit(signals.receipt_moved, user_id=user_id, receipt=receipt)
 
 
 def _delivered(room: Room, user_id: int, message_id: int | None) -> None:
     """Record that this response hands user_id the room's messages up to message_id."""
-    if message_id is not None and chat.mark_delivered(room, user_id, message_id):
-        _tell_peer(room, user_id)
+    if message_id is not None:
+        _tell(chat.mark_delivered(room.id, [user_id], message_id, list(room.members)))
 
 
 @bp.post("")
@@ -42,7 +41,7 @@ def open_room() -> Any:
         return error_response(400, "username is required")
     room, created = chat.open_room(current_user, username)
     if created:
-        signals.emit(signals.room_created, a=room.user_a_id, b=room.user_b_id)
+        signals.emit(signals.room_created, members=chat.member_ids(room))
     return jsonify(chat.room_summary(room, current_user.id)), 201 if created else 200
 
 
@@ -84,12 +83,14 @@ def messages(room_id: int) -> Any:
         else chat.history(room, before, limit)
     )
     messages = [m.to_public() for m in page]
-    peer = room.peer_of(current_user.id).to_public()
-    _delivered(room, current_user.id, max((m["id"] for m in messages), default=None))
+    public = chat.room_public(room)
+    peer = next((m for m in public["members"] if m["id"] != current_user.id), None)
     marks = chat.receipt(room, current_user.id)
+    _delivered(room, current_user.id, max((m["id"] for m in messages), default=None))
     return jsonify(
         messages=messages,
-        peer=peer,
+        peer=None if room.is_group else peer,
+        members=public["members"],
         read_id=marks["read_id"],
         delivered_id=marks["delivered_id"],
     )
@@ -103,7 +104,7 @@ def post_message(room_id: int) -> Any:
     message, created = chat.post_message(current_user.id, room, new)
     payload = message.to_public()
     if created:
-        signals.emit(signals.message_posted, a=room.user_a_id, b=room.user_b_id, message=payload)
+        signals.emit(signals.message_posted, members=chat.member_ids(room), message=payload)
     return jsonify(payload), 201
 
 
@@ -117,10 +118,6 @@ def mark_read(room_id: int) -> Any:
         return error_response(400, "message_id must be a non-negative integer")
     if message_id > MAX_ID:
         return error_response(400, f"message_id must be at most {MAX_ID}")
-    before = room.read_id_of(current_user.id)
-    room.mark_read(current_user.id, message_id)
-    db.session.commit()
-    read_id = room.read_id_of(current_user.id)
-    if read_id > before:
-        _tell_peer(room, current_user.id)
+    read_id, receipts = chat.mark_read(room, current_user.id, message_id)
+    _tell(receipts)
     return jsonify(read_id=read_id)

@@ -265,7 +265,7 @@ def seed(env: dict[str, str], users: int) -> tuple[dict[int, str], dict[tuple[in
             User(id=i, username=f"bench{i}", password_hash="x") for i in range(1, users + 1)
         )
         db.session.flush()
-        made = [Room(user_a_id=i, user_b_id=i + 1) for i in range(1, users, 2)]
+        made = [Room.direct(i, i + 1) for i in range(1, users, 2)]
         db.session.add_all(made)
         db.session.commit()
         rooms = {(r.user_a_id, r.user_b_id): r.id for r in made}

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from harness.servers import PostgresServer
+from harness.servers import BIN, ROOT, PostgresServer
 
 # Embedded and server: every suite parametrised on these runs on both.
 DATABASES = ["sqlite", "postgresql"]
@@ -23,3 +24,14 @@ def fresh_database(request: pytest.FixtureRequest, workdir: Path) -> Iterator[st
     server: PostgresServer = request.getfixturevalue("postgres")
     with server.database() as url:
         yield url
+
+
+def flask_db(env: dict[str, str], *args: str) -> None:
+    """Run `flask db ARGS` (Alembic through Flask-Migrate) with env, as a deployment does."""
+    subprocess.run(
+        [str(BIN / "flask"), "--app", "backend", "db", *args],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )

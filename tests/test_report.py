@@ -292,6 +292,8 @@ def test_upgrading_a_database_of_the_previous_revision_keeps_its_calls_and_takes
                 "duration": 192,
                 "caller_id": 1,
                 "reports": {"caller": None, "callee": None},
+                "group": False,
+                "participants": None,
             }
             db.session.remove()
         stored = Store(app).report(2, CallReportSend.model_validate(report(cid)))

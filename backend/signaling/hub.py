@@ -38,7 +38,16 @@ class Connection(Protocol):
 
 
 Op = Literal[
-    "deliver", "close_session", "link", "conn", "gone", "revived", "route", "unroute", "relay"
+    "deliver",
+    "close_session",
+    "link",
+    "unlink",
+    "conn",
+    "gone",
+    "revived",
+    "route",
+    "unroute",
+    "relay",
 ]
 
 
@@ -47,9 +56,9 @@ class Envelope:
     """What travels on the bus.
 
     deliver: a frame for a user's sockets; close_session: close a session's sockets; link: the
-    user now shares a room with `peer`; conn: a frame for the one socket `conn_id`; gone: the
-    user's last socket went with a dead worker, and revived: this node was taken for dead and
-    is back (both only ever handed to the local hub and router). route,
+    user now shares a room with `peer`, unlink: shares none any more; conn: a frame for the one
+    socket `conn_id`; gone: the user's last socket went with a dead worker, and revived: this
+    node was taken for dead and is back (both only ever handed to the local hub and router). route,
     unroute and relay belong to the call router (cluster.py) and the hub ignores them.
     """
 
@@ -232,6 +241,11 @@ class Hub:
             self.deliver(a, Presence(user_id=b, online=True))
             self.deliver(b, Presence(user_id=a, online=True))
 
+    def unlink(self, a: int, b: int) -> None:
+        """Record that a and b share no room any more: neither hears the other's presence."""
+        self.bus.publish(Envelope("unlink", a, peer=b))
+        self.bus.publish(Envelope("unlink", b, peer=a))
+
     def _rejoin(self) -> None:
         """Record this node's users again after the cluster took the node for dead."""
         with self._lock:
@@ -279,10 +293,14 @@ class Hub:
         if envelope.op == "conn":
             target = self.connection(envelope.conn_id or "")
             return 0 if target is None else int(self._send_text(target, envelope.text))
-        if envelope.op == "link":
+        if envelope.op in ("link", "unlink"):
             with self._lock:
-                if envelope.user_id in self._peers and envelope.peer is not None:
-                    self._peers[envelope.user_id].add(envelope.peer)
+                peers = self._peers.get(envelope.user_id)
+                if peers is not None and envelope.peer is not None:
+                    if envelope.op == "link":
+                        peers.add(envelope.peer)
+                    else:
+                        peers.discard(envelope.peer)
             return 0
         if envelope.op == "gone":
             # The user's sockets went with a dead node and none is left anywhere.

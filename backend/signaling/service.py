@@ -34,6 +34,7 @@ from .protocol import (
 from .ratelimit import TokenBucket
 from .redisbus import RedisBus
 from .registry import CallRegistry, ThreadScheduler
+from .roomframes import RoomRemoved, RoomUpdated
 from .socket import Socket
 from .store import ReportRefused, Store
 
@@ -93,6 +94,7 @@ class Signaling:
                 grace_period=float(config["CALL_GRACE_PERIOD"]),
                 ring_offline=self._ring_offline,
                 takes_many=self.store.is_echo_bot,
+                group_max=int(config["GROUP_CALL_MAX"]),
             )
             self.router: CallRouter
             if redis_bus is not None:
@@ -114,30 +116,71 @@ class Signaling:
         signals.message_posted.connect(self.message_posted, sender=self.app)
         signals.receipt_moved.connect(self.receipt_moved, sender=self.app)
         signals.room_created.connect(self.room_created, sender=self.app)
+        signals.members_changed.connect(self.members_changed, sender=self.app)
+        signals.members_changed.connect(self.group_members_changed, sender=self.app)
         signals.signed_out.connect(self.signed_out, sender=self.app)
 
     # --- what the HTTP side and the server tell it ---------------------------------------------
 
-    def message_posted(self, _app: Flask, *, a: int, b: int, message: dict[str, Any]) -> None:
-        """Deliver a message stored through the HTTP API to every socket of both members."""
+    def message_posted(self, _app: Flask, *, members: list[int], message: dict[str, Any]) -> None:
+        """Deliver a message stored through the HTTP API to every socket of the room's members."""
         self.start()
         frame = protocol.dump(ChatDeliver(message=message))
         sender = message["sender"]["id"]
-        peer = b if sender == a else a
-        reached = self.hub.deliver(peer, frame) > 0
-        self.hub.deliver(sender, frame)
+        reached = [m for m in members if m != sender and self.hub.deliver(m, frame) > 0]
+        if sender in members:  # someone who just left hears nothing more of the room
+            self.hub.deliver(sender, frame)
         if reached:
-            self._delivered(message["room_id"], peer, message["id"])
+            self._delivered(message["room_id"], reached, message["id"])
 
     def receipt_moved(self, _app: Flask, *, user_id: int, receipt: dict[str, Any]) -> None:
         """Tell every socket of user_id how far the others in a room got (`receipt`)."""
         self.start()
         self.hub.deliver(user_id, Receipt.model_validate(receipt))
 
-    def room_created(self, _app: Flask, *, a: int, b: int) -> None:
-        """Let two people who now share a room see each other's presence."""
+    def room_created(self, _app: Flask, *, members: list[int]) -> None:
+        """Let people who now share a room see each other's presence."""
         self.start()
-        self.hub.link(a, b)
+        self._link(members, members)
+
+    def members_changed(
+        self,
+        _app: Flask,
+        *,
+        room_id: int,
+        members: list[int],
+        added: list[int],
+        removed: list[int],
+        room: dict[str, Any],
+    ) -> None:
+        """Show a group's members who is in it now, tell who left, and mend presence links."""
+        self.start()
+        updated = protocol.dump(RoomUpdated.model_validate({"room": room}))
+        for member in members:
+            self.hub.deliver(member, updated)
+        gone = protocol.dump(RoomRemoved(room_id=room_id))
+        for user_id in removed:
+            self.hub.deliver(user_id, gone)
+        self._link(added, members)
+        for user_id in removed:
+            # Whoever the leaver still shares another room with stays linked.
+            still = self.store.peers_of(user_id)
+            for member in members:
+                if member not in still:
+                    self.hub.unlink(user_id, member)
+
+    def group_members_changed(
+        self, _app: Flask, *, room_id: int, members: list[int], removed: list[int], **_: Any
+    ) -> None:
+        """Drop who left a group from its live call; show the call to who came."""
+        self.start()
+        self.router.members_changed(room_id, members, removed)
+
+    def _link(self, newcomers: list[int], members: list[int]) -> None:
+        """Link each newcomer with each member for presence, once per pair."""
+        pairs = {(min(a, b), max(a, b)) for a in newcomers for b in members if a != b}
+        for a, b in sorted(pairs):
+            self.hub.link(a, b)
 
     def signed_out(self, _app: Flask, *, user_id: int, sid: str | None) -> None:
         """Close the sockets of a session that signed out."""
@@ -217,25 +260,27 @@ class Signaling:
         # The socket's own greenlet waits for the store, so its frames stay in order and each
         # chat message is acked once; other sockets' frames are relayed meanwhile.
         try:
-            payload, peer, created = self.store.store_chat(conn.user_id, message)
+            payload, others, created = self.store.store_chat(conn.user_id, message)
         except chat.ChatError as exc:
             reason = CHAT_ERROR_REASONS.get(exc.status, "bad_message")
             self.hub.send(conn, protocol.error(reason, exc.message, message.type))
             return
         frame = protocol.dump(ChatDeliver(message=payload))
+        reached: list[int] = []
         if created:
-            delivered = self.hub.deliver(peer, frame) > 0
+            reached = [other for other in others if self.hub.deliver(other, frame) > 0]
             self.hub.deliver(conn.user_id, frame, exclude=conn.id)
+            delivered = bool(reached)
         else:
             # A resend of a stored message: it went out when it was first stored.
-            delivered = self.hub.is_online(peer)
+            delivered = any(self.hub.is_online(other) for other in others)
         self.hub.send(
             conn, ChatAck(client_id=message.client_id, message=payload, delivered=delivered)
         )
-        if created and delivered:
+        if reached:
             # After the ack, which must not wait for this write: the ack tells this socket, a
             # receipt the sender's others, and the marker every page loaded from now on.
-            self._delivered(payload["room_id"], peer, payload["id"], exclude=conn.id)
+            self._delivered(payload["room_id"], reached, payload["id"], exclude=conn.id)
 
     def _report(self, conn: Socket, report: CallReportSend) -> None:
         """Keep a participant's report on the call's record; show both sides the record."""
@@ -259,13 +304,14 @@ class Signaling:
         self.hub.deliver(callee, frame)
 
     def _delivered(
-        self, room_id: int, user_id: int, message_id: int, exclude: str | None = None
+        self, room_id: int, user_ids: list[int], message_id: int, exclude: str | None = None
     ) -> None:
-        """Persist that a message reached a device of user_id; send its sender a `receipt`."""
-        moved = self.store.mark_delivered(room_id, user_id, message_id)
-        if moved is not None:
-            sender, receipt = moved
-            self.hub.deliver(sender, Receipt.model_validate(receipt), exclude=exclude)
+        """Persist that a message reached a device of each of user_ids; send `receipt`s that moved.
+
+        `exclude`: the sending socket, which its ack already told.
+        """
+        for user_id, receipt in self.store.mark_delivered(room_id, user_ids, message_id):
+            self.hub.deliver(user_id, Receipt.model_validate(receipt), exclude=exclude)
 
     def _ring_offline(self, user_id: int, payload: protocol.PushPayload) -> None:
         push = self.app.extensions.get("parley.push")

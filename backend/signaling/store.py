@@ -48,6 +48,12 @@ class Store:
             room = db.session.get(Room, room_id)
             return room is not None and room.has_member(a) and room.has_member(b) and a != b
 
+    def group_members(self, room_id: int) -> list[int] | None:
+        """Return the members of a group room, or None when room_id is no group."""
+        with self.app.app_context():
+            room = db.session.get(Room, room_id)
+            return None if room is None or not room.is_group else chat.members_of(room_id)
+
     def user(self, user_id: int) -> protocol.User | None:
         """Return a user as others see them, or None."""
         with self.app.app_context():
@@ -69,6 +75,7 @@ class Store:
                 started_at=record.started_at,
                 answered_at=record.answered_at,
                 ended_at=record.ended_at,
+                participants=record.participants,
             )
             message = Message(
                 room_id=record.room_id,
@@ -105,6 +112,8 @@ class Store:
                 call = db.session.get(Call, report.call_id)
                 if call is None:
                     return None
+                if call.callee_id is None:
+                    raise ReportRefused("forbidden", "group calls take no reports (yet)")
                 if user_id not in (call.caller_id, call.callee_id):
                     raise ReportRefused("forbidden", "only the people in a call report on it")
                 if call.answered_at is None or call.ended_at is None:
@@ -155,18 +164,16 @@ class Store:
 
     # --- chat over the socket --------------------------------------------------------------------
 
-    def store_chat(self, user_id: int, message: ChatSend) -> tuple[dict[str, Any], int, bool]:
-        """Store a chat message once; return it as sent, the room peer's id, and whether new.
+    def store_chat(self, user_id: int, message: ChatSend) -> tuple[dict[str, Any], list[int], bool]:
+        """Store a chat message once; return it as sent, the other members' ids, and whether new.
 
         Raise chat.ChatError when the message or the room is refused.
         """
         return self._off_loop(self._store_chat, user_id, message)
 
-    def mark_delivered(
-        self, room_id: int, user_id: int, message_id: int
-    ) -> tuple[int, dict[str, Any]] | None:
-        """Move user_id's delivered marker; return (the other person, their receipt) if it moved."""
-        return self._off_loop(self._mark_delivered, room_id, user_id, message_id)
+    def mark_delivered(self, room_id: int, user_ids: list[int], message_id: int) -> chat.Receipts:
+        """Move the delivered markers of user_ids; return the receipts that changed (whom, what)."""
+        return self._off_loop(self._mark_delivered, room_id, user_ids, message_id)
 
     def release(self) -> None:
         """End the calling greenlet's session, if it opened one."""
@@ -174,7 +181,9 @@ class Store:
         if db.session.registry.has():
             db.session.remove()
 
-    def _store_chat(self, user_id: int, message: ChatSend) -> tuple[dict[str, Any], int, bool]:
+    def _store_chat(
+        self, user_id: int, message: ChatSend
+    ) -> tuple[dict[str, Any], list[int], bool]:
         with self.app.app_context():
             try:
                 # The message and room were just written by this session: reading them back
@@ -183,23 +192,17 @@ class Store:
                 new = chat.validate_new_message(
                     {"client_id": message.client_id, "text": message.text}
                 )
-                room, sender = chat.room_with_sender(user_id, message.room_id)
-                stored, created = chat.post_message(user_id, room, new, sender)
-                return stored.to_public(), chat.peer_id_of(room, user_id), created
+                room, sender, seat = chat.room_with_sender(user_id, message.room_id)
+                stored, created = chat.post_message(user_id, room, new, sender, seat)
+                # A direct room's peer is on its row; only a group asks who is in it.
+                return stored.to_public(), chat.others_in(room, user_id), created
             finally:
                 db.session.remove()
 
-    def _mark_delivered(
-        self, room_id: int, user_id: int, message_id: int
-    ) -> tuple[int, dict[str, Any]] | None:
+    def _mark_delivered(self, room_id: int, user_ids: list[int], message_id: int) -> chat.Receipts:
         with self.app.app_context():
             try:
-                db.session().expire_on_commit = False  # the receipt reads the room after it
-                room = db.session.get(Room, room_id)
-                if room is None or not chat.mark_delivered(room, user_id, message_id):
-                    return None
-                sender = chat.peer_id_of(room, user_id)
-                return sender, chat.receipt(room, sender)
+                return chat.mark_delivered(room_id, user_ids, message_id)
             finally:
                 db.session.remove()
 

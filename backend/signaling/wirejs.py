@@ -14,10 +14,10 @@ from typing import Any, get_args
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from . import groupframes, protocol
+from . import groupframes, protocol, roomframes
 
 # Where the server frames are defined (a test's own ServerMessage subclasses are not frames).
-FRAME_MODULES = (protocol.__name__, groupframes.__name__)
+FRAME_MODULES = (protocol.__name__, groupframes.__name__, roomframes.__name__)
 WIRE_JS = Path(__file__).resolve().parents[2] / "pwa" / "js" / "wire.js"
 
 HEADER = """\

@@ -305,6 +305,26 @@
  * @property {number} read_id
  */
 /**
+ * Who and what a room is (a group's name and members).
+ * @typedef {Object} RoomInfo
+ * @property {number} id
+ * @property {"direct"|"group"} kind
+ * @property {string|null} name
+ * @property {Array<User>} members
+ */
+/**
+ * You left the group: drop it (the room answers 404 from now on).
+ * @typedef {Object} RoomRemoved
+ * @property {"room_removed"} type
+ * @property {number} room_id
+ */
+/**
+ * A group was created, renamed, or gained or lost members: to everyone in it now.
+ * @typedef {Object} RoomUpdated
+ * @property {"room_updated"} type
+ * @property {RoomInfo} room
+ */
+/**
  * RTCSessionDescriptionInit as renegotiation sends it (rollbacks stay local).
  * @typedef {Object} SessionDescription
  * @property {"offer"|"answer"} type
@@ -351,7 +371,7 @@ export const LIMITS = frozen({
 /** Frame types a client may send (ClientMessage). */
 export const CLIENT_TYPES = frozen(["ping", "chat_message", "call_report", "call_offer", "call_answer", "ice_candidate", "call_description", "call_media", "call_rejected", "call_end", "call_resume", "group_call_start", "group_call_join", "group_call_leave"]);
 /** Frame types the server sends on the socket (ServerMessage). */
-export const SERVER_TYPES = frozen(["call_answer", "call_answered_elsewhere", "call_busy", "call_cancelled", "call_description", "call_end", "call_media", "call_merged", "call_offer", "call_rejected", "call_report", "call_resumed", "call_ringing", "call_timeout", "chat_ack", "chat_message", "error", "group_call_joined", "group_call_ring", "group_call_state", "ice_candidate", "pong", "presence", "receipt", "welcome"]);
+export const SERVER_TYPES = frozen(["call_answer", "call_answered_elsewhere", "call_busy", "call_cancelled", "call_description", "call_end", "call_media", "call_merged", "call_offer", "call_rejected", "call_report", "call_resumed", "call_ringing", "call_timeout", "chat_ack", "chat_message", "error", "group_call_joined", "group_call_ring", "group_call_state", "ice_candidate", "pong", "presence", "receipt", "room_removed", "room_updated", "welcome"]);
 /** Frame types the server sends by Web Push to pwa/sw.js (PushPayload). */
 export const PUSH_TYPES = frozen(["call_offer", "call_cancelled", "call_timeout", "call_rejected", "call_answered_elsewhere"]);
 /** Per direction and frame type, the fields every such frame carries. */
@@ -397,6 +417,8 @@ export const REQUIRED = frozen({
     "pong": ["type"],
     "presence": ["type", "user_id", "online"],
     "receipt": ["type", "room_id", "delivered_id", "read_id"],
+    "room_removed": ["type", "room_id"],
+    "room_updated": ["type", "room"],
     "welcome": ["type", "protocol", "user", "online", "calls", "group_calls"]
   },
   "push": {
