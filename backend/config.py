@@ -89,6 +89,8 @@ def from_env(instance_path: Path) -> dict[str, Any]:
         "CALL_GRACE_PERIOD": _int("CALL_GRACE_PERIOD", 15),
         # People in one group room, its creator included.
         "GROUP_MAX_MEMBERS": _int("GROUP_MAX_MEMBERS", 16),
+        # People in one group call: a full mesh costs each of them an upload per other one.
+        "GROUP_CALL_MAX": _int("GROUP_CALL_MAX", 4),
         "WS_MAX_MESSAGE": _int("WS_MAX_MESSAGE", 64 * 1024),
         "WS_PING_INTERVAL": _int("WS_PING_INTERVAL", 25),
         "WS_MESSAGE_RATE": _int("WS_MESSAGE_RATE", 20),
