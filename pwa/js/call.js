@@ -5,7 +5,7 @@
 
 import { Call } from "./livecall.js";
 import { callAnswer, callEnd, callOffer, callRejected, callResume, newId } from "./protocol.js";
-import { forgetRejoin, readRejoin, readSince, rememberRejoin } from "./rejoin.js";
+import { forgetRejoin, readRejoin, readSince, rememberRejoin, sendKeptReports } from "./rejoin.js";
 
 /** @typedef {import("./livecall.js").User} User */
 /** @typedef {import("./livecall.js").EndReason} EndReason */
@@ -355,6 +355,7 @@ export class CallManager extends EventTarget {
 
   /** After every (re)connect: resume the live call, or learn that it is gone. */
   gotWelcome(/** @type {import("./protocol.js").Welcome} */ msg) {
+    sendKeptReports(msg.calls, (frame) => this.signaling.send(frame)); // of calls ended while it was down
     const call = this._call;
     if (!call || call.state === "ended") {
       const mine = readRejoin();

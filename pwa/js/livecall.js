@@ -5,7 +5,7 @@
 import { getMedia, getScreen, otherCamera, startCamera } from "./media.js";
 import { Peer } from "./peer.js";
 import { callDescription, callMedia, callReport, iceCandidate } from "./protocol.js";
-import { rememberRejoin } from "./rejoin.js";
+import { cameraWasOn, keepReport, rememberCamera, rememberRejoin } from "./rejoin.js";
 import { RECONNECTING, ReportCard } from "./stats.js";
 
 /** @typedef {"calling"|"ringing"|"connecting"|"connected"|"reconnecting"|"ended"} CallState */
@@ -105,7 +105,9 @@ export class Call {
    */
   async prepare(devices) {
     this.devices = devices;
-    const [stream, config] = await Promise.all([getMedia(this.media, devices), this.iceConfig()]);
+    // A voice call whose camera was on before this tab reloaded comes back with it on.
+    const kind = this.media === "audio" && cameraWasOn(this.id) ? "video" : this.media;
+    const [stream, config] = await Promise.all([getMedia(kind, devices), this.iceConfig()]);
     if (this.state === "ended") {
       for (const track of stream.getTracks()) track.stop();
       return null;
@@ -175,6 +177,7 @@ export class Call {
     const audio = Boolean(stream && stream.getAudioTracks().length) && !this.muted;
     const video = Boolean(this.screenTrack) || (Boolean(stream && stream.getVideoTracks().length) && !this.cameraOff);
     this.signaling.send(callMedia(this.id, audio, video));
+    if (this.media === "audio") rememberCamera(this.id, Boolean(stream && stream.getVideoTracks().length) && !this.cameraOff);
   }
 
   /** @param {boolean} muted */
@@ -405,7 +408,8 @@ export class Call {
     if (this.connectedAt !== null && this.state !== "ended") {
       this.report = this.card.summary((Date.now() - this.connectedAt) / 1000);
       // After call_end: the server matches the report to the call's record, not the live call.
-      if (this.report) this.signaling.send(callReport(this.id, this.report));
+      const frame = this.report && callReport(this.id, this.report);
+      if (frame && !this.signaling.send(frame)) keepReport(frame); // sent when the socket is back
     }
     this.state = "ended";
     this.endReason = reason;
