@@ -51,6 +51,7 @@ from backend.signaling.protocol import (
 
 from .client import ParleyClient, ServerFrame
 from .media import PatternTrack, generated_tracks
+from .report import ReportCard
 from .securitycode import SecurityCode, security_code
 
 log = logging.getLogger("parley.peer")
@@ -81,6 +82,7 @@ class PeerCall:
     remote_media: dict[str, bool] = field(default_factory=lambda: {"audio": True, "video": True})
     # The other side's last description as received: aiortc's remoteDescription is re-serialised.
     remote_sdp: str = ""
+    card: ReportCard = field(default_factory=ReportCard)  # sent as call_report at the end
 
     @property
     def security_code(self) -> SecurityCode | None:
@@ -327,6 +329,8 @@ class Peer:
         async def _on_state() -> None:
             if pc.connectionState == "connected":
                 call.answered.set()
+                if call.card.connected(pc):  # the first connection: sample for the whole call
+                    call.tasks.append(asyncio.ensure_future(call.card.watch(lambda: call.pc)))
                 code = call.security_code
                 log.info("call %s security code: %s", call.id, code.text if code else "none")
                 await self._send_media(call)
@@ -427,5 +431,8 @@ class Peer:
         self.finished.append(call)
         for task in call.tasks:
             task.cancel()
+        await call.card.sample(call.pc)  # before close, which forgets the path
         self._stop_senders(call.pc)
         await call.pc.close()
+        if (report := call.card.summary(call.id)) is not None:
+            await self.client.send(report)  # after call_end: the server matches it to the record
