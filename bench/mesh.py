@@ -65,7 +65,7 @@ def total(stats: dict[str, Any], field: str, kind: str | None = None) -> int:
 
 async def one_size(server: ParleyServer, n: int, seconds: float, size: str) -> dict[str, Any]:
     names = [f"mesh{n}x{i}t{int(time.time())}" for i in range(n)]
-    _, room_id = await make_group(server, names)
+    room_id = await make_group(server, names)
     options = ["--media", "video", "--size", size, "--seconds", "600"]
     peers = [await join_process(server, names[0], room_id, "--start", *options)]
     peers += [await join_process(server, name, room_id, *options) for name in names[1:]]

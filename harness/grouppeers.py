@@ -8,22 +8,25 @@ import os
 import sys
 from typing import Any
 
-from backend.peer.client import ParleyClient
 from harness.pythonpeers import client
 from harness.servers import ROOT, ParleyServer
 
 PASSWORD = "correct horse"  # the password harness.pythonpeers.client signs in with
 
 
-async def make_group(server: ParleyServer, names: list[str]) -> tuple[list[ParleyClient], int]:
-    """Register every name; the first creates a group of them all. Return the clients, room id."""
+async def make_group(server: ParleyServer, names: list[str]) -> int:
+    """Register every name; the first creates a group of them all. Return the room's id."""
     clients = [client(server, name) for name in names]
-    for c in clients:
-        await c.sign_in()
-    room = await clients[0].api(
-        "POST", "/api/groups", {"name": f"{names[0]}'s group", "usernames": names[1:]}
-    )
-    return clients, int(room["id"])
+    try:
+        for c in clients:
+            await c.sign_in()
+        room = await clients[0].api(
+            "POST", "/api/groups", {"name": f"{names[0]}'s group", "usernames": names[1:]}
+        )
+    finally:
+        for c in clients:
+            await c.stop()
+    return int(room["id"])
 
 
 async def join_process(
@@ -53,10 +56,11 @@ async def join_process(
 
 
 async def finished(process: asyncio.subprocess.Process, seconds: float = 90) -> dict[str, Any]:
-    """Wait for a join process to exit; return its stats with its exit code as `exit_code`."""
+    """Wait for a join process to exit; return its stats, with `exit_code` and its `log`'s tail."""
     out, err = await asyncio.wait_for(process.communicate(), seconds)
     lines = out.decode().strip().splitlines()
     assert lines, f"no stats printed (exit {process.returncode}): {err.decode()[-3000:]}"
     stats: dict[str, Any] = json.loads(lines[-1])
     stats["exit_code"] = process.returncode
+    stats["log"] = err.decode()[-4000:]
     return stats

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 import uuid
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,6 +93,8 @@ class GroupPeer(Peer):
         self.live: dict[int, str] = {}  # room id -> the id of its live call, as last heard
         self.group_call: GroupCall | None = None
         self.changed = asyncio.Event()
+        self.restarts: set[int] = set()  # the participants our next offer restarts with
+        self.closing: weakref.WeakSet[RTCPeerConnection] = weakref.WeakSet()  # closed by us
 
     # --- intents ---------------------------------------------------------------------------
 
@@ -139,8 +142,23 @@ class GroupPeer(Peer):
             track.stop()
 
     async def hang_up(self, call: PeerCall) -> None:
-        """Drop one pair whose connection failed; the rest of the call goes on."""
-        await self._drop(call, "failed")
+        """Replace a pair's failed connection: the impolite side offers a new one (restart)."""
+        group = self.group_call
+        if group is None or group.ended.is_set() or group.pairs.get(call.peer.id) is not call:
+            return
+        if call.polite:
+            return  # the other side's restart offer replaces our connection (_replace)
+        log.info("group call %s: new connection with %s", group.id, call.peer.username)
+        old = call.pc
+        self.closing.add(old)
+        self._stop_senders(old)
+        await old.close()
+        call.pending.clear()  # candidates of the old connection
+        call.pc = self._connect(call, RTCPeerConnection(await self._configuration()))
+        for track in self.tracks(call):
+            call.pc.addTrack(track)
+        self.restarts.add(call.peer.id)
+        await self._offer(call)
 
     # --- what the server says ---------------------------------------------------------------
 
@@ -280,11 +298,34 @@ class GroupPeer(Peer):
         """Send the local description to the one participant of this pair."""
         local = call.pc.localDescription
         description = SessionDescription.model_validate({"type": local.type, "sdp": local.sdp})
+        restart = call.peer.id in self.restarts  # an offer from a new connection replaces the old
+        self.restarts.discard(call.peer.id)
         await self.client.send(
             CallDescriptionSend(
-                type="call_description", call_id=call.id, to=call.peer.id, description=description
+                type="call_description",
+                call_id=call.id,
+                to=call.peer.id,
+                description=description,
+                restart=restart,
             )
         )
+
+    def _connect(self, call: PeerCall, pc: RTCPeerConnection) -> RTCPeerConnection:
+        """Wire a pair's connection as a 1:1 call's, and replace it should it close by itself."""
+        super()._connect(call, pc)
+
+        @pc.on("connectionstatechange")
+        async def _on_closed() -> None:
+            # aiortc closes a connection itself when its DTLS or ICE gives out (consent lost).
+            if pc.connectionState == "closed" and call.pc is pc and pc not in self.closing:
+                await self.hang_up(call)
+
+        return pc
+
+    async def _replace(self, call: PeerCall, description: SessionDescription) -> None:
+        """Answer the other side's new connection from a new one of ours (theirs was lost)."""
+        self.closing.add(call.pc)
+        await super()._replace(call, description)
 
     async def _send_media(self, call: PeerCall) -> None:
         """Tell every participant what we send (call_media without `to` reaches them all)."""
@@ -309,3 +350,4 @@ class GroupPeer(Peer):
             await self._drop(pair, reason)
         call.end_reason = reason
         call.ended.set()
+        log.info("group call %s over for us (%s)", call.id, reason)
