@@ -42,6 +42,15 @@ def open_group(user: User, name: str) -> None:
     in_group(user, name)
 
 
+def made_group(owner: User, others: list[User], word: str) -> str:
+    """The owner makes a group of `others` in the page; the owner and the first other open it."""
+    name = f"{word} {secrets.token_hex(2)}"
+    create_group(owner, name, ",".join(other.username for other in others))  # no spaces: fine too
+    in_group(owner, name)
+    open_group(others[0], name)
+    return name
+
+
 def send(user: User, text: str) -> None:
     user.page.get_by_role("textbox", name="Message").fill(text)
     user.page.get_by_role("button", name="Send").click()
@@ -114,10 +123,7 @@ def test_members_are_added_live_the_group_renamed_and_a_leaver_loses_it(
     bob = make_user("firefox", **DESKTOP)
     carol = make_user("chromium", **phone("chromium"))
     dave = make_user("firefox", **DESKTOP)
-    club = f"Club {secrets.token_hex(2)}"
-    create_group(alice, club, f"{bob.username},{carol.username}")
-    in_group(alice, club)
-    open_group(bob, club)
+    club = made_group(alice, [bob, carol], "Club")
 
     # Members: the list says who is online (Bob and Carol have Parley open, Dave is not in it).
     page = alice.page
@@ -205,10 +211,7 @@ def test_join_call_shows_while_a_call_is_live_and_the_record_reads_per_member(
     alice = make_user("chromium", **DESKTOP)
     bob = make_user("chromium", **phone("chromium"))
     carol = make_user("firefox", **DESKTOP)
-    band = f"Band {secrets.token_hex(2)}"
-    create_group(alice, band, f"{bob.username}, {carol.username}")
-    in_group(alice, band)
-    open_group(bob, band)
+    band = made_group(alice, [bob, carol], "Band")
 
     # Alice calls the group; Bob answers, Carol says no to the ring.
     alice.page.get_by_role("button", name="Video call").click()

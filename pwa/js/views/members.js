@@ -60,38 +60,26 @@ export function groupHeader(store, roomId, intents) {
       return false;
     }
   };
-  const field = (/** @type {string} */ name) =>
-    /** @type {HTMLInputElement} */ (h("input", { name, autocapitalize: "none", autocomplete: "off", spellcheck: false }));
-  const adding = field("add-member");
-  const renaming = field("new-group-name");
-  const addForm = h(
-    "form",
-    {
-      class: "group-form",
-      onsubmit: async (/** @type {Event} */ e) => {
-        e.preventDefault();
-        const username = adding.value.trim();
-        if (!username) return say("Type the username of the person to add.");
-        if (await attempt(() => store.addMember(roomId, username))) adding.value = "";
-      },
-    },
-    h("label", {}, "Add member", adding),
-    h("button", { type: "submit" }, "Add member"),
+  /**
+   * One field and its button that change the group: a refusal is shown and the text stays.
+   * @param {string} label @param {string} button @param {string} empty what to say when blank
+   * @param {(value: string) => Promise<unknown>} change
+   */
+  const fieldForm = (label, button, empty, change) => {
+    const input = /** @type {HTMLInputElement} */ (h("input", { autocapitalize: "none", autocomplete: "off", spellcheck: false }));
+    /** @param {Event} e */
+    const onsubmit = async (e) => {
+      e.preventDefault();
+      const value = input.value.trim();
+      if (!value) return say(empty);
+      if (await attempt(() => change(value))) input.value = "";
+    };
+    return h("form", { class: "group-form", onsubmit }, h("label", {}, label, input), h("button", { type: "submit" }, button));
+  };
+  const addForm = fieldForm("Add member", "Add member", "Type the username of the person to add.", (username) =>
+    store.addMember(roomId, username),
   );
-  const renameForm = h(
-    "form",
-    {
-      class: "group-form",
-      onsubmit: async (/** @type {Event} */ e) => {
-        e.preventDefault();
-        const name = renaming.value.trim();
-        if (!name) return say("Type the group's new name.");
-        if (await attempt(() => store.renameGroup(roomId, name))) renaming.value = "";
-      },
-    },
-    h("label", {}, "New group name", renaming),
-    h("button", { type: "submit" }, "Rename group"),
-  );
+  const renameForm = fieldForm("New group name", "Rename group", "Type the group's new name.", (name) => store.renameGroup(roomId, name));
   const question = h("p", { id: `leave-${roomId}` });
   const confirm = h(
     "div",
