@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from harness.cluster import Cluster
 from harness.wsclient import Frame, Person, Sock
 
 Summary = dict[str, Any]
@@ -303,3 +304,32 @@ def test_group_members_see_each_others_presence_until_they_no_longer_share_a_roo
     bob.connect()
     assert a.expect("presence", where=lambda f: f["user_id"] == bob.id)["online"] is True
     c.quiet("presence")  # carol shares no room with bob any more
+
+
+# --- across a cluster --------------------------------------------------------------------------
+
+
+def test_a_group_across_two_instances_chats_and_forgets_a_leaver_through_redis(
+    instances: Cluster,
+) -> None:
+    one, two = instances.servers
+    alice, bob, carol = (instances.person(name) for name in ("alice", "bob", "carol"))
+    a, b = alice.connect(server=one), bob.connect(server=two)
+    c = carol.connect(server=two)
+    room = create_group(alice, bob, carol)["id"]
+    for sock in (b, c):
+        assert sock.expect("room_updated")["room"]["id"] == room
+    assert c.expect("presence", where=lambda f: f["user_id"] == bob.id)["online"] is True
+
+    ack = send(a, room, "x1", "over there")
+    assert ack["delivered"] is True
+    for sock in (b, c):
+        assert sock.expect("chat_message", where=lambda f: f["message"]["kind"] == "text")
+
+    carol.http.delete(f"/api/rooms/{room}/members/me").raise_for_status()
+    c.expect("room_removed")
+    b.close()
+    bob.connect(server=one)
+    c.quiet("presence")  # carol no longer hears of bob, on any instance
+    send(a, room, "x2", "after carol left")
+    c.quiet("chat_message")
