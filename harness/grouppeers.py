@@ -29,11 +29,9 @@ async def make_group(server: ParleyServer, names: list[str]) -> int:
     return int(room["id"])
 
 
-async def join_process(
-    server: ParleyServer, name: str, room_id: int, *options: str
-) -> asyncio.subprocess.Process:
-    """Start `python -m backend.peer join ROOM_ID` as `name`; its stdout is the stats' JSON."""
-    return await asyncio.create_subprocess_exec(
+def join_command(server: ParleyServer, name: str, room_id: int, *options: str) -> list[str]:
+    """The command line of `python -m backend.peer join ROOM_ID` as `name` on `server`."""
+    return [
         sys.executable,
         "-m",
         "backend.peer",
@@ -48,19 +46,36 @@ async def join_process(
         "--password",
         PASSWORD,
         *options,
+    ]
+
+
+ENV = dict(os.environ, LOG_LEVEL="INFO")
+
+
+async def join_process(
+    server: ParleyServer, name: str, room_id: int, *options: str
+) -> asyncio.subprocess.Process:
+    """Start a join process; its stdout is the stats' JSON, its stderr the log."""
+    return await asyncio.create_subprocess_exec(
+        *join_command(server, name, room_id, *options),
         cwd=ROOT,
-        env=dict(os.environ, LOG_LEVEL="INFO"),
+        env=ENV,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
 
 
-async def finished(process: asyncio.subprocess.Process, seconds: float = 90) -> dict[str, Any]:
-    """Wait for a join process to exit; return its stats, with `exit_code` and its `log`'s tail."""
-    out, err = await asyncio.wait_for(process.communicate(), seconds)
+def stats_of(out: bytes, err: bytes, exit_code: int | None) -> dict[str, Any]:
+    """A finished join process's stats, with its `exit_code` and its `log`'s tail."""
     lines = out.decode().strip().splitlines()
-    assert lines, f"no stats printed (exit {process.returncode}): {err.decode()[-3000:]}"
+    assert lines, f"no stats printed (exit {exit_code}): {err.decode()[-3000:]}"
     stats: dict[str, Any] = json.loads(lines[-1])
-    stats["exit_code"] = process.returncode
+    stats["exit_code"] = exit_code
     stats["log"] = err.decode()[-4000:]
     return stats
+
+
+async def finished(process: asyncio.subprocess.Process, seconds: float = 90) -> dict[str, Any]:
+    """Wait for a join process to exit; return its stats (see stats_of)."""
+    out, err = await asyncio.wait_for(process.communicate(), seconds)
+    return stats_of(out, err, process.returncode)

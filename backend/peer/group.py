@@ -230,7 +230,11 @@ class GroupPeer(Peer):
             pair = await self._pair(call, sender)
             await self._answer_offer(pair, description.sdp)
             await self._send_description(pair)
-        elif message.restart:
+        elif message.restart or (
+            description.type == "offer" and pair.pc.signalingState == "closed"
+        ):
+            # A new connection of theirs, or an ICE restart reaching one of ours that closed by
+            # itself (we may be the polite side, waiting): answer it from a new connection.
             await self._replace(pair, description)
         else:
             await self._description(pair, description)

@@ -1,0 +1,101 @@
+"""A group video call of two browsers and two Python peers: everyone sees and hears everyone."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from playwright.sync_api import Locator, expect
+
+from harness.grouppeers import ENV, join_command, make_group, stats_of
+from harness.people import User
+from harness.servers import ROOT, ParleyServer
+
+pytestmark = pytest.mark.timeout(900)  # two browsers and two aiortc peers on two shared cores
+KINDS = ("audio", "video")
+
+
+def tile_time(tile: Locator) -> tuple[float, int]:
+    """How far a remote tile's video has played, and its picture's width (0: no picture)."""
+    played, width = tile.evaluate("(video) => [video.currentTime, video.videoWidth]")
+    return float(played), int(width)
+
+
+def video_moves(user: User, names: list[str], seconds: float = 120) -> None:
+    """Each of `names`' tiles on `user`'s call screen shows a picture that keeps playing."""
+    screen = user.page.get_by_role("region", name="Group call")
+    tiles = {name: screen.get_by_label(f"Video of {name}") for name in names}
+    first: dict[str, float] = {}
+    deadline = time.monotonic() + seconds
+    while True:
+        now = {name: tile_time(tile) for name, tile in tiles.items() if tile.count() == 1}
+        for name, (played, width) in now.items():
+            if width > 0:
+                first.setdefault(name, played)
+        moving = [n for n in first if now.get(n, (0.0, 0))[0] > first[n] + 2]
+        if sorted(moving) == sorted(names):
+            return
+        assert time.monotonic() < deadline, f"{user.username}: tiles {now}, moving {moving}"
+        time.sleep(0.5)
+
+
+def test_two_browsers_and_two_python_peers_in_one_group_video_call(
+    make_user: Callable[..., User], server: ParleyServer
+) -> None:
+    alice, bob = make_user("chromium"), make_user("firefox")
+    bots = [f"py{secrets.token_hex(3)}", f"py{secrets.token_hex(3)}"]
+    with ThreadPoolExecutor(1) as pool:  # the page's sync API holds this thread's event loop
+        room = pool.submit(asyncio.run, make_group(server, [alice.username, bob.username, *bots]))
+        room_id = room.result()
+    # The Python peers wait for the room's call to ring, then join it.
+    peers = {
+        name: subprocess.Popen(
+            join_command(server, name, room_id, "--wait", "180", "--seconds", "600"),
+            cwd=ROOT,
+            env=ENV,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for name in bots
+    }
+    ended: dict[str, dict[str, Any]] = {}
+    try:
+        for user in (alice, bob):
+            user.page.evaluate("(id) => { location.hash = `#/room/${id}`; }", room_id)
+            expect(user.page.get_by_role("textbox", name="Message")).to_be_visible()
+        alice.page.get_by_role("button", name="Video call").click()
+        dialog = bob.page.get_by_role("alertdialog", name="Incoming call")
+        dialog.get_by_role("button", name="Accept").click(timeout=60_000)
+
+        # Each browser shows the three others' tiles, every one with moving video.
+        for user, other in ((alice, bob), (bob, alice)):
+            names = [other.username, *bots]
+            screen = user.page.get_by_role("region", name="Group call")
+            for name in names:
+                expect(screen.get_by_label(f"Video of {name}")).to_be_visible(timeout=120_000)
+            video_moves(user, names)
+    finally:
+        for name, process in peers.items():
+            process.send_signal(signal.SIGTERM)
+            out, err = process.communicate(timeout=90)
+            ended[name] = stats_of(out, err, process.returncode)
+            print(ended[name].pop("log"))  # shown when the test fails
+
+    # The Python peers got sound and pictures from the browsers and from each other.
+    for me, stats in ended.items():
+        assert stats["joined"], stats
+        others = stats["participants"]
+        assert set(others) == {alice.username, bob.username, *bots} - {me}, stats
+        for name, pair in others.items():
+            for kind in KINDS:
+                assert pair["frames_received"][kind] > 0, (me, name, kind, pair)
+    for user in (alice, bob):
+        user.page.get_by_role("button", name="Leave call").click()
+        expect(user.page.get_by_role("region", name="Group call")).to_be_hidden()
