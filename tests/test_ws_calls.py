@@ -57,6 +57,8 @@ def test_an_unanswered_call_times_out_as_missed(person: Callable[[str], Person])
         "duration": None,
         "caller_id": alice.id,
         "reports": {"caller": None, "callee": None},
+        "group": False,
+        "participants": None,
     }
 
 
