@@ -48,6 +48,8 @@ from .peer import Peer, PeerCall, sends_video
 
 log = logging.getLogger("parley.peer")
 
+LEFT_GRACE_S = 2.0  # how long a connection closed by the other side waits for news of them
+
 
 @dataclass
 class GroupCall:
@@ -322,7 +324,10 @@ class GroupPeer(Peer):
         async def _on_closed() -> None:
             # aiortc closes a connection itself when its DTLS or ICE gives out (consent lost).
             if pc.connectionState == "closed" and call.pc is pc and pc not in self.closing:
-                await self.hang_up(call)
+                # A participant who leaves closes theirs too, just before the server says so.
+                await asyncio.sleep(LEFT_GRACE_S)
+                if call.pc is pc:
+                    await self.hang_up(call)
 
         return pc
 
