@@ -355,6 +355,29 @@ def test_a_group_call_between_two_instances_sharing_redis(instances: Cluster) ->
     assert (call["outcome"], len(call["participants"])) == ("completed", 3)
 
 
+def test_a_group_call_goes_on_when_the_call_leader_dies(instances: Cluster) -> None:
+    leader = instances.leader()
+    alice, bob, carol = (instances.person(n) for n in ("alice", "bob", "carol"))
+    made = alice.http.post(
+        "/api/groups", json={"name": "Leader", "usernames": [bob.username, carol.username]}
+    )
+    room = int(made.json()["id"])
+    # Everyone on the node that does not lead, so only the registry's owner goes.
+    a, b, c = (instances.connect_on(p, lambda node: node != leader)[0] for p in (alice, bob, carol))
+    cid = in_call([a, b, c], room)
+    instances.kill(leader)
+    # Group signals go through the leader: the next one took the call over from the snapshot.
+    c.send(candidate(cid, alice))
+    assert a.expect("ice_candidate", timeout=30)["from"]["id"] == carol.id
+    b.quiet("ice_candidate")
+    assert instances.leader() != leader
+    c.send({"type": "group_call_leave", "call_id": cid})
+    assert ids(state(a, cid, 2, timeout=20)["participants"]) == [alice.id, bob.id]
+    b.send({"type": "call_end", "call_id": cid})
+    assert a.expect("call_end", timeout=20)["reason"] == "hangup"
+    assert a.expect("chat_message")["message"]["call"]["outcome"] == "completed"
+
+
 # --- in memory: Web Push, the cluster's fast path, the hand-over snapshot -----------------------
 
 
