@@ -9,19 +9,17 @@ until the page's first tap (no launch flag changes that in harness/browsers.py).
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, expect
 
-from harness.browsers import FIREFOX_PREFS, SYSTEM_FIREFOX, close_surely, new_context
+from harness.browsers import close_surely, new_context
 from harness.calls import RING, place_call, status, wait_until
 from harness.people import PASSWORD, User, new_person, open_room, people_on
 from harness.servers import ParleyServer
+from harness.sound import firefox_on, pulse_speakers
 
 # The engines that can ring here (WebKitGTK cannot call); Firefox takes the call from Chromium.
 PAIRS = [("chromium", "chromium"), ("chromium", "firefox")]
@@ -76,29 +74,8 @@ def ringing_pair(person: Callable[[str], User], engines: tuple[str, str]) -> tup
 @pytest.fixture(scope="module")
 def speaker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A PulseAudio server of the test's with one speaker that plays into nothing; its address."""
-    if not shutil.which("pulseaudio"):
-        pytest.skip("pulseaudio is not installed (make system-deps installs it)")
-    home = tmp_path_factory.mktemp("ringing-sound")
-    address = f"unix:{home / 'native'}"
-    # Its own home and runtime folder: nothing of a desktop session is read or written.
-    env = {**os.environ, "HOME": str(home), "XDG_RUNTIME_DIR": str(home)}
-    command = ["pulseaudio", "-n", "--daemonize=no", "--exit-idle-time=-1", "--use-pid-file=no",
-               f"--load=module-native-protocol-unix socket={home / 'native'} auth-anonymous=1",
-               "--load=module-null-sink sink_name=speaker"]  # fmt: skip
-    with (home / "pulseaudio.log").open("ab") as log:
-        server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-
-        def ready() -> bool:
-            info = ["pactl", "info"]
-            probe = {**env, "PULSE_SERVER": address}
-            return subprocess.run(info, env=probe, capture_output=True, check=False).returncode == 0
-
-        wait_until(lambda: server.poll() is None and ready(), "pulseaudio did not start", 30)
+    with pulse_speakers(tmp_path_factory.mktemp("ringing-sound"), "speaker") as address:
         yield address
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -106,13 +83,7 @@ def with_speaker(
     playwright: Playwright, browsers: Callable[[str], Browser], speaker: str
 ) -> Iterator[Callable[[str], Browser]]:
     """Browsers that can play sound: Chromium as the suite has it, Firefox given the speaker."""
-    # As harness/browsers.launch starts it, with the speaker in its environment.
-    system = {"channel": "moz-firefox", "executable_path": str(SYSTEM_FIREFOX)}
-    firefox = playwright.firefox.launch(
-        firefox_user_prefs=FIREFOX_PREFS,
-        env={**os.environ, "PULSE_SERVER": speaker},
-        **(system if SYSTEM_FIREFOX.exists() else {}),  # type: ignore[arg-type]
-    )
+    firefox = firefox_on(playwright, speaker)
     yield lambda engine: firefox if engine == "firefox" else browsers(engine)
     close_surely(firefox)
 
