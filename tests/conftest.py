@@ -70,6 +70,13 @@ def person(server: ParleyServer) -> Iterator[Callable[[str], Person]]:
 
 
 @pytest.fixture(params=DATABASES)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database of each kind, for tests that build its schema themselves (migrations)."""
+    with fresh_database(request, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture(params=DATABASES)
 def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Flask]:
     with fresh_database(request, tmp_path) as database_url:
         app = build_app(database_url, CERTS_DIR=str(tmp_path / "certs"))

@@ -9,19 +9,17 @@ direct rooms and their markers.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
 import sqlalchemy
 from argon2 import PasswordHasher
 from flask.testing import FlaskClient
 
 from backend.extensions import db
 from backend.models import utcnow
-from harness.databases import DATABASES, flask_db, fresh_database
+from harness.databases import flask_db
 from harness.flaskapp import ApiClient, build_app
 from harness.servers import free_port, parley_env
 from harness.wsclient import call_id
@@ -29,12 +27,6 @@ from harness.wsclient import call_id
 PREVIOUS_REVISION = "d8e2f4a6c1b9"  # the head before room members
 PASSWORD = "correct horse"
 REPORT = {"path": "direct", "transport": "udp", "rtt_ms": 42, "loss": 0.0, "reconnects": 0}
-
-
-@pytest.fixture(params=DATABASES)
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    with fresh_database(request, tmp_path) as url:
-        yield url
 
 
 def _old_database(url: str, cid: str) -> None:
@@ -104,15 +96,11 @@ def _old_database(url: str, cid: str) -> None:
     engine.dispose()
 
 
-def _members(url: str) -> list[tuple[int, ...]]:
+def _rows(url: str, query: str) -> list[tuple[Any, ...]]:
+    """Return the rows of a query, read straight from the database."""
     engine = sqlalchemy.create_engine(url)
     with engine.connect() as conn:
-        found = conn.execute(
-            sqlalchemy.text(
-                "SELECT room_id, user_id, read_id, delivered_id FROM room_members"
-                " ORDER BY room_id, user_id"
-            )
-        ).all()
+        found = conn.execute(sqlalchemy.text(query)).all()
     engine.dispose()
     return [tuple(row) for row in found]
 
@@ -136,7 +124,8 @@ def test_upgrading_keeps_every_direct_room_its_messages_markers_and_calls(
     flask_db(env, "upgrade")
 
     # Each side's markers, now one row per member.
-    assert _members(database_url) == [(1, 1, 1, 2), (1, 2, 3, 4), (2, 1, 0, 0), (2, 3, 5, 5)]
+    members = "SELECT room_id, user_id, read_id, delivered_id FROM room_members ORDER BY 1, 2"
+    assert _rows(database_url, members) == [(1, 1, 1, 2), (1, 2, 3, 4), (2, 1, 0, 0), (2, 3, 5, 5)]
     app = build_app(database_url)
     try:
         bob = _signed_in(app, "bob")
@@ -175,15 +164,6 @@ def test_upgrading_keeps_every_direct_room_its_messages_markers_and_calls(
 
     # And back: the group goes (the old schema cannot hold it), the direct rooms stay.
     flask_db(env, "downgrade", PREVIOUS_REVISION)
-    engine = sqlalchemy.create_engine(database_url)
-    with engine.connect() as conn:
-        rooms = conn.execute(
-            sqlalchemy.text(
-                "SELECT id, user_a_id, user_b_id, read_a_id, read_b_id, delivered_b_id"
-                " FROM rooms ORDER BY id"
-            )
-        ).all()
-        kept = conn.execute(sqlalchemy.text("SELECT count(*) FROM messages")).scalar()
-    engine.dispose()
-    assert [tuple(row) for row in rooms] == [(1, 1, 2, 1, 3, 4), (2, 1, 3, 0, 5, 5)]
-    assert kept == 5
+    rooms = "SELECT id, user_a_id, user_b_id, read_a_id, read_b_id, delivered_b_id FROM rooms"
+    assert sorted(_rows(database_url, rooms)) == [(1, 1, 2, 1, 3, 4), (2, 1, 3, 0, 5, 5)]
+    assert _rows(database_url, "SELECT count(*) FROM messages") == [(5,)]

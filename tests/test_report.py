@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -17,9 +16,9 @@ from backend.extensions import db
 from backend.models import Message, utcnow
 from backend.signaling.protocol import CallReportSend
 from backend.signaling.store import Store
-from harness.databases import DATABASES, fresh_database
+from harness.databases import flask_db
 from harness.flaskapp import build_app
-from harness.servers import BIN, ROOT, ParleyServer, free_port, parley_env
+from harness.servers import ParleyServer, free_port, parley_env
 from harness.wsclient import Frame, Person, Sock, answered_call, call_id, offer, pair
 
 
@@ -230,17 +229,11 @@ def _age_call(server: ParleyServer, cid: str, minutes: int) -> None:
 PREVIOUS_REVISION = "c5d7e9a1b2f3"  # the head before call reports
 
 
-@pytest.fixture(params=DATABASES)
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    with fresh_database(request, tmp_path) as url:
-        yield url
-
-
 def test_upgrading_a_database_of_the_previous_revision_keeps_its_calls_and_takes_reports(
     database_url: str, tmp_path: Path
 ) -> None:
     env = parley_env(database_url, tmp_path / "certs", free_port())
-    _flask_db(env, "upgrade", PREVIOUS_REVISION)
+    flask_db(env, "upgrade", PREVIOUS_REVISION)
     engine = sqlalchemy.create_engine(database_url)
     cid = call_id()
     now = utcnow()  # the call ended just now: inside the report window
@@ -278,7 +271,7 @@ def test_upgrading_a_database_of_the_previous_revision_keeps_its_calls_and_takes
         )
     engine.dispose()
 
-    _flask_db(env, "upgrade")
+    flask_db(env, "upgrade")
 
     app = build_app(database_url)
     try:
@@ -306,14 +299,4 @@ def test_upgrading_a_database_of_the_previous_revision_keeps_its_calls_and_takes
         with app.app_context():
             db.session.remove()
             db.engine.dispose()
-    _flask_db(env, "downgrade", PREVIOUS_REVISION)  # and the way back works too
-
-
-def _flask_db(env: dict[str, str], *args: str) -> None:
-    subprocess.run(
-        [str(BIN / "flask"), "--app", "backend", "db", *args],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-    )
+    flask_db(env, "downgrade", PREVIOUS_REVISION)  # and the way back works too
