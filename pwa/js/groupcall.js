@@ -6,14 +6,20 @@
 import { getMedia, startCamera } from "./media.js";
 import { Peer } from "./peer.js";
 import { callMedia, groupCandidate, groupDescription } from "./protocol.js";
+import { SpeakingMeter } from "./speaking.js";
 
 /** @typedef {"ringing"|"connecting"|"connected"|"reconnecting"|"ended"} GroupState */
 /** @typedef {"left"|"ended"|"removed"|"full"|"disconnected"|"error"} GroupEndReason */
 /** @typedef {{id: number, username: string}} User */
 /** @typedef {import("./peer.js").IceConfig} IceConfig */
 
-const LEVEL_EVERY_MS = 500; // how often the speaking highlight is worked out
-export const SPEAKING_LEVEL = 0.02; // audio level (0..1) above which a participant is speaking
+const LEVEL_EVERY_MS = 400; // how often the speaking highlight is worked out
+export const SPEAKING_LEVEL = 0.02; // loudness (RMS, 0..1) above which a participant is speaking
+const LEVEL_DECAY = 0.7; // a level falls off over a second or so: words have gaps
+// A pair's path down this long gets a new connection (a restart offer from the impolite side):
+// ICE restarts on the old one can fail for good (Chromium refused Firefox's answer after a rollback:
+// "Failed to set SSL role for the transport").
+const REPLACE_AFTER_MS = 12000;
 
 export class GroupCall {
   /**
@@ -40,8 +46,7 @@ export class GroupCall {
     this.pending = new Map();
     /** @type {Set<Peer>} the connections that carry media now */
     this.up = new Set();
-    /** @type {Map<Peer, {energy: number, at: number}>} the last audio energy read per connection */
-    this.energy = new Map();
+    this.meter = new SpeakingMeter();
     /** @type {Promise<boolean>|null} the local media and ICE servers; false if the call ended first */
     this.ready = null;
     /** @type {MediaStream|null} */
@@ -132,24 +137,31 @@ export class GroupCall {
     peer.addEventListener("down", () => {
       this.up.delete(peer);
       this.update();
+      if (this.me.id < id) setTimeout(() => this.replaceIfDown(peer), REPLACE_AFTER_MS);
     });
     peer.addEventListener("change", () => this.update());
     return peer;
   }
 
+  /** Still down and still the pair's connection: offer a new one in its place. @param {Peer} peer */
+  replaceIfDown(peer) {
+    if (this.state === "ended" || peer.closed || this.up.has(peer) || this.peers.get(peer.id) !== peer) return;
+    this.offerTo(this.user(peer.id), true);
+  }
+
   /**
-   * Offer to `user` from a new connection: as the newcomer, or (`resuming`) as a restart that makes
-   * them replace the connection they had to this page.
-   * @param {User} user
+   * Offer to `user` from a new connection: as the newcomer, or (`restart`, and always while
+   * resuming) as a restart that makes them replace the connection they had to this page.
+   * @param {User} user @param {boolean} [restart]
    */
-  async offerTo(user) {
+  async offerTo(user, restart = false) {
     if (!(await this.ready) || this.state === "ended" || user.id === this.me.id) return;
     this.participants.set(user.id, user);
     const peer = this.addPeer(user.id);
     peer.rejoining = true; // Peer.gotDescription takes the answer as the end of this first exchange
     const sdp = await peer.offer();
     if (sdp === null || peer.closed) return;
-    this.signaling.send(groupDescription(this.id, user.id, { type: "offer", sdp }, this.resuming));
+    this.signaling.send(groupDescription(this.id, user.id, { type: "offer", sdp }, restart || this.resuming));
     peer.sendCandidates();
     this.update();
   }
@@ -250,24 +262,22 @@ export class GroupCall {
     for (const peer of this.peers.values()) if (!peer.closed) peer.networkChanged(reason);
   }
 
-  /** Work out each participant's audio level from the energy their audio carried since the last look. */
-  async measureLevels() {
+  /** Work out how loud each participant is now; tell the views when someone starts or stops speaking. */
+  measureLevels() {
     if (this.state === "ended") return;
     let changed = false;
+    /** @type {Set<MediaStreamTrack>} */
+    const heard = new Set();
     for (const [id, peer] of this.peers) {
-      if (peer.closed || !peer.negotiated) continue;
-      const stats = await peer.stats().catch(() => null);
-      if (!stats || peer.closed) continue;
-      const now = { energy: stats.audio.totalAudioEnergy, at: performance.now() };
-      const before = this.energy.get(peer);
-      this.energy.set(peer, now);
-      if (!before || now.at <= before.at) continue;
-      // totalAudioEnergy sums level² over seconds of audio: its rate is the mean power.
-      const level = Math.sqrt(Math.max(0, now.energy - before.energy) / ((now.at - before.at) / 1000));
-      const was = (this.levels.get(id) || 0) > SPEAKING_LEVEL;
+      const track = peer.closed ? null : peer.remoteStream.getAudioTracks()[0];
+      if (!track) continue;
+      heard.add(track);
+      const was = this.levels.get(id) || 0;
+      const level = Math.max(this.meter.level(track), was * LEVEL_DECAY);
       this.levels.set(id, level);
-      if (was !== level > SPEAKING_LEVEL) changed = true;
+      if (was > SPEAKING_LEVEL !== level > SPEAKING_LEVEL) changed = true;
     }
+    this.meter.keepOnly(heard);
     if (changed) this.onchange(this);
   }
 
@@ -293,6 +303,7 @@ export class GroupCall {
     this.state = "ended";
     this.endReason = reason;
     clearInterval(this.levelTimer);
+    this.meter.close();
     if (this.localStream) for (const track of this.localStream.getTracks()) track.stop();
     for (const peer of this.peers.values()) peer.close();
     this.onchange(this);
