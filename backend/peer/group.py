@@ -352,6 +352,9 @@ class GroupPeer(Peer):
             log.info("group call %s: %s gone (%s)", call.id, pair.peer.username, reason)
         await self._finish(pair, reason)
 
+    async def _report(self, call: PeerCall) -> None:
+        """Send nothing: a group call's pairs have no record of their own to report on."""
+
     async def _end(self, call: GroupCall, reason: str) -> None:
         if call.ended.is_set():
             return

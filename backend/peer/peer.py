@@ -434,5 +434,9 @@ class Peer:
         await call.card.sample(call.pc)  # before close, which forgets the path
         self._stop_senders(call.pc)
         await call.pc.close()
+        await self._report(call)
+
+    async def _report(self, call: PeerCall) -> None:
+        """Send the call's report card, after call_end: the server matches it to the record."""
         if (report := call.card.summary(call.id)) is not None:
-            await self.client.send(report)  # after call_end: the server matches it to the record
+            await self.client.send(report)
