@@ -161,13 +161,15 @@ def test_a_call_push_arrives_encrypted_and_signed_and_skips_devices_with_a_socke
     assert headers["ttl"] == "60"
     assert headers["urgency"] == "high"
     assert b"alice" not in body
-    # What pwa/sw.js reads to show the incoming call: who, which call and room, voice or video.
+    # What pwa/sw.js reads to show the incoming call: who, which call and room, voice or video,
+    # and whether it rings for a group call.
     assert push_service.decrypt(phone, body) == {
         "type": "call_offer",
         "call_id": "c1",
         "room_id": 3,
         "from": alice,
         "media": "video",
+        "group": False,
     }
     verify_vapid(headers, key, push_service.url("").rstrip("/"))
 
