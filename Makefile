@@ -47,8 +47,10 @@ unit: venv
 e2e: venv system-deps
 	$(BIN)/pytest e2e -q
 
+# Two workers: every browser test on one of them, one after another (e2e/conftest.py groups them,
+# as two calls at once would share two cores), the server tests spread over both.
 test: venv system-deps lint types
-	$(BIN)/pytest -q -rfEs -p no:cacheprovider
+	$(BIN)/pytest -q -rfEs -p no:cacheprovider -n 2 --dist loadgroup
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache

@@ -6,6 +6,7 @@ import itertools
 import secrets
 import subprocess
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Playwright, expect, sync_playwright
@@ -29,6 +30,19 @@ ECHO_PASSWORD = "e2e-echo-password"
 _names = itertools.count()
 
 expect.set_options(timeout=15_000)
+HERE = Path(__file__).parent
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups off the items
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (`make test`), every browser test runs on one worker, one at a time.
+
+    A call's browsers encode and decode video on both of CI's two cores; two calls at once would
+    make each other's media late. The server tests run beside them on the other worker.
+    """
+    for item in items:
+        if HERE in item.path.parents:
+            item.add_marker(pytest.mark.xdist_group("browsers"))
 
 
 @pytest.fixture(scope="session")

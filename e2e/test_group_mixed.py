@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import signal
 import subprocess
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 from playwright.sync_api import Locator, expect
 
+from harness import aio
 from harness.grouppeers import ENV, join_command, make_group, stats_of
 from harness.people import User
 from harness.servers import ROOT, ParleyServer
@@ -51,9 +50,7 @@ def test_two_browsers_and_two_python_peers_in_one_group_video_call(
 ) -> None:
     alice, bob = make_user("chromium"), make_user("firefox")
     bots = [f"py{secrets.token_hex(3)}", f"py{secrets.token_hex(3)}"]
-    with ThreadPoolExecutor(1) as pool:  # the page's sync API holds this thread's event loop
-        room = pool.submit(asyncio.run, make_group(server, [alice.username, bob.username, *bots]))
-        room_id = room.result()
+    room_id = aio.run(make_group(server, [alice.username, bob.username, *bots]))
     # The Python peers wait for the room's call to ring, then join it.
     peers = {
         name: subprocess.Popen(

@@ -131,8 +131,12 @@ def test_a_network_change_restarts_ice_at_once_and_media_comes_back(
     alice.page.evaluate("() => window.__network.push({what: 'switch', at: performance.now()})")
     switch_network(alice, trigger)
 
-    wait_media_flowing(alice, video=True)
-    wait_media_flowing(bob, video=True)
+    try:
+        wait_media_flowing(alice, video=True)
+        wait_media_flowing(bob, video=True)
+    except AssertionError as error:  # both sides' view, and what alice's page went through
+        seen = f"{bob.engine}: {bob.stats()}\n{events(alice.page)}"
+        raise AssertionError(f"{error}\n{seen}") from None
     expect(status(alice.page)).to_have_text("Connected")
     log = events(alice.page)
     switched = first(log, "switch")

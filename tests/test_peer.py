@@ -14,6 +14,7 @@ from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
 from backend.peer.peer import Peer, PeerCall
+from harness import aio
 from harness.echobot import echo_bot as echo_bot_process
 from harness.pythonpeers import ECHO_PASSWORD, Presence, client, echo_id, flowing, online
 from harness.servers import ParleyServer, make_test_certs, parley_server
@@ -62,7 +63,7 @@ def test_one_python_peer_calls_another_and_media_flows_both_ways(server: ParleyS
         for task in tasks:
             task.cancel()
 
-    asyncio.run(scenario())
+    aio.run(scenario())
 
 
 def test_echo_bot_answers_plays_back_and_hangs_up_with_a_note(
@@ -106,7 +107,7 @@ def test_echo_bot_answers_plays_back_and_hangs_up_with_a_note(
         await a.stop()
         task.cancel()
 
-    asyncio.run(scenario())
+    aio.run(scenario())
 
 
 def test_echo_bot_reconnects_after_a_server_restart(
@@ -128,7 +129,7 @@ def test_echo_bot_reconnects_after_a_server_restart(
         await a.stop()
         task.cancel()
 
-    asyncio.run(scenario())
+    aio.run(scenario())
     assert echo_bot.poll() is None
 
 
@@ -152,4 +153,4 @@ def test_echo_bot_serves_several_calls_at_once(
         for task in tasks:
             task.cancel()
 
-    asyncio.run(scenario())
+    aio.run(scenario())

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from backend.peer.peer import Peer, PeerCall
+from harness import aio
 from harness.echobot import echo_bot as echo_bot_process
 from harness.pythonpeers import ECHO_PASSWORD, Presence, client, echo_id, flowing, online
 from harness.servers import ParleyServer, make_test_certs, parley_server
@@ -52,7 +53,7 @@ def test_camera_on_in_a_voice_call_sends_video_the_other_side_receives(
         for task in tasks:
             task.cancel()
 
-    asyncio.run(scenario())
+    aio.run(scenario())
 
 
 def test_the_echo_bot_sends_back_a_camera_turned_on_in_a_voice_call(
@@ -78,5 +79,5 @@ def test_the_echo_bot_sends_back_a_camera_turned_on_in_a_voice_call(
             await a.stop()
             task.cancel()
 
-        asyncio.run(scenario())
+        aio.run(scenario())
         assert bot.poll() is None

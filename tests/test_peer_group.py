@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from backend.peer.group import GroupCall, GroupPeer
+from harness import aio
 from harness.grouppeers import finished, join_process, make_group, stats_of
 from harness.pythonpeers import client, flowing, online
 from harness.servers import ParleyServer, make_test_certs, parley_server
@@ -123,4 +124,4 @@ def test_four_peers_all_see_and_hear_each_other_a_fifth_is_refused_and_one_leave
         await c.stop()
         task.cancel()
 
-    asyncio.run(scenario())
+    aio.run(scenario())

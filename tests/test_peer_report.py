@@ -13,6 +13,7 @@ from backend.peer.client import ParleyClient
 from backend.peer.peer import Peer
 from backend.peer.report import ReportCard
 from backend.turnserver import LocalTurn
+from harness import aio
 from harness.pythonpeers import client, flowing, online
 from harness.servers import ParleyServer, make_test_certs, parley_server
 
@@ -83,7 +84,7 @@ def call_and_report(server: ParleyServer, names: tuple[str, str]) -> dict[str, A
             for task in tasks:
                 task.cancel()
 
-    return asyncio.run(scenario())
+    return aio.run(scenario())
 
 
 async def rtt_seen(card: ReportCard) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import random
 import threading
@@ -15,6 +14,7 @@ from aiortc import RTCPeerConnection
 from playwright.sync_api import sync_playwright
 
 from backend.peer.securitycode import EMOJI, fingerprints, security_code
+from harness import aio
 from harness.browsers import launch
 from harness.servers import ROOT
 
@@ -131,7 +131,7 @@ def test_two_aiortc_peers_compute_the_same_code() -> None:
             await a.close()
             await b.close()
 
-    mine, theirs = asyncio.run(negotiate())
+    mine, theirs = aio.run(negotiate())
     assert mine is not None
     assert mine == theirs
 

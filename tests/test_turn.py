@@ -24,6 +24,7 @@ from flask.testing import FlaskClient
 
 from backend.turn import turn_credentials
 from backend.turnserver import LocalTurn
+from harness import aio
 from harness.flaskapp import ApiClient, build_app
 from harness.servers import ParleyServer, make_test_certs, parley_server
 from harness.wsclient import Person
@@ -172,7 +173,7 @@ def test_two_peers_exchange_data_through_coturn_with_credentials_from_the_api(
         RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential"))
         for s in body["iceServers"]
     ]
-    flowed, sdp = asyncio.run(relay_pair(servers))
+    flowed, sdp = aio.run(relay_pair(servers))
     assert candidate_types(sdp) == {"relay"}
     assert flowed
 
@@ -193,7 +194,7 @@ def test_two_peers_exchange_data_through_coturn_with_credentials_from_the_api(
 def test_coturn_refuses_bad_credentials(coturn: LocalTurn, make: Any) -> None:
     username, password = make()
     servers = [RTCIceServer(urls=coturn.urls[0], username=username, credential=password)]
-    flowed, sdp = asyncio.run(relay_pair(servers, timeout=3))
+    flowed, sdp = aio.run(relay_pair(servers, timeout=3))
     assert "relay" not in candidate_types(sdp)
     assert not flowed
 
@@ -218,7 +219,7 @@ def test_the_production_config_denies_relaying_to_loopback(
     try:
         username, password = turn_credentials(SECRET, 9, 600, time.time())
         servers = [RTCIceServer(urls=turn.urls[0], username=username, credential=password)]
-        flowed, sdp = asyncio.run(relay_pair(servers, timeout=4))
+        flowed, sdp = aio.run(relay_pair(servers, timeout=4))
     finally:
         turn.stop()
     assert "relay" in candidate_types(sdp)  # the allocation works...

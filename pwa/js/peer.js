@@ -18,8 +18,11 @@ const CREDENTIAL_MARGIN_MS = 60000;
 const QUALITY_EVERY_MS = 2000; // no inbound bytes for one interval reads as "No media"
 const MEDIA_POLL_MS = 250; // after a network restart, how often to look for media on the new path
 const RECOVER_WITHIN_MS = 10000; // a network restart not back by then hands over to the down/retry path
+// A restart that ICE calls connected while no media arrives is tried again, this many times in all.
+const RECOVER_ATTEMPTS = 3;
 
 /** @typedef {"down"|"online"|"connection"|"signaling"|"manual"} RestartReason */
+/** @typedef {{ufrag: string, since: number, reason: "online"|"connection"|"signaling", attempt: number}} Recovery */
 
 /** @param {RTCSessionDescription|null} d @returns {string} the description's ICE username fragment */
 const ufrag = (d) => ((d && /a=ice-ufrag:(\S+)/.exec(d.sdp)) || [])[1] || "";
@@ -75,7 +78,7 @@ export class Peer extends EventTarget {
     this.downSince = 0;
     /**
      * From a network-change restart until media flows on the new path: "connected" waits for it.
-     * @type {{ufrag: string, since: number}|null} our ICE ufrag when it began, and when
+     * @type {Recovery|null} our ICE ufrag when it began, when, why, and which attempt
      */
     this.recovering = null;
     /** @type {{stats: import("./stats.js").Stats, at: number}|null} */
@@ -290,9 +293,11 @@ export class Peer extends EventTarget {
    * drop): restart ICE now, even if "connected": after a path change the pair in use can be dead
    * for seconds before ICE notices (up to 30 s to "failed"), and a restart on a healthy path costs
    * one offer and answer while media goes on over the old pair. One restart at a time.
-   * @param {"online"|"connection"|"signaling"} reason @returns {boolean} whether a restart began
+   * @param {"online"|"connection"|"signaling"} reason
+   * @param {number} [attempt] 1, or which retry of a restart that connected with no media
+   * @returns {boolean} whether a restart began
    */
-  networkChanged(reason) {
+  networkChanged(reason, attempt = 1) {
     if (this.closed || !this.negotiated || this.rejoining) return false; // the first paths are not chosen yet
     const pc = this.pc;
     const offer = pc.localDescription;
@@ -303,7 +308,7 @@ export class Peer extends EventTarget {
       }
       return false;
     }
-    this.recovering = { ufrag: ufrag(offer), since: Date.now() };
+    this.recovering = { ufrag: ufrag(offer), since: Date.now(), reason, attempt };
     this.emit("down");
     this.emit("change");
     this.restartIce(reason);
@@ -313,24 +318,34 @@ export class Peer extends EventTarget {
 
   /**
    * "connected" once the restart is answered, ICE connected and media bytes rising again.
-   * @param {{ufrag: string, since: number}} recovery
+   * ICE can call a new pair connected while the other side sends on a pair that carries nothing
+   * (seen between Chromium and Firefox through a restarted TURN server): no media by
+   * RECOVER_WITHIN_MS on a settled restart starts another, up to RECOVER_ATTEMPTS in all.
+   * @param {Recovery} recovery
    */
   async watchRecovery(recovery) {
     let before = -1;
+    let settled = false;
+    let flowing = false;
     while (!this.closed && this.recovering === recovery) {
       await sleep(MEDIA_POLL_MS);
       if (this.closed || this.recovering !== recovery) return;
       const pc = this.pc;
-      const settled =
+      settled =
         pc.signalingState === "stable" && ufrag(pc.localDescription) !== recovery.ufrag && pc.connectionState === "connected";
       const bytes = settled ? await this.inboundBytes() : -1;
       if (this.closed || this.recovering !== recovery) return;
-      if (settled && before >= 0 && bytes > before) break;
+      flowing = settled && before >= 0 && bytes > before;
+      if (flowing) break;
       before = bytes;
       if (Date.now() - recovery.since > RECOVER_WITHIN_MS) break;
     }
     if (this.closed || this.recovering !== recovery) return;
     this.recovering = null;
+    if (settled && !flowing && recovery.attempt < RECOVER_ATTEMPTS) {
+      console.warn(`ICE connected but no media ${RECOVER_WITHIN_MS} ms after restart ${recovery.attempt}: again`);
+      if (this.networkChanged(recovery.reason, recovery.attempt + 1)) return;
+    }
     this.connectionChanged(); // "connected" now, or the down path's retries take over
   }
 
