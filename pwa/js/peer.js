@@ -18,8 +18,7 @@ const CREDENTIAL_MARGIN_MS = 60000;
 const QUALITY_EVERY_MS = 2000; // no inbound bytes for one interval reads as "No media"
 const MEDIA_POLL_MS = 250; // after a network restart, how often to look for media on the new path
 const RECOVER_WITHIN_MS = 10000; // a network restart not back by then hands over to the down/retry path
-// A restart that ICE calls connected while no media arrives is tried again, this many times in all.
-const RECOVER_ATTEMPTS = 3;
+const RECOVER_ATTEMPTS = 3; // network restarts in all when ICE connects and no media comes (watchRecovery)
 
 /** @typedef {"down"|"online"|"connection"|"signaling"|"manual"} RestartReason */
 /** @typedef {{ufrag: string, since: number, reason: "online"|"connection"|"signaling", attempt: number}} Recovery */
@@ -293,9 +292,7 @@ export class Peer extends EventTarget {
    * drop): restart ICE now, even if "connected": after a path change the pair in use can be dead
    * for seconds before ICE notices (up to 30 s to "failed"), and a restart on a healthy path costs
    * one offer and answer while media goes on over the old pair. One restart at a time.
-   * @param {"online"|"connection"|"signaling"} reason
-   * @param {number} [attempt] 1, or which retry of a restart that connected with no media
-   * @returns {boolean} whether a restart began
+   * @param {"online"|"connection"|"signaling"} reason @param {number} [attempt] @returns {boolean} whether a restart began
    */
   networkChanged(reason, attempt = 1) {
     if (this.closed || !this.negotiated || this.rejoining) return false; // the first paths are not chosen yet
@@ -317,16 +314,12 @@ export class Peer extends EventTarget {
   }
 
   /**
-   * "connected" once the restart is answered, ICE connected and media bytes rising again.
-   * ICE can call a new pair connected while the other side sends on a pair that carries nothing
-   * (seen between Chromium and Firefox through a restarted TURN server): no media by
-   * RECOVER_WITHIN_MS on a settled restart starts another, up to RECOVER_ATTEMPTS in all.
+   * "connected" once the restart is answered, ICE connected and media bytes rising again. ICE can
+   * call a pair connected that brings no media (seen Chromium-Firefox via a restarted coturn): retried.
    * @param {Recovery} recovery
    */
   async watchRecovery(recovery) {
-    let before = -1;
-    let settled = false;
-    let flowing = false;
+    let [before, settled, flowing] = [-1, false, false];
     while (!this.closed && this.recovering === recovery) {
       await sleep(MEDIA_POLL_MS);
       if (this.closed || this.recovering !== recovery) return;

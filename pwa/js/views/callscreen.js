@@ -2,7 +2,7 @@
 // into intents. They never touch RTCPeerConnection.
 
 import { canShareScreen, canSwitchCamera, listDevices } from "../media.js";
-import { duration, h, paintAvatar } from "./dom.js";
+import { durationClock, h, paintAvatar } from "./dom.js";
 import { mountPictureInPicture } from "./pip.js";
 import { mountSpeaker } from "./speaker.js";
 
@@ -56,7 +56,7 @@ export function mountCallView(calls, signaling, intents) {
     h("span", { class: "code-hint" }, "Same code on both screens: the call is end to end."),
   );
   /** @type {HTMLElement} */ (screen.querySelector(".call-info")).append(code);
-  let ticker = 0;
+  const clock = durationClock($("call-duration"), () => calls.call);
   /** @type {WakeLockSentinel|null} */
   let wakeLock = null;
 
@@ -91,8 +91,7 @@ export function mountCallView(calls, signaling, intents) {
     const call = calls.call;
     if (!call) {
       screen.hidden = true;
-      clearInterval(ticker);
-      ticker = 0;
+      clock.stop();
       attach(remoteVideo, null);
       attach(remoteAudio, null);
       attach(localVideo, null);
@@ -157,17 +156,7 @@ export function mountCallView(calls, signaling, intents) {
         : q.label === "reconnecting"
           ? "Reconnecting…"
           : `Quality: ${q.label}${q.rttMs !== null ? ` · ${q.rttMs} ms` : ""}${q.bitrateKbps !== null ? ` · ${q.bitrateKbps} kbit/s` : ""}`;
-    tick();
-    if (!ticker && call.state !== "ended") ticker = setInterval(tick, 1000);
-    if (call.state === "ended") {
-      clearInterval(ticker);
-      ticker = 0;
-    }
-  };
-  const tick = () => {
-    const call = calls.call;
-    const since = call && call.connectedAt;
-    $("call-duration").textContent = since ? duration((Date.now() - since) / 1000) : "0:00";
+    clock.update();
   };
   calls.addEventListener("call", async () => {
     remoteVideo.classList.remove("fill");

@@ -47,6 +47,30 @@ export function duration(seconds) {
 }
 
 /**
+ * A call's running duration in `el`: "0:00" until it connects, then ticking every second until it
+ * ends. update() after every change of the call; stop() when it is gone.
+ * @param {HTMLElement} el @param {() => ({state: string, connectedAt: number|null}|null)} current
+ */
+export function durationClock(el, current) {
+  let ticker = 0;
+  const tick = () => {
+    const since = current()?.connectedAt;
+    el.textContent = since ? duration((Date.now() - since) / 1000) : "0:00";
+  };
+  const stop = () => {
+    clearInterval(ticker);
+    ticker = 0;
+  };
+  const update = () => {
+    tick();
+    const call = current();
+    if (!call || call.state === "ended") stop();
+    else if (!ticker) ticker = setInterval(tick, 1000);
+  };
+  return { update, stop };
+}
+
+/**
  * How a call record reads in the timeline; a completed call with a report card adds its path and
  * quality ("Video call · 3:12 · direct · good", stats.js reportWords).
  * @param {{media: string, outcome: string, duration: number|null, reports?: {caller?: any, callee?: any}}} call

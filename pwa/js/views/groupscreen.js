@@ -3,7 +3,7 @@
 // duration, Mute / Camera off / Leave call; and the group ring in the incoming-call dialog. It renders
 // the GroupCallManager's state and turns taps into intents; it never touches RTCPeerConnection.
 
-import { duration, h, paintAvatar } from "./dom.js";
+import { durationClock, h, paintAvatar } from "./dom.js";
 
 /** @type {Record<string, string>} */
 const STATUS = {
@@ -68,15 +68,14 @@ export function mountGroupView(groups, signaling, names) {
   const tiles = new Map();
   /** @type {Tile|null} */
   let local = null;
-  let ticker = 0;
+  const ticking = durationClock(clock, () => groups.call);
 
   const render = () => {
     const call = groups.call;
     if (!call) {
       screen.hidden = true;
       screen.remove();
-      clearInterval(ticker);
-      ticker = 0;
+      ticking.stop();
       for (const t of tiles.values()) attach(t.video, null);
       tiles.clear();
       if (local) attach(local.video, null);
@@ -132,16 +131,7 @@ export function mountGroupView(groups, signaling, names) {
     mute.setAttribute("aria-pressed", String(call.muted));
     camera.textContent = sendsCamera(call) ? "Camera off" : "Camera on";
     camera.setAttribute("aria-pressed", String(!sendsCamera(call)));
-    tick();
-    if (!ticker && call.state !== "ended") ticker = setInterval(tick, 1000);
-    if (call.state === "ended") {
-      clearInterval(ticker);
-      ticker = 0;
-    }
-  };
-  const tick = () => {
-    const since = groups.call && groups.call.connectedAt;
-    clock.textContent = since ? duration((Date.now() - since) / 1000) : "0:00";
+    ticking.update();
   };
   for (const type of ["call", "change", "ended", "cleared"]) groups.addEventListener(type, render);
   signaling.addEventListener("state", render);
