@@ -15,7 +15,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from backend.turnserver import LocalTurn
-from harness.calls import relay_call, status, wait_media_flowing
+from harness.calls import connected_call, relay_call, status, wait_media_flowing, wait_until
 from harness.people import User
 
 # Kept in the page: what happened and when (performance.now(), ms), in order. The listeners on
@@ -161,5 +161,41 @@ def test_a_network_change_restarts_ice_at_once_and_media_comes_back(
     # From the event the page acted on: the socket's welcome comes a round trip before the restart.
     took = (back - (heard if reason == "signaling" else restart)) / 1000
     print(f"\n{trigger} {'-'.join(engines)}: media back {took:.2f} s after the {reason} event")
+    alice.page.get_by_role("button", name="End call").click()
+    expect(status(bob.page)).to_contain_text("Call ended")
+
+
+@pytest.mark.parametrize(
+    "engines", [("chromium", "chromium"), ("chromium", "firefox")], ids="-".join
+)
+def test_a_connection_that_ice_calls_connected_but_brings_no_media_is_replaced(
+    make_user: Callable[..., User], engines: tuple[str, str]
+) -> None:
+    # After some ICE restarts between Chromium and Firefox, ICE says "connected" and consent checks
+    # pass while one side's RTP is dropped (docs/benchmarks.md, section 6). Here bob's connection
+    # stops sending media the same way: its senders lose their tracks, its ICE and DTLS stay up.
+    alice, bob = connected_call(make_user, engines)
+    wait_media_flowing(bob, video=True)
+    alice.page.evaluate(RECORD)
+    alice.page.evaluate("() => { window.__stalledPeer = window.parley.calls.call.other; }")
+    bob.page.evaluate(
+        "() => Promise.all(window.parley.calls.call.other.pc.getSenders()"
+        ".map((sender) => sender.replaceTrack(null)))"
+    )
+    # alice's side sees ICE connected and nothing coming, says so, and makes a new connection,
+    # which bob answers from a new connection of its own: media flows both ways again.
+    wait_until(
+        lambda: alice.page.evaluate(
+            "() => ![null, window.__stalledPeer].includes(window.parley.calls.call.other)"
+        ),
+        "alice's connection was not replaced",
+        seconds=40,
+    )
+    wait_media_flowing(alice, video=True)
+    wait_media_flowing(bob, video=True)
+    expect(status(alice.page)).to_have_text("Connected")
+    expect(status(bob.page)).to_have_text("Connected")
+    log = [str(e["what"]) for e in events(alice.page)]
+    assert "status:Reconnecting…" in log, log
     alice.page.get_by_role("button", name="End call").click()
     expect(status(bob.page)).to_contain_text("Call ended")

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import HealthCheck, settings
 
 from backend.extensions import db
 from harness.cluster import Cluster, cluster
@@ -23,6 +24,11 @@ from harness.servers import (
     redis_server,
 )
 from harness.wsclient import Person, username
+
+# Property tests count examples, never the clock: a loaded 2-core machine generates them slowly,
+# and Hypothesis's "too slow" health check then fails a test whose property holds (seen in CI).
+settings.register_profile("parley", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("parley")
 
 
 @pytest.fixture(scope="session")

@@ -153,7 +153,7 @@ class EchoBot:
 
     async def _limit(self, call: PeerCall) -> None:
         await asyncio.sleep(self.max_seconds)
-        if call.ended.is_set():
+        if call.finishing:
             return
         seconds = int(self.max_seconds)
         limit = f"{seconds // 60} minutes" if seconds >= 60 else f"{seconds} seconds"

@@ -70,7 +70,9 @@ class PeerCall:
     polite: bool
     making_offer: bool = False
     ignore_offer: bool = False
+    # Set once the call is over and its connection closed; `finishing` from the moment it ends.
     ended: asyncio.Event = field(default_factory=asyncio.Event)
+    finishing: bool = False
     end_reason: str = ""
     answered: asyncio.Event = field(default_factory=asyncio.Event)
     # Remote candidates wait here until the remote description is set: added before it, they fail
@@ -334,7 +336,7 @@ class Peer:
                 code = call.security_code
                 log.info("call %s security code: %s", call.id, code.text if code else "none")
                 await self._send_media(call)
-            elif pc.connectionState == "failed" and not call.ended.is_set() and call.pc is pc:
+            elif pc.connectionState == "failed" and not call.finishing and call.pc is pc:
                 await self.hang_up(call)
 
         return pc
@@ -423,17 +425,20 @@ class Peer:
                 sender.track.stop()
 
     async def _finish(self, call: PeerCall, reason: str) -> None:
-        if call.ended.is_set():
+        if call.finishing:
             return
+        call.finishing = True
         call.end_reason = reason
-        call.ended.set()
         self.calls.pop(call.id, None)
         self.finished.append(call)
         for task in call.tasks:
             task.cancel()
-        await call.card.sample(call.pc)  # before close, which forgets the path
-        self._stop_senders(call.pc)
-        await call.pc.close()
+        try:
+            await call.card.sample(call.pc)  # before close, which forgets the path
+            self._stop_senders(call.pc)
+            await call.pc.close()
+        finally:
+            call.ended.set()  # only now: whoever waits for the end finds the connection closed
         await self._report(call)
 
     async def _report(self, call: PeerCall) -> None:

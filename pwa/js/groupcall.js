@@ -20,6 +20,9 @@ const LEVEL_DECAY = 0.7; // a level falls off over a second or so: words have ga
 // ICE restarts on the old one can fail for good (Chromium refused Firefox's answer after a rollback:
 // "Failed to set SSL role for the transport").
 const REPLACE_AFTER_MS = 12000;
+// A new connection not up this long after its offer is offered again (its offer or answer can be
+// lost while the server restarts; nothing else would retry a connection that never connected).
+const REOFFER_AFTER_MS = 20000;
 
 export class GroupCall {
   /**
@@ -139,14 +142,19 @@ export class GroupCall {
       this.update();
       if (this.me.id < id) setTimeout(() => this.replaceIfDown(peer), REPLACE_AFTER_MS);
     });
+    peer.addEventListener("stalled", () => this.replaceIfDown(peer)); // connected, no media: recovery.js
     peer.addEventListener("change", () => this.update());
     return peer;
   }
 
-  /** Still down and still the pair's connection: offer a new one in its place. @param {Peer} peer */
+  /**
+   * Still not up and still the pair's connection: offer a new one in its place, once signalling is
+   * up (an offer sent into a closed socket is lost). @param {Peer} peer
+   */
   replaceIfDown(peer) {
     if (this.state === "ended" || peer.closed || this.up.has(peer) || this.peers.get(peer.id) !== peer) return;
-    this.offerTo(this.user(peer.id), true);
+    if (this.signaling.state !== "open") setTimeout(() => this.replaceIfDown(peer), REPLACE_AFTER_MS);
+    else this.offerTo(this.user(peer.id), true);
   }
 
   /**
@@ -163,6 +171,7 @@ export class GroupCall {
     if (sdp === null || peer.closed) return;
     this.signaling.send(groupDescription(this.id, user.id, { type: "offer", sdp }, restart || this.resuming));
     peer.sendCandidates();
+    setTimeout(() => this.replaceIfDown(peer), REOFFER_AFTER_MS);
     this.update();
   }
 

@@ -13,6 +13,8 @@ import { RECONNECTING, ReportCard } from "./stats.js";
 /** @typedef {{id: number, username: string}} User */
 /** @typedef {import("./peer.js").IceConfig} IceConfig */
 
+const RENEW_GAP_MS = 15000; // at most one new connection in this long for a connection with no media
+
 export class Call {
   /**
    * @param {{id: string, roomId: number, peer: User, media: "audio"|"video", role: "caller"|"callee",
@@ -68,6 +70,7 @@ export class Call {
     this.card = new ReportCard();
     /** @type {import("./stats.js").Report|null} what this side reports once the call ended */
     this.report = null;
+    this.renewedAt = 0;
   }
 
   /** The other person's Peer (a direct call has one); null before it is built or once replaced. */
@@ -137,6 +140,7 @@ export class Call {
     peer.addEventListener("candidate", (e) => this.signaling.send(iceCandidate(this.id, /** @type {CustomEvent} */ (e).detail)));
     peer.addEventListener("description", (e) => this.signaling.send(callDescription(this.id, /** @type {CustomEvent} */ (e).detail)));
     peer.addEventListener("connected", () => this.peerConnected());
+    peer.addEventListener("stalled", () => this.renew(peer));
     peer.addEventListener("down", () => {
       if (this.state !== "ended" && this.state !== "reconnecting" && this.connectedAt !== null) this.card.reconnected();
       if (this.state !== "ended") this.state = "reconnecting";
@@ -356,12 +360,7 @@ export class Call {
         await this.answerRestart(other);
         return;
       }
-      other.rejoining = true;
-      other.remoteQueue = [];
-      const sdp = await other.offer();
-      if (sdp === null) return;
-      this.signaling.send(callDescription(this.id, { type: "offer", sdp }, true));
-      other.sendCandidates();
+      await this.offerRestart(other);
     } catch (error) {
       if (this.state === "ended") return;
       if (other && this.other !== other) return; // a restart offer replaced this connection meanwhile
@@ -374,6 +373,31 @@ export class Call {
       this.rejoinable = true;
       this.error = `Tap Rejoin call to continue. ${(error && error.message) || error}`;
       this.onchange(this);
+    }
+  }
+
+  /** Offer from our new connection `other`: a restart offer, so the other side replaces its own. @param {Peer} other */
+  async offerRestart(other) {
+    other.rejoining = true;
+    other.remoteQueue = [];
+    const sdp = await other.offer();
+    if (sdp === null) return;
+    this.signaling.send(callDescription(this.id, { type: "offer", sdp }, true));
+    other.sendCandidates();
+  }
+
+  /** Connected with no media (recovery.js): a new connection, as after a reload, if signalling is up. @param {Peer} peer */
+  async renew(peer) {
+    if (this.state === "ended" || this.other !== peer || !this.localStream || this.signaling.state !== "open") return;
+    if (Date.now() - this.renewedAt < RENEW_GAP_MS) return;
+    this.renewedAt = Date.now();
+    try {
+      const [stream, config] = [this.localStream, await this.iceConfig()];
+      if (this.state === "ended" || this.other !== peer) return;
+      this.dropPeers();
+      await this.offerRestart(this.addPeer(stream, config));
+    } catch (error) {
+      console.warn("no new connection", error); // the down path's restarts go on
     }
   }
 

@@ -5,10 +5,12 @@
 //
 // Events: "description" (detail: a description to send the other side), "candidate" (detail: a
 // local candidate to send), "connected" (media can flow; after a network change, once it does),
-// "down" (the path broke, or the network changed under it: restarts are under way), "restart"
+// "down" (the path broke, or the network changed under it: restarts are under way), "stalled" (ICE
+// is connected and no media comes: the call replaces this connection, recovery.js), "restart"
 // (detail: {reason}; an ICE restart begins) and "change" (tracks, quality or security code:
 // something views show).
 
+import { mediaBack, StallWatch, ufrag } from "./recovery.js";
 import { securityCode } from "./securitycode.js";
 import { rate, walkStats } from "./stats.js";
 
@@ -16,17 +18,9 @@ const RESTART_AFTER_MS = 1500; // a "disconnected" path gets this long to heal b
 const RETRY_GAP_MS = 2000; // between ICE restarts while the path stays down
 const CREDENTIAL_MARGIN_MS = 60000;
 const QUALITY_EVERY_MS = 2000; // no inbound bytes for one interval reads as "No media"
-const MEDIA_POLL_MS = 250; // after a network restart, how often to look for media on the new path
-const RECOVER_WITHIN_MS = 10000; // a network restart not back by then hands over to the down/retry path
-const RECOVER_ATTEMPTS = 3; // network restarts in all when ICE connects and no media comes (watchRecovery)
 
 /** @typedef {"down"|"online"|"connection"|"signaling"|"manual"} RestartReason */
-/** @typedef {{ufrag: string, since: number, reason: "online"|"connection"|"signaling", attempt: number}} Recovery */
-
-/** @param {RTCSessionDescription|null} d @returns {string} the description's ICE username fragment */
-const ufrag = (d) => ((d && /a=ice-ufrag:(\S+)/.exec(d.sdp)) || [])[1] || "";
-/** @param {number} ms */
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+/** @typedef {{ufrag: string, reason: "online"|"connection"|"signaling"}} Recovery */
 
 /** @typedef {{iceServers: RTCIceServer[], iceTransportPolicy?: RTCIceTransportPolicy, ttl?: number}} IceConfig */
 
@@ -80,6 +74,9 @@ export class Peer extends EventTarget {
      * @type {Recovery|null} our ICE ufrag when it began, when, why, and which attempt
      */
     this.recovering = null;
+    /** ICE connected and no media: "stalled" was raised; "connected" waits for media again. */
+    this.stalled = false;
+    this.stallWatch = new StallWatch();
     /** @type {{stats: import("./stats.js").Stats, at: number}|null} */
     this.lastWalk = null;
     /** @type {RTCRtpSender|null} the video sender sendVideo() added (its track may be null now) */
@@ -249,7 +246,7 @@ export class Peer extends EventTarget {
       this.down = false;
       this.startQuality();
       this.updateSecurityCode();
-      if (!this.recovering) this.emit("connected"); // else watchRecovery says so once media flows
+      if (!this.recovering && !this.stalled) this.emit("connected"); // else once media flows
     } else if (state === "disconnected" || state === "failed" || pc.iceConnectionState === "failed") {
       if (!this.down) this.downSince = Date.now();
       this.down = true;
@@ -292,9 +289,9 @@ export class Peer extends EventTarget {
    * drop): restart ICE now, even if "connected": after a path change the pair in use can be dead
    * for seconds before ICE notices (up to 30 s to "failed"), and a restart on a healthy path costs
    * one offer and answer while media goes on over the old pair. One restart at a time.
-   * @param {"online"|"connection"|"signaling"} reason @param {number} [attempt] @returns {boolean} whether a restart began
+   * @param {"online"|"connection"|"signaling"} reason @returns {boolean} whether a restart began
    */
-  networkChanged(reason, attempt = 1) {
+  networkChanged(reason) {
     if (this.closed || !this.negotiated || this.rejoining) return false; // the first paths are not chosen yet
     const pc = this.pc;
     const offer = pc.localDescription;
@@ -305,7 +302,8 @@ export class Peer extends EventTarget {
       }
       return false;
     }
-    this.recovering = { ufrag: ufrag(offer), since: Date.now(), reason, attempt };
+    this.recovering = { ufrag: ufrag(offer), reason };
+    this.stalled = false; // the restart's outcome decides now
     this.emit("down");
     this.emit("change");
     this.restartIce(reason);
@@ -314,41 +312,25 @@ export class Peer extends EventTarget {
   }
 
   /**
-   * "connected" once the restart is answered, ICE connected and media bytes rising again. ICE can
-   * call a pair connected that brings no media (seen Chromium-Firefox via a restarted coturn): retried.
+   * "connected" once the restart is answered, ICE connected and media bytes rising again; "stalled"
+   * if ICE connects and no media comes (recovery.js); else the down path's retries take over.
    * @param {Recovery} recovery
    */
   async watchRecovery(recovery) {
-    let [before, settled, flowing] = [-1, false, false];
-    while (!this.closed && this.recovering === recovery) {
-      await sleep(MEDIA_POLL_MS);
-      if (this.closed || this.recovering !== recovery) return;
-      const pc = this.pc;
-      settled =
-        pc.signalingState === "stable" && ufrag(pc.localDescription) !== recovery.ufrag && pc.connectionState === "connected";
-      const bytes = settled ? await this.inboundBytes() : -1;
-      if (this.closed || this.recovering !== recovery) return;
-      flowing = settled && before >= 0 && bytes > before;
-      if (flowing) break;
-      before = bytes;
-      if (Date.now() - recovery.since > RECOVER_WITHIN_MS) break;
-    }
-    if (this.closed || this.recovering !== recovery) return;
+    const outcome = await mediaBack(this.pc, recovery.ufrag, () => !this.closed && this.recovering === recovery);
+    if (outcome === "gone") return;
     this.recovering = null;
-    if (settled && !flowing && recovery.attempt < RECOVER_ATTEMPTS) {
-      console.warn(`ICE connected but no media ${RECOVER_WITHIN_MS} ms after restart ${recovery.attempt}: again`);
-      if (this.networkChanged(recovery.reason, recovery.attempt + 1)) return;
-    }
-    this.connectionChanged(); // "connected" now, or the down path's retries take over
+    if (outcome === "stalled") this.stall(`ICE connected but no media after the ${recovery.reason} restart`);
+    else this.connectionChanged(); // "connected" now, or the down path's retries take over
   }
 
-  /** Media bytes received so far on this connection; -1 once it is closed. */
-  async inboundBytes() {
-    try {
-      return walkStats(await this.pc.getStats()).inbound.bytes;
-    } catch {
-      return -1; // closed meanwhile
-    }
+  /** Raise "stalled" (the call replaces this connection); "connected" waits for media. @param {string} why */
+  stall(why) {
+    console.warn(`${why}: a new connection`);
+    this.stalled = true;
+    this.emit("down");
+    this.emit("stalled");
+    this.emit("change");
   }
 
   async refreshCredentials() {
@@ -424,6 +406,15 @@ export class Peer extends EventTarget {
     if (this.closed) return;
     const stats = walkStats(report);
     const at = Date.now();
+    const stalledNow = this.stallWatch.stalled(this.pc, stats.inbound.packetsReceived);
+    if (this.recovering) {
+      // watchRecovery looks after media until the network restart is over
+    } else if (stalledNow && !this.stalled) {
+      this.stall("ICE connected and no media coming");
+    } else if (this.stalled && this.stallWatch.flowing) {
+      this.stalled = false; // media again after all
+      this.connectionChanged();
+    }
     const ice = this.pc.iceConnectionState;
     const down = this.down || ice === "disconnected" || ice === "checking" || ice === "failed";
     this.quality = rate(stats, this.lastWalk, at, down);
