@@ -10,7 +10,7 @@
 // (detail: {reason}; an ICE restart begins) and "change" (tracks, quality or security code:
 // something views show).
 
-import { mediaBack, StallWatch, ufrag } from "./recovery.js";
+import { arriving, mediaBack, StallWatch, ufrag } from "./recovery.js";
 import { securityCode } from "./securitycode.js";
 import { rate, walkStats } from "./stats.js";
 
@@ -288,10 +288,14 @@ export class Peer extends EventTarget {
    * The network changed (online again, navigator.connection "change", signalling back after a
    * drop): restart ICE now, even if "connected": after a path change the pair in use can be dead
    * for seconds before ICE notices (up to 30 s to "failed"), and a restart on a healthy path costs
-   * one offer and answer while media goes on over the old pair. One restart at a time.
-   * @param {"online"|"connection"|"signaling"} reason @returns {boolean} whether a restart began
+   * one offer and answer while media goes on over the old pair. One restart at a time. Signalling
+   * back is the weakest sign (a server restart drops every socket): it restarts only if no media
+   * arrives, since Firefox stops media from its restart offer until the answer, which a server
+   * going away again never brings.
+   * @param {"online"|"connection"|"signaling"} reason @param {boolean} [checked] media was looked for
+   * @returns {boolean} whether a restart began
    */
-  networkChanged(reason) {
+  networkChanged(reason, checked = false) {
     if (this.closed || !this.negotiated || this.rejoining) return false; // the first paths are not chosen yet
     const pc = this.pc;
     const offer = pc.localDescription;
@@ -300,6 +304,10 @@ export class Peer extends EventTarget {
       if (reason === "signaling" && pc.signalingState === "have-local-offer" && !this.makingOffer && offer) {
         this.emit("description", { type: offer.type, sdp: offer.sdp });
       }
+      return false;
+    }
+    if (reason === "signaling" && !checked) {
+      arriving(pc).then((yes) => yes || this.networkChanged(reason, true));
       return false;
     }
     this.recovering = { ufrag: ufrag(offer), reason };

@@ -26,13 +26,21 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 /** @param {RTCSessionDescription|null} d @returns {string} the description's ICE username fragment */
 export const ufrag = (d) => ((d && /a=ice-ufrag:(\S+)/.exec(d.sdp)) || [])[1] || "";
 
-/** Media bytes received so far on `pc`; -1 once it is closed. @param {RTCPeerConnection} pc */
-export async function inboundBytes(pc) {
+/** Media received so far on `pc` (bytes and packets); -1 each once it is closed. @param {RTCPeerConnection} pc */
+async function inbound(pc) {
   try {
-    return walkStats(await pc.getStats()).inbound.bytes;
+    const { bytes, packetsReceived: packets } = walkStats(await pc.getStats()).inbound;
+    return { bytes, packets };
   } catch {
-    return -1; // closed meanwhile
+    return { bytes: -1, packets: -1 }; // closed meanwhile
   }
+}
+
+/** Whether media packets arrive on `pc` now (any within `ms`). @param {RTCPeerConnection} pc @param {number} [ms] */
+export async function arriving(pc, ms = 500) {
+  const before = (await inbound(pc)).packets;
+  await sleep(ms);
+  return before >= 0 && (await inbound(pc)).packets > before;
 }
 
 /**
@@ -49,7 +57,7 @@ export async function mediaBack(pc, oldUfrag, current) {
     await sleep(MEDIA_POLL_MS);
     if (!current()) return "gone";
     const settled = pc.signalingState === "stable" && ufrag(pc.localDescription) !== oldUfrag && pc.connectionState === "connected";
-    const bytes = settled ? await inboundBytes(pc) : -1;
+    const bytes = settled ? (await inbound(pc)).bytes : -1;
     if (!current()) return "gone";
     if (settled && before >= 0 && bytes > before) return "flowing";
     before = bytes;
