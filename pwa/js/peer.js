@@ -71,7 +71,7 @@ export class Peer extends EventTarget {
     this.downSince = 0;
     /**
      * From a network-change restart until media flows on the new path: "connected" waits for it.
-     * @type {Recovery|null} our ICE ufrag when it began, when, why, and which attempt
+     * @type {Recovery|null} our ICE ufrag when it began, and why
      */
     this.recovering = null;
     /** ICE connected and no media: "stalled" was raised; "connected" waits for media again. */
@@ -415,11 +415,9 @@ export class Peer extends EventTarget {
     const stats = walkStats(report);
     const at = Date.now();
     const stalledNow = this.stallWatch.stalled(this.pc, stats.inbound.packetsReceived);
-    if (this.recovering) {
-      // watchRecovery looks after media until the network restart is over
-    } else if (stalledNow && !this.stalled) {
-      this.stall("ICE connected and no media coming");
-    } else if (this.stalled && this.stallWatch.flowing) {
+    // During a network restart watchRecovery looks after media.
+    if (!this.recovering && stalledNow && !this.stalled) this.stall("ICE connected and no media coming");
+    else if (!this.recovering && this.stalled && this.stallWatch.flowing) {
       this.stalled = false; // media again after all
       this.connectionChanged();
     }
