@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import secrets
-import signal
 import subprocess
 import time
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 from playwright.sync_api import Locator, expect
 
 from harness import aio
-from harness.grouppeers import ENV, join_command, make_group, stats_of
+from harness.grouppeers import ENV, join_command, make_group, stats_of, stopped
 from harness.people import User
 from harness.servers import ROOT, ParleyServer
 
@@ -62,12 +60,12 @@ def test_two_browsers_and_two_python_peers_in_one_group_video_call(
         )
         for name in bots
     }
-    ended: dict[str, dict[str, Any]] = {}
     try:
         for user in (alice, bob):
             user.page.evaluate("(id) => { location.hash = `#/room/${id}`; }", room_id)
             expect(user.page.get_by_role("textbox", name="Message")).to_be_visible()
         alice.page.get_by_role("button", name="Video call").click()
+        expect(alice.page.get_by_role("region", name="Group call")).to_be_visible()
         dialog = bob.page.get_by_role("alertdialog", name="Incoming call")
         dialog.get_by_role("button", name="Accept").click(timeout=60_000)
 
@@ -79,11 +77,10 @@ def test_two_browsers_and_two_python_peers_in_one_group_video_call(
                 expect(screen.get_by_label(f"Video of {name}")).to_be_visible(timeout=120_000)
             video_moves(user, names)
     finally:
-        for name, process in peers.items():
-            process.send_signal(signal.SIGTERM)
-            out, err = process.communicate(timeout=90)
-            ended[name] = stats_of(out, err, process.returncode)
-            print(ended[name].pop("log"))  # shown when the test fails
+        outputs = {name: stopped(process) for name, process in peers.items()}
+        for name, (_, err, _) in outputs.items():
+            print(name, err.decode()[-4000:])  # shown when the test fails
+    ended = {name: stats_of(*output) for name, output in outputs.items()}
 
     # The Python peers got sound and pictures from the browsers and from each other.
     for me, stats in ended.items():

@@ -6,9 +6,12 @@ import re
 import secrets
 from collections.abc import Callable
 
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Locator, Page, Route, expect
 
+from harness.calls import wait_until
+from harness.groupcalls import make_group as api_group
 from harness.people import SCREENSHOTS, User
+from harness.servers import ParleyServer
 from harness.viewports import DESKTOP, phone
 
 WAIT = 30_000  # ms: a loaded two-core machine runs three browsers and the server
@@ -245,3 +248,34 @@ def test_join_call_shows_while_a_call_is_live_and_the_record_reads_per_member(
     expect(chats(carol.page).get_by_role("link", name=band, exact=True)).to_contain_text(
         "Missed group video call"
     )
+
+
+def test_video_call_in_a_group_whose_summary_is_still_on_its_way_starts_the_call(
+    make_user: Callable[..., User], server: ParleyServer
+) -> None:
+    # A group made a moment ago (here through the API) reaches the page as room_updated, then a
+    # fetch of the chat list; on a loaded server that fetch can still be on its way when the room
+    # is open. Video call waits for it rather than doing nothing (CI once saw the ring never come).
+    alice, bob = make_user("chromium"), make_user("chromium")
+    held: list[Route] = []
+
+    def hold(route: Route) -> None:
+        if route.request.method == "GET":
+            held.append(route)
+        else:
+            route.continue_()
+
+    alice.page.route("**/api/rooms", hold)
+    room, _ = api_group(alice, [bob], server)
+    alice.page.evaluate("(id) => { location.hash = `#/room/${id}`; }", room)
+    expect(alice.page.get_by_role("textbox", name="Message")).to_be_visible()
+    wait_until(lambda: bool(held), "the page never asked for the chat list")
+    alice.page.get_by_role("button", name="Video call").click()
+    for route in held:
+        route.continue_()
+    alice.page.unroute("**/api/rooms")
+    expect(alice.page.get_by_role("region", name="Group call")).to_be_visible(timeout=WAIT)
+    ring = bob.page.get_by_role("alertdialog", name="Incoming call")
+    expect(ring).to_contain_text(alice.username, timeout=WAIT)
+    alice.page.get_by_role("button", name="Leave call").click()
+    expect(ring).to_be_hidden(timeout=WAIT)

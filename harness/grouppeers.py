@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
+import subprocess
 import sys
 from typing import Any
 
@@ -79,3 +81,18 @@ async def finished(process: asyncio.subprocess.Process, seconds: float = 90) -> 
     """Wait for a join process to exit; return its stats (see stats_of)."""
     out, err = await asyncio.wait_for(process.communicate(), seconds)
     return stats_of(out, err, process.returncode)
+
+
+def stopped(
+    process: subprocess.Popen[bytes], seconds: float = 90
+) -> tuple[bytes, bytes, int | None]:
+    """SIGTERM a join process (it leaves and prints its stats); killed if it has not exited in
+    `seconds`. Its stdout, stderr and exit code: never raises, so a test's own failure shows."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        out, err = process.communicate(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, err = process.communicate()
+        err += f"\n(no exit {seconds:.0f} s after SIGTERM: killed)".encode()
+    return out, err, process.returncode

@@ -125,3 +125,22 @@ def test_four_peers_all_see_and_hear_each_other_a_fifth_is_refused_and_one_leave
         task.cancel()
 
     aio.run(scenario())
+
+
+def test_a_peer_waiting_for_a_call_that_never_rings_stops_at_sigterm_and_says_so(
+    server: ParleyServer,
+) -> None:
+    async def scenario() -> dict[str, Any]:
+        names = ["waits1", "waits2"]
+        room_id = await make_group(server, names)
+        process = await join_process(server, names[0], room_id, "--wait", "600")
+        # Signed in and waiting: its socket is up (the log says so) before we stop it.
+        assert process.stderr is not None
+        while b"waiting up to" not in await asyncio.wait_for(process.stderr.readline(), 60):
+            pass
+        process.send_signal(signal.SIGTERM)
+        return await finished(process, 30)
+
+    stats = aio.run(scenario())
+    assert stats["joined"] is False and stats["end_reason"] == "stopped", stats
+    assert stats["exit_code"] == 1, stats

@@ -19,6 +19,8 @@ from .echo import run_echo
 from .group import GroupPeer
 from .peer import Peer, PeerCall
 
+log = logging.getLogger("parley.peer")
+
 
 @dataclass
 class Session:
@@ -112,8 +114,19 @@ async def _join(args: argparse.Namespace) -> int:
 
     loop.add_signal_handler(signal.SIGUSR1, progress)
     await asyncio.wait_for(session.client.connected.wait(), 15)
-    # With --start, a room with no live call gets one at once; without, we wait for one to ring.
-    live = await peer.live_call(args.room_id, 0 if args.start else args.wait)
+    # With --start, a room with no live call gets one at once; without, we wait for one to ring
+    # (a stop signal ends that wait too: the stats say it stopped).
+    if not args.start:
+        log.info("online; waiting up to %.0f s for a call in room %d", args.wait, args.room_id)
+    waiting = asyncio.ensure_future(peer.live_call(args.room_id, 0 if args.start else args.wait))
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait([waiting, stopping], return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    live = waiting.result() if waiting.done() else None
+    waiting.cancel()
+    if stop.is_set() and live is None:
+        await session.report({"room_id": args.room_id, "joined": False, "end_reason": "stopped"})
+        return 1
     if live is not None:
         call = await peer.join(args.room_id, live, args.media)
     elif args.start:

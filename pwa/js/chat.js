@@ -112,6 +112,11 @@ export class ChatStore extends EventTarget {
     return this.rooms.find((r) => r.id === roomId) || null;
   }
 
+  /** A room's summary, fetched when this page has not had it yet (a group made a moment ago). @param {number} roomId */
+  async roomNow(roomId) {
+    return this.room(roomId) || (await this.loadRooms()).find((r) => r.id === roomId) || this.room(roomId);
+  }
+
   // --- groups --------------------------------------------------------------------------------
 
   /** Create a group of the user and `usernames`; the server's refusal is thrown as it said it. @param {string} name @param {string[]} usernames */

@@ -94,11 +94,16 @@ function route() {
     checkConnection: canCheck() ? async () => checkConnection(await iceConfig()) : null,
     openChat: async (username) => goToRoom((await chat.openRoom(username)).id),
     canCall,
-    call: (roomId, media) => {
-      const room = chat.room(roomId);
-      if (!room) return;
-      const started = room.kind === "group" ? groups.start(roomId, media) : calls.start({ roomId, peer: room.peer, media });
-      started.catch((error) => toast(error.message));
+    call: async (roomId, media) => {
+      try {
+        // A room this page has not had the summary of yet (a group made a moment ago) is fetched first:
+        // a tap on Video call never does nothing.
+        const room = await chat.roomNow(roomId);
+        if (!room) throw new Error("This chat is not available any more.");
+        await (room.kind === "group" ? groups.start(roomId, media) : calls.start({ roomId, peer: room.peer, media }));
+      } catch (error) {
+        toast(error instanceof Error ? error.message : String(error));
+      }
     },
     joinCall: (roomId) => groups.join(roomId).catch((error) => toast(error.message)),
   });
