@@ -11,9 +11,11 @@ import pytest
 from playwright.sync_api import Locator, expect
 
 from harness import aio
+from harness.groupcalls import screen
 from harness.grouppeers import ENV, join_command, make_group, stats_of, stopped
-from harness.people import User
+from harness.people import SCREENSHOTS, User
 from harness.servers import ROOT, ParleyServer
+from harness.viewports import phone
 
 pytestmark = pytest.mark.timeout(900)  # two browsers and two aiortc peers on two shared cores
 KINDS = ("audio", "video")
@@ -43,10 +45,42 @@ def video_moves(user: User, names: list[str], seconds: float = 120) -> None:
         time.sleep(0.5)
 
 
+def fits_the_phone(user: User, names: list[str]) -> None:
+    """The four tiles and the controls are all on `user`'s phone screen, which does not scroll."""
+    page = user.page
+    region = screen(page)
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "group-call-4-phone.png"))
+    size = page.viewport_size or {"width": 390, "height": 844}
+    on_screen = [
+        *(region.get_by_label(f"Video of {name}") for name in names),
+        region.get_by_label("Your video", exact=True),
+        *(
+            region.get_by_role("button", name=n, exact=True)
+            for n in ("Mute", "Camera off", "Leave call")
+        ),
+    ]
+    for item in on_screen:
+        expect(item).to_be_visible()
+        box = item.bounding_box()
+        assert box, item
+        assert box["x"] >= 0 and box["x"] + box["width"] <= size["width"] + 0.5, (item, box)
+        assert box["y"] >= 0 and box["y"] + box["height"] <= size["height"] + 0.5, (item, box)
+    assert region.evaluate(
+        """(screen) => {
+            const page = document.scrollingElement;
+            window.scrollTo(0, 1000);
+            return page.scrollHeight <= innerHeight + 1 && page.scrollWidth <= innerWidth + 1
+                && scrollY === 0 && screen.scrollHeight <= screen.clientHeight + 1;
+        }"""
+    ), "the phone's page (or its call screen) scrolls"
+
+
 def test_two_browsers_and_two_python_peers_in_one_group_video_call(
     make_user: Callable[..., User], server: ParleyServer
 ) -> None:
-    alice, bob = make_user("chromium"), make_user("firefox")
+    # alice holds the call on a phone: the grid of four fits its screen.
+    alice, bob = make_user("chromium", **phone("chromium")), make_user("firefox")
     bots = [f"py{secrets.token_hex(3)}", f"py{secrets.token_hex(3)}"]
     room_id = aio.run(make_group(server, [alice.username, bob.username, *bots]))
     # The Python peers wait for the room's call to ring, then join it.
@@ -76,6 +110,7 @@ def test_two_browsers_and_two_python_peers_in_one_group_video_call(
             for name in names:
                 expect(screen.get_by_label(f"Video of {name}")).to_be_visible(timeout=120_000)
             video_moves(user, names)
+        fits_the_phone(alice, [bob.username, *bots])
     finally:
         outputs = {name: stopped(process) for name, process in peers.items()}
         for name, (_, err, _) in outputs.items():
