@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import subprocess
 import time
@@ -16,6 +17,7 @@ from harness.grouppeers import ENV, join_command, make_group, stats_of, stopped
 from harness.people import SCREENSHOTS, User
 from harness.servers import ROOT, ParleyServer
 from harness.viewports import phone
+from harness.wsclient import Person
 
 pytestmark = pytest.mark.timeout(900)  # two browsers and two aiortc peers on two shared cores
 KINDS = ("audio", "video")
@@ -82,7 +84,8 @@ def test_two_browsers_and_two_python_peers_in_one_group_video_call(
     # alice holds the call on a phone: the grid of four fits its screen.
     alice, bob = make_user("chromium", **phone("chromium")), make_user("firefox")
     bots = [f"py{secrets.token_hex(3)}", f"py{secrets.token_hex(3)}"]
-    room_id = aio.run(make_group(server, [alice.username, bob.username, *bots]))
+    fifth = f"ws{secrets.token_hex(3)}"  # a fifth member, on a signalling socket of its own
+    room_id = aio.run(make_group(server, [alice.username, bob.username, *bots, fifth]))
     # The Python peers wait for the room's call to ring, then join it.
     peers = {
         name: subprocess.Popen(
@@ -106,18 +109,33 @@ def test_two_browsers_and_two_python_peers_in_one_group_video_call(
         # Each browser shows the three others' tiles, every one with moving video.
         for user, other in ((alice, bob), (bob, alice)):
             names = [other.username, *bots]
-            screen = user.page.get_by_role("region", name="Group call")
             for name in names:
-                expect(screen.get_by_label(f"Video of {name}")).to_be_visible(timeout=120_000)
+                expect(screen(user.page).get_by_label(f"Video of {name}")).to_be_visible(
+                    timeout=120_000
+                )
             video_moves(user, names)
         fits_the_phone(alice, [bob.username, *bots])
+
+        # The fifth member finds the call of four full and never gets in.
+        dan = Person(server, fifth)
+        try:
+            sock = dan.connect()
+            (live,) = [c for c in sock.welcome["group_calls"] if c["room_id"] == room_id]
+            sock.send({"type": "group_call_join", "call_id": live["call_id"]})
+            refused = sock.expect("error", timeout=30)
+            assert (refused["reason"], refused["call_id"]) == ("full", live["call_id"]), refused
+        finally:
+            dan.close()
+        for user in (alice, bob):
+            expect(screen(user.page).get_by_label(re.compile("^Video of "))).to_have_count(3)
     finally:
         outputs = {name: stopped(process) for name, process in peers.items()}
         for name, (_, err, _) in outputs.items():
             print(name, err.decode()[-4000:])  # shown when the test fails
     ended = {name: stats_of(*output) for name, output in outputs.items()}
 
-    # The Python peers got sound and pictures from the browsers and from each other.
+    # The Python peers got sound and pictures from the browsers and from each other (none from
+    # the fifth, who was never in).
     for me, stats in ended.items():
         assert stats["joined"], stats
         others = stats["participants"]
