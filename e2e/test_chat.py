@@ -50,9 +50,19 @@ def test_a_message_arrives_live_shows_delivered_and_survives_a_reload(
     expect(
         alice.page.get_by_role("log", name="Messages").get_by_text("Read", exact=True)
     ).to_be_visible()
+    # alice selects her message to copy it; bob's reply arriving meanwhile leaves it selected.
+    alice.page.get_by_role("log", name="Messages").get_by_text("hello bob").evaluate(
+        """(el) => {
+            const range = document.createRange();
+            range.selectNodeContents(el.firstChild);
+            getSelection().removeAllRanges();
+            getSelection().addRange(range);
+        }"""
+    )
     bob.page.get_by_role("textbox", name="Message").fill("hi alice")
     bob.page.keyboard.press("Enter")
     expect(alice.page.get_by_role("log", name="Messages").get_by_text("hi alice")).to_be_visible()
+    assert alice.page.evaluate("getSelection().toString()") == "hello bob"
     bob.page.reload()
     log_b = bob.page.get_by_role("log", name="Messages")
     expect(log_b.get_by_text("hello bob")).to_be_visible()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -30,8 +31,12 @@ document.addEventListener("securitypolicyviolation", (e) =>
 
 
 def box(locator: Locator) -> dict[str, float]:
-    found = locator.bounding_box()
-    assert found, f"{locator} has no box"
+    """The element's box, once it has one (a message just sent is redrawn when it is stored)."""
+    expect(locator).to_be_visible()
+    deadline = time.monotonic() + 15
+    while (found := locator.bounding_box()) is None:
+        assert time.monotonic() < deadline, f"{locator} has no box"
+        time.sleep(0.1)
     return found
 
 

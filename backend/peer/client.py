@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import httpx
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from backend.signaling.groupframes import GroupCallJoined, GroupCallRing, GroupCallState
 from backend.signaling.protocol import (
@@ -171,7 +171,9 @@ class ParleyClient:
             except InvalidStatus as refused:
                 if refused.response.status_code == 401:
                     await self._sign_in_again()
-            except (TimeoutError, OSError, ConnectionClosed) as exc:
+            except (TimeoutError, OSError, ConnectionClosed, InvalidHandshake) as exc:
+                # InvalidHandshake: e.g. a server going down closed the connection before its
+                # HTTP answer (seen while a test restarted the server; it ended the echo bot).
                 log.info("socket closed (%s); reconnecting", exc)
             finally:
                 self.ws = None

@@ -95,3 +95,24 @@ export function callRecordText(call) {
       return `Failed ${kind}`;
   }
 }
+
+/**
+ * Show `nodes` in `parent`, in order, keeping any element already there that reads the same (the
+ * same markup): a render after a tick or a new message leaves the unchanged messages as they are,
+ * so a selection, a screen reader's place in the log and anyone's handle on an element survive it;
+ * only new or changed ones go in. @param {HTMLElement} parent @param {HTMLElement[]} nodes
+ */
+export function reconcile(parent, nodes) {
+  /** @type {Map<string, Element[]>} */
+  const shown = new Map();
+  for (const el of parent.children) {
+    const same = shown.get(el.outerHTML);
+    if (same) same.push(el);
+    else shown.set(el.outerHTML, [el]);
+  }
+  const wanted = nodes.map((node) => shown.get(node.outerHTML)?.shift() || node);
+  wanted.forEach((node, i) => {
+    if (parent.children[i] !== node) parent.insertBefore(node, parent.children[i] || null);
+  });
+  while (parent.children.length > wanted.length) parent.lastElementChild?.remove();
+}

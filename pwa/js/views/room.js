@@ -3,7 +3,7 @@
 
 import { count, textLength } from "../chat.js";
 import { MAX_TEXT } from "../protocol.js";
-import { callRecordText, h } from "./dom.js";
+import { callRecordText, h, reconcile } from "./dom.js";
 import { groupCallText, groupHeader, names } from "./members.js";
 
 // Below this many characters left, the composer shows how many remain.
@@ -145,7 +145,7 @@ export function renderRoom(root, store, roomId, intents) {
         items.push(
           h(
             "li",
-            { class: "mine failed" },
+            { class: "mine failed", "data-client": p.client_id },
             ...linkify(p.text),
             h("span", { class: "meta" }, `Not sent · ${p.reason || ""}`),
             h(
@@ -158,11 +158,11 @@ export function renderRoom(root, store, roomId, intents) {
           ),
         );
       } else {
-        items.push(h("li", { class: "mine pending" }, ...linkify(p.text), h("span", { class: "meta" }, "Sending")));
+        items.push(h("li", { class: "mine pending", "data-client": p.client_id }, ...linkify(p.text), h("span", { class: "meta" }, "Sending")));
       }
     }
     const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 80;
-    log.replaceChildren(...items);
+    reconcile(log, items);
     if (atBottom || pending.length) log.scrollTop = log.scrollHeight;
     const last = stored[stored.length - 1];
     if (last && document.visibilityState === "visible") store.markRead(roomId, last.id);
