@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import random
 import shlex
 import shutil
 import signal
@@ -26,11 +27,51 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 
+def _test_ports() -> range:
+    """Where this process picks listening ports: below the kernel's ephemeral range, one slice
+    per pytest-xdist worker.
+
+    A port the kernel hands out for "any free port" comes from the ephemeral range, the same range
+    every outgoing connection takes its local port from; between picking it and the server binding
+    it (seconds: migrations run first), a browser's or a client's connection can take it. CI saw
+    gunicorn exit with "Connection in use" that way. Below that range, and apart per worker, only
+    our own servers bind.
+    """
+    ephemeral_low = 32768
+    try:
+        low_high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        ephemeral_low = int(low_high[0])
+    except (OSError, ValueError, IndexError):
+        pass
+    base = 10000
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    index = int(worker) if worker.isdigit() else 0
+    workers = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    span = (ephemeral_low - base) // max(workers, index + 1)
+    start = base + index * span
+    return range(start, start + span)
+
+
+_issued: set[int] = set()  # handed out by this process: never twice, even before they are bound
+
+
 def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """Return a TCP port on 127.0.0.1 that is free right now and that no outgoing connection will
+    take before our server binds it (see _test_ports)."""
+    ports = _test_ports()
+    offset = random.randrange(len(ports))
+    for step in range(len(ports)):
+        port = ports[(offset + step) % len(ports)]
+        if port in _issued:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _issued.add(port)
+        return port
+    raise RuntimeError(f"no free port in {ports}")
 
 
 def make_test_certs(directory: Path) -> Path:
