@@ -155,9 +155,20 @@ def test_a_push_shows_the_incoming_call_and_a_cancel_push_closes_it(
         if shown():
             break
         page.wait_for_timeout(250)
+    # When it fails (once in CI, under heavy load): what the worker and DevTools said, to tell why.
     assert shown() == [
         {"title": "bob is calling (video)", "tag": call, "actions": ["Accept", "Decline"]}
-    ]
+    ], (
+        registrations,
+        page.evaluate(
+            """async () => {
+                const r = await navigator.serviceWorker.getRegistration();
+                return {permission: Notification.permission,
+                        active: r && r.active && r.active.state,
+                        waiting: Boolean(r && r.waiting), installing: Boolean(r && r.installing)};
+            }"""
+        ),
+    )
     deliver({"type": "call_cancelled", "call_id": call})
     for _ in range(120):
         if not shown():
