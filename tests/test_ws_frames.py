@@ -14,7 +14,7 @@ from wsproto.connection import Connection as WsprotoConnection
 from wsproto.events import BytesMessage, Event, TextMessage
 from wsproto.frame_protocol import FrameProtocol, Opcode
 
-from backend.signaling.framing import FastReader, text_frame
+from backend.signaling.framing import FastReader, _apply_mask, _apply_mask_py, text_frame
 from harness.servers import ParleyServer, make_test_certs, parley_server
 from harness.wsclient import Person, Sock, answered_call, username
 
@@ -171,3 +171,9 @@ def test_the_fast_reader_reads_any_frames_in_any_chunks_as_wsproto_does(
             reader.receive_data(chunk)
             seen[name] += list(reader.events())
     assert messages_and_controls(seen["fast"]) == messages_and_controls(seen["plain"])
+
+
+@given(data=st.binary(max_size=300), mask=st.binary(min_size=4, max_size=4))
+def test_the_python_unmasking_fallback_gives_what_the_c_one_does(data: bytes, mask: bytes) -> None:
+    assert _apply_mask_py(data, mask) == _apply_mask(data, mask)
+    assert _apply_mask(_apply_mask(data, mask), mask) == data

@@ -144,11 +144,22 @@ def _frame_size(buffer: bytearray) -> tuple[int, int] | None:
     return head, head + length
 
 
+def _apply_mask_py(data: bytes, mask: bytes) -> bytes:
+    """XOR data with the repeated 4-byte mask (RFC 6455, 5.3)."""
+    size = len(data)
+    key = (mask * (size // 4 + 1))[:size]
+    return (int.from_bytes(data, "big") ^ int.from_bytes(key, "big")).to_bytes(size, "big")
+
+
+try:  # websockets (a dependency, for the Python peers) ships the same XOR in C: 4-8x faster
+    from websockets.speedups import apply_mask as _apply_mask
+except ImportError:  # a platform without its wheel: the same result in Python
+    _apply_mask = _apply_mask_py
+
+
 def _unmasked_text(mask: bytearray, payload: bytearray) -> TextMessage | None:
     """Return the text of a masked payload, or None when it is not valid UTF-8."""
-    size = len(payload)
-    key = (bytes(mask) * (size // 4 + 1))[:size]
-    clear = (int.from_bytes(payload, "big") ^ int.from_bytes(key, "big")).to_bytes(size, "big")
+    clear = _apply_mask(bytes(payload), bytes(mask))
     try:
         return TextMessage(data=clear.decode("utf-8"), frame_finished=True, message_finished=True)
     except UnicodeDecodeError:

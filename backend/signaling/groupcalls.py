@@ -26,6 +26,7 @@ from .groupframes import (
 from .hub import Connection
 from .livecalls import MAX_ENDED
 from .protocol import (
+    GROUP_SEND_TYPES,
     CallAnsweredElsewhere,
     CallCancelled,
     CallEnd,
@@ -36,7 +37,6 @@ from .protocol import (
     CallRejectedSend,
     CallResumeSend,
     CallTimeout,
-    GroupSend,
     PushCallOffer,
     PushCallOver,
     RelaySend,
@@ -66,10 +66,10 @@ class GroupCalls:
 
     def owns(self, message: CallMessage) -> bool:
         """Tell whether a signal is about a group call (a group frame, or a group call's id)."""
-        if isinstance(message, GroupSend):
+        if message.type in GROUP_SEND_TYPES:
             return True
-        with self.reg._lock:
-            return message.call_id in self.live or message.call_id in self._ended
+        # Two dict lookups, atomic as they are: no lock on every relayed candidate.
+        return message.call_id in self.live or message.call_id in self._ended
 
     def used(self, call_id: str) -> bool:
         """Tell whether a group call has (or had) this id."""

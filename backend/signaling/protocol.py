@@ -153,6 +153,8 @@ ClientMessage = Annotated[
 # Signals relayed unchanged (plus `from`) between the two participants of an active call.
 RelaySend = IceCandidateSend | CallDescriptionSend | CallMediaSend
 CLIENT_TYPES = frozenset(frame_types(ClientMessage))
+# By type name: isinstance against a union of models runs ABCMeta's check per class, per frame.
+GROUP_SEND_TYPES = frozenset(frame_types(GroupSend))
 _client_adapter: TypeAdapter[Any] = TypeAdapter(ClientMessage)
 
 
