@@ -144,7 +144,7 @@ def _frame_size(buffer: bytearray) -> tuple[int, int] | None:
     return head, head + length
 
 
-def _apply_mask_py(data: bytes, mask: bytes) -> bytes:
+def _apply_mask_py(data: bytes | bytearray | memoryview, mask: bytes | bytearray) -> bytes:
     """XOR data with the repeated 4-byte mask (RFC 6455, 5.3)."""
     size = len(data)
     key = (mask * (size // 4 + 1))[:size]
