@@ -8,7 +8,7 @@ _certs = Path(os.environ.get("CERTS_DIR", _root / "certs"))
 
 # gevent, plus closing sockets with 1001 on a graceful stop (backend/worker.py).
 worker_class = "backend.worker.ParleyWorker"
-# The default of 1,000 stalls new sockets in the handshake; an idle socket costs about 36 KB.
+# The default of 1,000 stalls new sockets in the handshake; an idle socket costs about 40 KB.
 worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "20000"))
 workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
 bind = [

@@ -35,7 +35,7 @@ from .ratelimit import TokenBucket
 from .redisbus import RedisBus
 from .registry import CallRegistry, ThreadScheduler
 from .roomframes import RoomRemoved, RoomUpdated
-from .socket import Pinger, Socket
+from .socket import Socket
 from .store import ReportRefused, Store
 
 log = logging.getLogger("parley.signaling")
@@ -86,7 +86,6 @@ class Signaling:
             else:
                 self.bus = InMemoryBus()
             self.hub = Hub(self.store.peers_of, self.bus)
-            self.pinger = Pinger(float(config["WS_PING_INTERVAL"]))
             self.calls = CallRegistry(
                 self.hub,
                 self.store,
@@ -212,7 +211,6 @@ class Signaling:
         with self._lock:
             self._sockets[conn.id] = conn
         try:
-            self.pinger.add(conn)
             self.hub.add(conn)
             self.router.opened(conn, user)
             for data in conn.frames():

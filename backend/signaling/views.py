@@ -36,7 +36,7 @@ def _guard() -> Any:
 
 @sock.route("/ws", bp=bp)
 def ws_route(ws: WebSocket) -> None:
-    tune(ws)
+    tune(ws)  # first: nothing may yield before it (socket.tune)
     user = protocol.User(id=current_user.id, username=current_user.username)
     sid = session.get("sid")
     # Release the pooled connection flask-login used, and the ORM user it keeps in `g`: sockets
