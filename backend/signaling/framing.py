@@ -159,7 +159,7 @@ except ImportError:  # a platform without its wheel: the same result in Python
 
 def _unmasked_text(mask: bytearray, payload: bytearray) -> TextMessage | None:
     """Return the text of a masked payload, or None when it is not valid UTF-8."""
-    clear = _apply_mask(bytes(payload), bytes(mask))
+    clear = _apply_mask(payload, mask)  # both take the bytearrays as they are: no copies
     try:
         return TextMessage(data=clear.decode("utf-8"), frame_finished=True, message_finished=True)
     except UnicodeDecodeError:
