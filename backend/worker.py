@@ -2,11 +2,49 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
 import sys
 from typing import Any
 
 import gevent
+from gevent.server import StreamServer
+from gunicorn.workers import ggevent
 from gunicorn.workers.ggevent import GeventWorker
+
+log = logging.getLogger("parley")
+
+# A client has this long to finish the TLS handshake (nginx's ssl_handshake_timeout is 60 s).
+TLS_HANDSHAKE_TIMEOUT = float(os.environ.get("TLS_HANDSHAKE_TIMEOUT", "30"))
+
+
+class TlsServer(StreamServer):
+    """gevent's StreamServer with the TLS handshake bounded in time and its failures quiet.
+
+    gevent does the handshake in the connection's greenlet with no time limit and prints a
+    traceback when it fails: a client that connects and sends nothing held a greenlet forever,
+    and one that went away mid-handshake (a phone losing signal, a port probe) printed
+    `SSLEOFError` tracebacks into the server's log.
+    """
+
+    def wrap_socket_and_handle(self, client_socket: Any, address: Any) -> Any:
+        # Wrapped first, shaken hands after: the wrapped socket owns the descriptor from then on,
+        # so it is the one to close when the handshake fails.
+        tls = self.wrap_socket(client_socket, **{**self.ssl_args, "do_handshake_on_connect": False})
+        with contextlib.closing(tls):
+            try:
+                with gevent.Timeout(TLS_HANDSHAKE_TIMEOUT) as timer:
+                    tls.do_handshake()
+            except gevent.Timeout as expired:
+                if expired is not timer:
+                    raise
+                log.debug("TLS handshake from %s timed out", address)
+                return None
+            except OSError as error:  # ssl.SSLError is one
+                log.debug("TLS handshake from %s failed: %s", address, error)
+                return None
+            return self.handle(tls, address)
 
 
 class ParleyWorker(GeventWorker):
@@ -19,6 +57,10 @@ class ParleyWorker(GeventWorker):
     def patch(self) -> None:
         super().patch()
         _refuse_a_blocking_psycopg()
+
+    def run(self) -> None:
+        ggevent.StreamServer = TlsServer  # the name gunicorn's run() builds its server from
+        super().run()
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         super().handle_exit(sig, frame)

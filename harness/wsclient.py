@@ -108,6 +108,9 @@ class Person:
             verify=server.ssl_context(),
             headers={"Origin": server.url},
             timeout=10,
+            # Drop an idle connection well before the server does (gunicorn's keepalive, 5 s):
+            # at the same 5 s, a request could go out on a connection the server is closing.
+            limits=httpx.Limits(keepalive_expiry=2),
         )
         response = self.http.post(
             "/api/register", json={"username": username, "password": password}

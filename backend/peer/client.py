@@ -108,8 +108,14 @@ class ParleyClient:
         self.username = username
         self.password = password
         self.ssl = ssl_context(ca_file)
+        # Idle connections dropped well before the server drops them (gunicorn's keepalive, 5 s):
+        # at the same 5 s, a request could go out on a connection the server is closing.
         self.http = httpx.AsyncClient(
-            base_url=self.base_url, verify=self.ssl, headers={"Origin": self.base_url}, timeout=15
+            base_url=self.base_url,
+            verify=self.ssl,
+            headers={"Origin": self.base_url},
+            timeout=15,
+            limits=httpx.Limits(keepalive_expiry=2),
         )
         self.ws: ClientConnection | None = None
         self.handler: Handler | None = None
