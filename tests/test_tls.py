@@ -1,4 +1,4 @@
-"""The server's TLS listener: handshakes that fail or never finish cost nothing and print nothing."""
+"""The TLS listener: handshakes that fail or never finish cost nothing and print nothing."""
 
 from __future__ import annotations
 
