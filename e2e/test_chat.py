@@ -105,3 +105,22 @@ def test_two_people_chat_at_a_phone_viewport(
     expect(alice.page.get_by_role("log", name="Messages").get_by_text("mine too")).to_be_visible()
     for page in (alice.page, bob.page):
         assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
+
+
+@pytest.mark.parametrize("engine", ["chromium", "firefox"])
+def test_a_tap_on_a_chat_opens_it_even_when_the_list_redraws_under_it(
+    make_user: Callable[..., User], engine: str
+) -> None:
+    # Someone coming online redraws the list; a tap pressed before it and released after it
+    # must still open the chat (the row's link used to be replaced, and the tap was lost).
+    alice, bob = make_user(engine), make_user("chromium")
+    alice.open_chat_with(bob)
+    alice.page.evaluate("() => { location.hash = '#/'; }")
+    expect(alice.page.get_by_role("textbox", name="Message")).to_be_hidden()
+    box = alice.page.get_by_role("link", name=bob.username).bounding_box()
+    assert box is not None
+    alice.page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    alice.page.mouse.down()
+    alice.page.evaluate("() => window.parley.chat.dispatchEvent(new Event('presence'))")
+    alice.page.mouse.up()
+    expect(alice.page.get_by_role("textbox", name="Message")).to_be_visible()

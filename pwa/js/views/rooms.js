@@ -42,12 +42,26 @@ export function renderRooms(root, store, intents) {
     h("label", {}, "New chat", input),
     h("button", { type: "submit", class: "primary" }, "Open chat"),
   );
+  /** @type {Map<number, HTMLElement>} */
+  let rows = new Map();
   const draw = () => {
     if (!store.rooms.length) {
+      rows = new Map();
       list.replaceChildren(h("li", { class: "empty" }, "No chats yet. Type someone's username above."));
       return;
     }
-    list.replaceChildren(...store.rooms.map((room) => roomRow(store, room, room.id === intents.activeRoomId, intents)));
+    // Each row is updated in place: a redraw (someone came online) between the press and the
+    // release of a tap would otherwise replace the link under it, and the tap would open nothing.
+    const next = new Map();
+    for (const room of store.rooms) {
+      const fresh = roomRow(store, room, room.id === intents.activeRoomId, intents);
+      const old = rows.get(room.id);
+      if (old) updateRow(old, fresh);
+      next.set(room.id, old || fresh);
+    }
+    rows = next;
+    const order = [...next.values()];
+    if (order.length !== list.children.length || order.some((row, i) => list.children[i] !== row)) list.replaceChildren(...order);
   };
   root.replaceChildren(signedInAs(store.user.username), form, error, groupForm(store), list, settings(intents), connectionCheck(intents.checkConnection) || "");
   draw();
@@ -116,6 +130,20 @@ function roomRow(store, room, active, intents) {
     store.joinable(room.id) &&
       h("button", { type: "button", class: "accept row-join", "aria-label": `Join call in ${label}`, onclick: () => intents.joinCall && intents.joinCall(room.id) }, "Join call"),
   );
+}
+
+/**
+ * Make the row `old` show what `fresh` shows, keeping `old`'s link element (a tap's target).
+ * @param {HTMLElement} old @param {HTMLElement} fresh
+ */
+function updateRow(old, fresh) {
+  const [link, ...rest] = [...old.children];
+  const [freshLink, ...freshRest] = [...fresh.children];
+  for (const name of link.getAttributeNames()) if (!freshLink.hasAttribute(name)) link.removeAttribute(name);
+  for (const name of freshLink.getAttributeNames()) link.setAttribute(name, /** @type {string} */ (freshLink.getAttribute(name)));
+  link.replaceChildren(...freshLink.childNodes);
+  for (const node of rest) node.remove();
+  old.append(...freshRest);
 }
 
 /** A room's last message in a line; in a group, whose it was ("carol: hi"). @param {import("../chat.js").ChatStore} store @param {any} last @param {boolean} group */
