@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8443
-SYSTEM_PACKAGES := chromium firefox-esr coturn redis-server postgresql nginx webkit2gtk-driver xvfb libgl1-mesa-dri pulseaudio
+SYSTEM_PACKAGES := chromium firefox-esr coturn redis-server postgresql nginx janus iproute2 webkit2gtk-driver xvfb libgl1-mesa-dri pulseaudio
 
 .PHONY: run test venv system-deps lint types unit e2e certs clean
 

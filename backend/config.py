@@ -42,6 +42,13 @@ def _local_secret_key(instance_path: Path, name: str = "secret_key") -> str:
     return key
 
 
+def _choice(name: str, allowed: tuple[str, ...]) -> str:
+    value = os.environ.get(name, "").strip().lower() or allowed[0]
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
+    return value
+
+
 def from_env(instance_path: Path) -> dict[str, Any]:
     """Build the Flask config mapping from the environment."""
     env = os.environ.get("PARLEY_ENV", "development")
@@ -91,6 +98,14 @@ def from_env(instance_path: Path) -> dict[str, Any]:
         "GROUP_MAX_MEMBERS": _int("GROUP_MAX_MEMBERS", 16),
         # People in one group call: a full mesh costs each of them an upload per other one.
         "GROUP_CALL_MAX": _int("GROUP_CALL_MAX", 4),
+        # Group calls through Janus (backend/sfu): its API on a private address, with a secret
+        # that never leaves the server. GROUP_CALLS=auto: groups bigger than GROUP_CALL_MAX.
+        "JANUS_URL": os.environ.get("JANUS_URL", ""),
+        "JANUS_API_SECRET": os.environ.get("JANUS_API_SECRET", ""),
+        "JANUS_ADMIN_KEY": os.environ.get("JANUS_ADMIN_KEY", ""),
+        "JANUS_TIMEOUT": float(os.environ.get("JANUS_TIMEOUT") or 10),
+        "GROUP_CALLS": _choice("GROUP_CALLS", ("auto", "mesh", "sfu")),
+        "SFU_CALL_MAX": _int("SFU_CALL_MAX", 16),
         "WS_MAX_MESSAGE": _int("WS_MAX_MESSAGE", 64 * 1024),
         "WS_PING_INTERVAL": _int("WS_PING_INTERVAL", 25),
         "WS_MESSAGE_RATE": _int("WS_MESSAGE_RATE", 20),

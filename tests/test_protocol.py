@@ -49,6 +49,13 @@ VALID = [
     {"type": "group_call_join", "call_id": CALL},
     {"type": "group_call_leave", "call_id": CALL},
     {
+        "type": "sfu_description",
+        "call_id": CALL,
+        "pc": "publish",
+        "description": {"type": "offer", "sdp": "v=0"},
+    },
+    {"type": "sfu_candidate", "call_id": CALL, "pc": "subscribe", "candidate": None},
+    {
         "type": "call_report",
         "call_id": CALL,
         "path": "relayed",

@@ -19,7 +19,12 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from backend.signaling.groupframes import GroupCallJoined, GroupCallRing, GroupCallState
+from backend.signaling.groupframes import (
+    GroupCallJoined,
+    GroupCallRing,
+    GroupCallState,
+    SfuDescription,
+)
 from backend.signaling.protocol import (
     CallAnswer,
     CallAnsweredElsewhere,
@@ -71,6 +76,7 @@ ServerFrame = Annotated[
     | GroupCallRing
     | GroupCallState
     | GroupCallJoined
+    | SfuDescription
     | Error,
     Field(discriminator="type"),
 ]

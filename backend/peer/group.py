@@ -25,6 +25,7 @@ from backend.signaling.groupframes import (
     GroupCallRing,
     GroupCallStartSend,
     GroupCallState,
+    SfuDescription,
 )
 from backend.signaling.protocol import (
     CallDescription,
@@ -45,6 +46,7 @@ from backend.signaling.protocol import (
 from .client import ParleyClient, ServerFrame
 from .media import VIDEO_SIZE, generated_tracks
 from .peer import Peer, PeerCall, sends_video
+from .sfu import SfuLink
 
 log = logging.getLogger("parley.peer")
 
@@ -66,10 +68,14 @@ class GroupCall:
     joined_at: float = 0.0
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     end_reason: str = ""
+    sfu: SfuLink | None = None  # the call goes through Janus: two connections, not pairs
+    users: dict[int, User] = field(default_factory=dict)  # everyone we heard of in the call
 
     async def stats(self) -> dict[str, Any]:
         """Per remote participant (by username): frames and bytes received and sent per kind."""
         live = {pair.peer.username: await pair.stats() for pair in self.pairs.values()}
+        if self.sfu is not None:
+            live.update(await self.sfu.stats(self.users))
         return {
             "call_id": self.id,
             "room_id": self.room_id,
@@ -205,6 +211,9 @@ class GroupPeer(Peer):
                 pair = call.pairs.get(message.from_.id)
                 if pair is not None:
                     pair.remote_media = {"audio": message.audio, "video": message.video}
+            case SfuDescription():
+                if call.sfu is not None:
+                    await call.sfu.description(message)
             case CallEnd():
                 await self._end(call, message.reason)
             case Error():
@@ -216,6 +225,14 @@ class GroupPeer(Peer):
         if call is None or call.room_id != joined.room_id or call.ended.is_set():
             return
         self._in(call, joined.call_id)
+        call.users.update({user.id: user for user in joined.participants})
+        if joined.topology == "sfu":  # through Janus: (new) connections out and in
+            if call.sfu is not None:
+                await call.sfu.close()
+            tracks = [self.relay.subscribe(t, buffered=False) for t in self.sources]
+            call.sfu = SfuLink(self.client, call.id, self._configuration, tracks)
+            await call.sfu.publish()
+            return
         for user in joined.participants:
             if self.me is not None and user.id != self.me.id and user.id not in call.pairs:
                 pair = await self._pair(call, user)
@@ -254,6 +271,7 @@ class GroupPeer(Peer):
         if state.state == "ended":
             await self._end(call, "ended")
             return
+        call.users.update({user.id: user for user in state.participants})
         for user_id, pair in list(call.pairs.items()):
             if user_id not in present:
                 await self._drop(pair, "left")
@@ -360,6 +378,9 @@ class GroupPeer(Peer):
             return
         for pair in list(call.pairs.values()):
             await self._drop(pair, reason)
+        if call.sfu is not None:
+            call.gone.update(await call.sfu.stats(call.users))
+            await call.sfu.close()
         call.end_reason = reason
         call.ended.set()
         log.info("group call %s over for us (%s)", call.id, reason)

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, TypeAdapter
 
 from .effects import CallRecord, Outcome, Send
-from .groupframes import GroupCallJoined, GroupCallRing, GroupCallState, GroupState
+from .groupframes import GroupCallJoined, GroupCallRing, GroupCallState, GroupState, Topology
 from .livecalls import MAX_BACKLOG
 from .protocol import User, dump
 from .timers import Cancellable
@@ -55,6 +55,7 @@ class GroupCall:
     rung: set[int] = field(default_factory=set)  # members whose devices ring now
     pushed: set[int] = field(default_factory=set)  # members rung by Web Push (no socket)
     ring_timer: Cancellable | None = None
+    topology: Topology = "mesh"  # sfu: through Janus (backend/sfu), one room per call
 
     def join(self, user: User, conn: str | None, now: datetime) -> None:
         """Put user in the call with this socket; two in it make the call active."""
@@ -108,6 +109,7 @@ class GroupCall:
             room_id=self.room_id,
             media=self.media,
             participants=self.users(user_id),
+            topology=self.topology,
         )
 
     def cancel_timers(self) -> None:
@@ -159,6 +161,7 @@ class GroupCallSnapshot(BaseModel):
     joined: list[User]
     rung: list[int] = []
     pushed: list[int] = []
+    topology: Topology = "mesh"
 
     def live(self) -> GroupCall:
         """Return the call with no socket bound and no timer running."""
@@ -174,6 +177,7 @@ class GroupCallSnapshot(BaseModel):
             joined={user.id: user for user in self.joined},
             rung=set(self.rung),
             pushed=set(self.pushed),
+            topology=self.topology,
         )
         for saved in self.participants:
             call.participants[saved.user.id] = Participant(saved.user)
@@ -202,6 +206,7 @@ def dump_group_calls(calls: Iterable[GroupCall]) -> list[dict[str, Any]]:
             joined=list(call.joined.values()),
             rung=sorted(call.rung),
             pushed=sorted(call.pushed),
+            topology=call.topology,
         )
         for call in calls
     ]

@@ -22,7 +22,10 @@ from .groupframes import (
     GroupCallLeaveSend,
     GroupCallStartSend,
     GroupCallState,
+    SfuCandidateSend,
+    SfuDescriptionSend,
 )
+from .groupsfu import SfuSide
 from .hub import Connection
 from .livecalls import MAX_ENDED
 from .protocol import (
@@ -58,6 +61,7 @@ class GroupCalls:
     def __init__(self, registry: CallRegistry, max_size: int = 4) -> None:
         self.reg = registry
         self.max_size = max_size
+        self.sfu = SfuSide(self)  # calls through Janus, once GROUP_CALLS and JANUS_URL say so
         self.live: dict[str, GroupCall] = {}
         # Ended call ids and who was in them: a resume gets "gone", and no id is used twice.
         self._ended: OrderedDict[str, frozenset[int]] = OrderedDict()
@@ -107,6 +111,8 @@ class GroupCalls:
                 return self._resume(call, conn)
             if isinstance(msg, RelaySend):
                 return self._signal(call, conn, msg)
+            if isinstance(msg, SfuDescriptionSend | SfuCandidateSend):
+                return self.sfu.signal(call, conn, msg)
             return refuse(conn, msg.type, call.id, "forbidden", "not a signal of a group call")
 
     def _start(self, conn: Connection, msg: GroupCallStartSend) -> list[Effect]:
@@ -129,6 +135,8 @@ class GroupCalls:
                 ]
             now = self.reg.clock()
             call = GroupCall(msg.call_id, msg.room_id, msg.media, user, now, list(members))
+            call.topology = self.sfu.topology(len(members))
+            self.sfu.open(call)
             call.join(user, conn.id, now)
             self.live[call.id] = call
             call.ring_timer = self.reg.scheduler.call_later(
@@ -160,7 +168,7 @@ class GroupCalls:
             return refuse(conn, kind, call.id, "not_found", "no such user")
         if self._busy(uid):
             return [Send(conn.id, error("busy", "you are already in a call", kind, call.id))]
-        if len(call.participants) >= self.max_size:
+        if len(call.participants) >= self.sfu.limit(call):
             return [Send(conn.id, error("full", "this call is full", kind, call.id))]
         call.join(user, conn.id, self.reg.clock())
         out: list[Effect] = [
@@ -178,6 +186,7 @@ class GroupCalls:
         uid = conn.user_id
         if uid in call.participants:
             call.participants.pop(uid).stop_grace()
+            self.sfu.left(call, uid)
             return self._settled(call, "hangup")
         if uid not in call.rung:
             return []  # declined already, on this device or another
@@ -195,6 +204,7 @@ class GroupCalls:
             return refuse(conn, "call_resume", call.id, "not_found", "you are not in this call")
         person.conn, person.lost = conn.id, None
         person.stop_grace()
+        self.sfu.left(call, conn.user_id)  # SFU: it comes back on new connections
         backlog, person.backlog = person.backlog, []
         return [
             Send(conn.id, call.joined_frame(conn.user_id)),
@@ -245,6 +255,7 @@ class GroupCalls:
             for uid in removed:
                 if uid in call.participants:
                     call.participants.pop(uid).stop_grace()
+                    self.sfu.left(call, uid)
                     out.append(Deliver(uid, gone))
                     left = True
                 elif uid in call.rung:
@@ -298,6 +309,7 @@ class GroupCalls:
             if saved.id in self.live:
                 continue
             call = self.live[saved.id] = saved.live()
+            self.sfu.restored(call)
             if call.state == "ringing":
                 call.ring_timer = self.reg.scheduler.call_later(
                     self.reg.ring_timeout, self._ring_callback(call.id)
@@ -352,6 +364,7 @@ class GroupCalls:
                 return
             log.info("group call %s: user %s had no socket for the grace period", call_id, user_id)
             del call.participants[user_id]
+            self.sfu.left(call, user_id)
             out = self._settled(call, "disconnected")
         self.reg._settle(out)
 
@@ -378,6 +391,7 @@ class GroupCalls:
             out += self._unring(call, uid, over(call_id=call.id))
         self.live.pop(call.id, None)
         call.cancel_timers()
+        self.sfu.ended(call)
         self._ended[call.id] = frozenset([*call.joined, *call.participants])
         while len(self._ended) > MAX_ENDED:
             self._ended.popitem(last=False)

@@ -145,7 +145,13 @@ CallSignal = (
     | CallEndSend
     | CallResumeSend
 )
-GroupSend = group.GroupCallStartSend | group.GroupCallJoinSend | group.GroupCallLeaveSend
+GroupSend = (
+    group.GroupCallStartSend
+    | group.GroupCallJoinSend
+    | group.GroupCallLeaveSend
+    | group.SfuDescriptionSend
+    | group.SfuCandidateSend
+)
 CallMessage = CallOfferSend | CallSignal | GroupSend
 ClientMessage = Annotated[
     Ping | ChatSend | CallReportSend | CallMessage, Field(discriminator="type")
@@ -321,7 +327,8 @@ class CallCancelled(ServerMessage):
 class CallEnd(ServerMessage):
     type: Literal["call_end"] = "call_end"
     call_id: str
-    reason: Literal["hangup", "disconnected", "gone", "removed"]
+    # sfu_unavailable / sfu_restarted: Janus could not make the call's room / lost it.
+    reason: Literal["hangup", "disconnected", "gone", "removed", "sfu_unavailable", "sfu_restarted"]
 
 
 class CallReported(ServerMessage):

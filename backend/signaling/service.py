@@ -96,6 +96,8 @@ class Signaling:
                 takes_many=self.store.is_echo_bot,
                 group_max=int(config["GROUP_CALL_MAX"]),
             )
+            if config["JANUS_URL"]:
+                self._use_sfu(config)
             self.router: CallRouter
             if redis_bus is not None:
                 self.router = LeaderCalls(self.hub, self.calls, redis_bus)
@@ -104,6 +106,16 @@ class Signaling:
                 handover = CallsFile(self.app.instance_path, database)
                 self.router = LocalCalls(self.hub, self.calls, handover)
             self._started = True
+
+    def _use_sfu(self, config: Any) -> None:
+        """Send group calls through the Janus at JANUS_URL (its client lives in backend/sfu)."""
+        from backend.sfu.calls import SfuCalls
+        from backend.sfu.janus import Janus
+
+        side, most = self.calls.groups.sfu, int(config["SFU_CALL_MAX"])
+        janus = Janus(config["JANUS_URL"], config["JANUS_API_SECRET"], config["JANUS_TIMEOUT"])
+        calls = SfuCalls(janus, config["JANUS_ADMIN_KEY"], most, side.send, side.failed)
+        side.use(calls, config["GROUP_CALLS"], most)
 
     @property
     def node(self) -> str:
@@ -192,6 +204,7 @@ class Signaling:
         if not self._started:
             return
         self.router.shutdown()
+        self.calls.groups.sfu.close()
         with self._lock:
             sockets = list(self._sockets.values())
         for conn in sockets:

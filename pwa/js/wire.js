@@ -51,7 +51,7 @@
  * @typedef {Object} CallEnd
  * @property {"call_end"} type
  * @property {string} call_id
- * @property {"hangup"|"disconnected"|"gone"|"removed"} reason
+ * @property {"hangup"|"disconnected"|"gone"|"removed"|"sfu_unavailable"|"sfu_restarted"} reason
  */
 /**
  * @typedef {Object} CallEndSend
@@ -198,13 +198,14 @@
  * @property {string} call_id
  */
 /**
- * You are in: offer to each of `participants` (the others already in the call).
+ * You are in. Mesh: offer to each of `participants`. SFU: offer your sending connection.
  * @typedef {Object} GroupCallJoined
  * @property {"group_call_joined"} type
  * @property {string} call_id
  * @property {number} room_id
  * @property {"audio"|"video"} media
  * @property {Array<User>} participants
+ * @property {"mesh"|"sfu"} topology
  */
 /**
  * Leave a group call; from a member not in it, decline its ring on every device.
@@ -331,6 +332,38 @@
  * @property {string} sdp
  */
 /**
+ * SFU call: an ICE candidate of one of your two connections (null: no more).
+ * @typedef {Object} SfuCandidateSend
+ * @property {"sfu_candidate"} type
+ * @property {string} call_id
+ * @property {"publish"|"subscribe"} pc
+ * @property {IceCandidateInit|null} candidate
+ */
+/**
+ * SFU call: the answer for your sending connection, or an offer for your receiving one.
+ * @typedef {Object} SfuDescription
+ * @property {"sfu_description"} type
+ * @property {string} call_id
+ * @property {"publish"|"subscribe"} pc
+ * @property {SessionDescription} description
+ * @property {Array<SfuStream>} streams
+ */
+/**
+ * SFU call: the offer of your sending connection, or your answer to the receiving one's.
+ * @typedef {Object} SfuDescriptionSend
+ * @property {"sfu_description"} type
+ * @property {string} call_id
+ * @property {"publish"|"subscribe"} pc
+ * @property {SessionDescription} description
+ */
+/**
+ * Which participant's audio or video a receiving connection's `mid` carries.
+ * @typedef {Object} SfuStream
+ * @property {string} mid
+ * @property {number} user_id
+ * @property {"audio"|"video"} kind
+ */
+/**
  * A user as other users see them.
  * @typedef {Object} User
  * @property {number} id
@@ -369,9 +402,9 @@ export const LIMITS = frozen({
   "MAX_REPORT_DURATION_S": 604800
 });
 /** Frame types a client may send (ClientMessage). */
-export const CLIENT_TYPES = frozen(["ping", "chat_message", "call_report", "call_offer", "call_answer", "ice_candidate", "call_description", "call_media", "call_rejected", "call_end", "call_resume", "group_call_start", "group_call_join", "group_call_leave"]);
+export const CLIENT_TYPES = frozen(["ping", "chat_message", "call_report", "call_offer", "call_answer", "ice_candidate", "call_description", "call_media", "call_rejected", "call_end", "call_resume", "group_call_start", "group_call_join", "group_call_leave", "sfu_description", "sfu_candidate"]);
 /** Frame types the server sends on the socket (ServerMessage). */
-export const SERVER_TYPES = frozen(["call_answer", "call_answered_elsewhere", "call_busy", "call_cancelled", "call_description", "call_end", "call_media", "call_merged", "call_offer", "call_rejected", "call_report", "call_resumed", "call_ringing", "call_timeout", "chat_ack", "chat_message", "error", "group_call_joined", "group_call_ring", "group_call_state", "ice_candidate", "pong", "presence", "receipt", "room_removed", "room_updated", "welcome"]);
+export const SERVER_TYPES = frozen(["call_answer", "call_answered_elsewhere", "call_busy", "call_cancelled", "call_description", "call_end", "call_media", "call_merged", "call_offer", "call_rejected", "call_report", "call_resumed", "call_ringing", "call_timeout", "chat_ack", "chat_message", "error", "group_call_joined", "group_call_ring", "group_call_state", "ice_candidate", "pong", "presence", "receipt", "room_removed", "room_updated", "sfu_description", "welcome"]);
 /** Frame types the server sends by Web Push to pwa/sw.js (PushPayload). */
 export const PUSH_TYPES = frozen(["call_offer", "call_cancelled", "call_timeout", "call_rejected", "call_answered_elsewhere"]);
 /** Per direction and frame type, the fields every such frame carries. */
@@ -390,7 +423,9 @@ export const REQUIRED = frozen({
     "call_resume": ["type", "call_id"],
     "group_call_start": ["type", "call_id", "room_id", "media"],
     "group_call_join": ["type", "call_id"],
-    "group_call_leave": ["type", "call_id"]
+    "group_call_leave": ["type", "call_id"],
+    "sfu_description": ["type", "call_id", "pc", "description"],
+    "sfu_candidate": ["type", "call_id", "pc", "candidate"]
   },
   "server": {
     "call_answer": ["type", "call_id", "sdp", "from", "polite"],
@@ -410,7 +445,7 @@ export const REQUIRED = frozen({
     "chat_ack": ["type", "client_id", "message", "delivered"],
     "chat_message": ["type", "message"],
     "error": ["type", "reason", "message"],
-    "group_call_joined": ["type", "call_id", "room_id", "media", "participants"],
+    "group_call_joined": ["type", "call_id", "room_id", "media", "participants", "topology"],
     "group_call_ring": ["type", "call_id", "room_id", "from", "media", "participants"],
     "group_call_state": ["type", "call_id", "room_id", "media", "state", "started_by", "participants"],
     "ice_candidate": ["type", "call_id", "candidate", "from"],
@@ -419,6 +454,7 @@ export const REQUIRED = frozen({
     "receipt": ["type", "room_id", "delivered_id", "read_id"],
     "room_removed": ["type", "room_id"],
     "room_updated": ["type", "room"],
+    "sfu_description": ["type", "call_id", "pc", "description", "streams"],
     "welcome": ["type", "protocol", "user", "online", "calls", "group_calls"]
   },
   "push": {

@@ -1,0 +1,1 @@
+"""The SFU side of group calls: Parley as the only client of a Janus VideoRoom."""
