@@ -64,6 +64,11 @@ class SfuLink:
             return
         if kind != "offer" or self.closed:
             return
+        log.info(
+            "sfu call %s: receiving %s",
+            self.call_id,
+            " ".join(f"{s.mid}={s.user_id}/{s.kind}" for s in frame.streams),
+        )
         for stream in frame.streams:
             self.streams[stream.mid] = (stream.user_id, stream.kind)
             self.frames.setdefault(stream.user_id, {"audio": 0, "video": 0})

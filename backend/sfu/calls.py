@@ -107,6 +107,9 @@ class SfuCall:
             seat.publisher = room.attach(lambda event: self.put(lambda: self._heard(seat, event)))
             answer = room.publish(seat.publisher, user_id, jsep)
         self._tell(seat, "publish", answer)
+        log.debug(
+            "sfu call %s: user %s publishes; present: %s", self.id, user_id, _publishers(answer)
+        )
         self._subscribe(seat, _publishers(answer))
 
     def answered(self, user_id: int, answer: SessionDescription) -> None:
@@ -173,6 +176,11 @@ class SfuCall:
         new = [f for f in feeds if f != seat.user_id and f not in seat.feeds and f in self.seats]
         if not new or self.room is None:
             return
+        # One publisher per offer: aiortc, given an offer with several video m-lines at once,
+        # gets media on the first only (measured: 0 packets on the others); added one by one,
+        # every m-line carries. A late joiner's connection fills up in one round trip each.
+        new, rest = new[:1], new[1:]
+        seat.later.update(rest)
         if seat.offering:
             seat.later.update(new)
             return

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -194,6 +195,7 @@ class Session:
                 if exc.code == 458 or failures >= 3:  # 458: no such session (Janus restarted)
                     self._lost(str(exc))
                     return
+                time.sleep(1)
                 continue
             for event in events:
                 self._dispatch(event)
