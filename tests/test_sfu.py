@@ -41,7 +41,7 @@ def janus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JanusServer]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, janus: JanusServer) -> Iterator[ParleyServer]:
-    """GROUP_CALLS=auto with GROUP_CALL_MAX=2: a group of two calls in a mesh, bigger ones via Janus."""
+    """GROUP_CALLS=auto, GROUP_CALL_MAX=2: a group of two calls in a mesh, bigger ones via Janus."""
     root = tmp_path_factory.mktemp("sfu")
     env = {**janus.env(), "GROUP_CALL_MAX": "2", "SFU_CALL_MAX": "6", "JANUS_TIMEOUT": "3"}
     with parley_server(root, make_test_certs(root / "certs"), **env) as running:
