@@ -5,7 +5,8 @@
 
 import { getMedia, startCamera } from "./media.js";
 import { Peer } from "./peer.js";
-import { callMedia, groupCandidate, groupDescription } from "./protocol.js";
+import { callMedia, callResume, groupCandidate, groupDescription } from "./protocol.js";
+import { SfuLink } from "./sfulink.js";
 import { SpeakingMeter } from "./speaking.js";
 
 /** @typedef {"ringing"|"connecting"|"connected"|"reconnecting"|"ended"} GroupState */
@@ -68,7 +69,39 @@ export class GroupCall {
     this.error = null;
     /** @type {string|null} */
     this.warning = null;
+    /** @type {SfuLink|null} the call goes through the SFU: two connections, not one per person */
+    this.sfu = null;
     this.levelTimer = setInterval(() => this.measureLevels(), LEVEL_EVERY_MS);
+  }
+
+  /** Through the SFU: (new) connections out and in; each other participant a tile from them. */
+  async useSfu() {
+    if (!(await this.ready) || this.state === "ended") return;
+    if (this.sfu) this.sfu.close();
+    const link = (this.sfu = new SfuLink({
+      callId: this.id,
+      stream: /** @type {MediaStream} */ (this.localStream),
+      config: /** @type {RTCConfiguration} */ (/** @type {unknown} */ (this.config)),
+      signaling: this.signaling,
+    }));
+    this.peers = /** @type {Map<number, any>} */ (link.remotes);
+    this.up.clear();
+    const changed = () => {
+      if (this.sfu !== link) return;
+      this.up.clear();
+      if (link.up) for (const remote of link.remotes.values()) if (remote.remoteStream.getTracks().length) this.up.add(/** @type {any} */ (remote));
+      if (link.up && this.connectedAt === null) this.connectedAt = Date.now();
+      if (link.up) this.sendMedia();
+      this.update();
+    };
+    link.addEventListener("change", changed);
+    link.addEventListener("up", changed);
+    await link.publish();
+  }
+
+  /** Janus's answer to what we send, or its offer of what we receive. @param {any} msg */
+  gotSfu(msg) {
+    if (this.sfu && this.state !== "ended") return this.sfu.gotDescription(msg);
   }
 
   /**
@@ -255,7 +288,8 @@ export class GroupCall {
         const track = await startCamera({});
         if (this.state === "ended") return track.stop();
         stream.addTrack(track);
-        await Promise.all([...this.peers.values()].filter((p) => !p.closed).map((p) => p.sendVideo(track, stream)));
+        if (this.sfu) await this.sfu.sendVideo(track);
+        else await Promise.all([...this.peers.values()].filter((p) => !p.closed).map((p) => p.sendVideo(track, stream)));
       } catch (error) {
         this.warning = (error && error.message) || String(error);
       }
@@ -268,6 +302,8 @@ export class GroupCall {
 
   /** The network changed or signalling came back: every open connection restarts ICE. @param {"online"|"connection"|"signaling"} reason */
   networkChanged(reason) {
+    // Through the SFU: ask to start over (call_resume: new connections, the old ones dropped).
+    if (this.sfu) return void (reason !== "signaling" && this.signaling.send(callResume(this.id)));
     for (const peer of this.peers.values()) if (!peer.closed) peer.networkChanged(reason);
   }
 
@@ -315,6 +351,7 @@ export class GroupCall {
     this.meter.close();
     if (this.localStream) for (const track of this.localStream.getTracks()) track.stop();
     for (const peer of this.peers.values()) peer.close();
+    if (this.sfu) this.sfu.close();
     this.onchange(this);
   }
 }

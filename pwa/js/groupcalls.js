@@ -7,7 +7,7 @@ import { GroupCall } from "./groupcall.js";
 import { callResume, groupCallJoin, groupCallLeave, groupCallStart, newId } from "./protocol.js";
 
 /** @typedef {import("./groupcall.js").User} User */
-/** @typedef {{call_id: string, room_id: number, media: "audio"|"video", state: "ringing"|"active"|"ended", started_by: User, participants: User[]}} GroupCallState */
+/** @typedef {{call_id: string, room_id: number, media: "audio"|"video", state: "ringing"|"active"|"ended", started_by: User, participants: User[], topology?: "mesh"|"sfu"}} GroupCallState */
 /** @typedef {{callId: string, roomId: number, from: User, media: "audio"|"video", group: true, timer: number}} GroupRing */
 
 const LOCAL_RING_TIMEOUT_MS = 35000;
@@ -42,6 +42,7 @@ export class GroupCallManager extends EventTarget {
       ["group_call_joined", (e) => this.gotJoined(e.detail)],
       ["call_description", (e) => this.relayed(e.detail, (c, from) => c.gotDescription(from, e.detail.description, Boolean(e.detail.restart)))],
       ["ice_candidate", (e) => this.relayed(e.detail, (c, from) => e.detail.candidate && c.gotCandidate(from, e.detail.candidate))],
+      ["sfu_description", (e) => this.mine(e.detail.call_id)?.gotSfu(e.detail)],
       ["call_media", (e) => this.relayed(e.detail, (c, from) => c.gotMedia(from, e.detail))],
       ["call_answered_elsewhere", (e) => this.clearIncoming(e.detail.call_id, "answered_elsewhere")],
       ["call_end", (e) => this.gotEnd(e.detail)],
@@ -160,6 +161,12 @@ export class GroupCallManager extends EventTarget {
     call.id = msg.call_id; // a start that found a live call joined that one
     remember(call);
     const others = msg.participants.filter((p) => p.id !== this.user.id);
+    if (msg.topology === "sfu") {
+      for (const user of others) call.participants.set(user.id, user);
+      call.useSfu().catch((error) => console.warn("sfu call", error));
+      call.update();
+      return;
+    }
     for (const user of others) {
       const peer = call.peers.get(user.id);
       if (peer && !peer.closed && call.resuming) peer.networkChanged("signaling"); // kept across a socket drop

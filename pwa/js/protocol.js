@@ -71,3 +71,10 @@ export const groupDescription = (/** @type {string} */ callId, /** @type {number
   ({ ...callDescription(callId, description, restart), to });
 export const groupCandidate = (/** @type {string} */ callId, /** @type {number} */ to, /** @type {IceCandidateInit|null} */ candidate) =>
   ({ ...iceCandidate(callId, candidate), to });
+
+// Group calls through the SFU (sfulink.js): `pc` names the connection, "publish" (what we send)
+// or "subscribe" (what we receive); Parley relays them to Janus.
+export const sfuDescription = (/** @type {string} */ callId, /** @type {"publish"|"subscribe"} */ pc, /** @type {Description} */ description) =>
+  ({ type: "sfu_description", call_id: callId, pc, description });
+export const sfuCandidate = (/** @type {string} */ callId, /** @type {"publish"|"subscribe"} */ pc, /** @type {IceCandidateInit|null} */ candidate) =>
+  ({ type: "sfu_candidate", call_id: callId, pc, candidate });

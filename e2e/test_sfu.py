@@ -1,0 +1,111 @@
+"""A group video call through the SFU (a real Janus, harness/janus.py): browsers and Python peers.
+
+The browsers know only Parley: their two connections (sending, receiving) are negotiated over /ws
+and Parley relays to Janus. Janus lives in a network namespace the test makes (it offers no
+candidates on loopback); the browsers reach it over the namespace's veth pair.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable, Iterator
+
+import pytest
+from playwright.sync_api import expect
+
+from e2e.test_group_mixed import video_moves
+from harness import aio
+from harness.groupcalls import screen
+from harness.grouppeers import ENV, join_command, make_group, stats_of, stopped
+from harness.janus import JanusServer, janus_server
+from harness.people import SCREENSHOTS, User
+from harness.servers import ROOT, ParleyServer, make_test_certs, parley_server
+from harness.viewports import phone
+
+pytestmark = pytest.mark.timeout(900)  # two browsers and four aiortc peers on two shared cores
+KINDS = ("audio", "video")
+
+
+@pytest.fixture(scope="module")
+def janus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JanusServer]:
+    with janus_server(tmp_path_factory.mktemp("janus")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, janus: JanusServer) -> Iterator[ParleyServer]:
+    """GROUP_CALLS=auto: a group of six, more than a mesh's four, calls through Janus."""
+    root = tmp_path_factory.mktemp("sfu-e2e")
+    with parley_server(root, make_test_certs(root / "certs"), **janus.env()) as running:
+        yield running
+
+
+def test_six_in_a_group_video_call_through_the_sfu_two_browsers_and_four_python_peers(
+    make_user: Callable[..., User], server: ParleyServer
+) -> None:
+    alice, bob = make_user("chromium", **phone("chromium")), make_user("firefox")
+    bots = [f"sfpy{n}{alice.username[-3:]}" for n in range(4)]
+    room_id = aio.run(make_group(server, [alice.username, bob.username, *bots]))
+    small = ("--size", "160x120")
+    peers = {
+        name: subprocess.Popen(
+            join_command(server, name, room_id, "--wait", "180", "--seconds", "600", *small),
+            cwd=ROOT,
+            env=ENV,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for name in bots
+    }
+    try:
+        for user in (alice, bob):
+            user.page.evaluate("(id) => { location.hash = `#/room/${id}`; }", room_id)
+            expect(user.page.get_by_role("textbox", name="Message")).to_be_visible()
+        alice.page.get_by_role("button", name="Video call").click()
+        expect(screen(alice.page)).to_be_visible()
+        dialog = bob.page.get_by_role("alertdialog", name="Incoming call")
+        dialog.get_by_role("button", name="Accept").click(timeout=60_000)
+        # It went through Janus: each page holds two connections, not one per person.
+        for user in (alice, bob):
+            user.page.wait_for_function("() => Boolean(window.parley.groups.call?.sfu)")
+
+        # Each browser shows the five others' tiles, every one with moving video.
+        for user, other in ((alice, bob), (bob, alice)):
+            names = [other.username, *bots]
+            for name in names:
+                expect(screen(user.page).get_by_label(f"Video of {name}")).to_be_visible(
+                    timeout=120_000
+                )
+            video_moves(user, names, seconds=180)
+        SCREENSHOTS.mkdir(exist_ok=True)
+        alice.page.screenshot(path=str(SCREENSHOTS / "sfu-call-6-phone.png"))
+        bob.page.screenshot(path=str(SCREENSHOTS / "sfu-call-6-desktop.png"))
+        # Sound too: every other participant's audio bytes arrive on each page.
+        for user, other in ((alice, bob), (bob, alice)):
+            user.page.wait_for_function(
+                """(names) => window.parley.groups.stats().then((all) =>
+                    names.every((n) => all[n] && all[n].audio.bytesReceived > 0))""",
+                arg=[other.username, *bots],
+                timeout=60_000,
+            )
+    finally:
+        outputs = {name: stopped(process) for name, process in peers.items()}
+        for name, (_, err, _) in outputs.items():
+            print(name, err.decode()[-4000:])  # shown when the test fails
+    ended = {name: stats_of(*output) for name, output in outputs.items()}
+
+    # Each Python peer got sound and pictures from the two browsers and the three other peers.
+    for me, stats in ended.items():
+        assert stats["joined"], stats
+        others = stats["participants"]
+        assert set(others) == {alice.username, bob.username, *bots} - {me}, stats
+        for name, got in others.items():
+            for kind in KINDS:
+                assert got["frames_received"][kind] > 0, (me, name, kind, got)
+                assert got["bytes_received"][kind] > 0, (me, name, kind, got)
+    # The peers left: the browsers' grids follow; Alice leaves and the call is over for Bob too.
+    for user in (alice, bob):
+        expect(screen(user.page).get_by_label(f"Video of {bots[0]}")).to_have_count(0, timeout=60_000)
+    alice.page.get_by_role("button", name="Leave call").click()
+    for user in (alice, bob):
+        expect(screen(user.page)).to_be_hidden(timeout=30_000)
