@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import signal
 import statistics
@@ -126,8 +127,6 @@ async def start_peer(server: ParleyServer, name: str, room_id: int, *options: st
 
 async def snapshot(peers: list[Peer]) -> list[dict[str, Any]]:
     """Ask every peer for its stats so far (SIGUSR1) and read the JSON line each prints."""
-    import json
-
     for peer in peers:
         if peer.process.returncode is not None:
             raise RuntimeError(f"a peer exited ({peer.process.returncode}):\n{peer.tail()}")
@@ -141,7 +140,9 @@ async def snapshot(peers: list[Peer]) -> list[dict[str, Any]]:
 
 def uplink_bytes(stats: dict[str, Any]) -> int:
     """RTP payload bytes a peer sent: every mesh pair's senders plus the SFU publisher."""
-    pairs = sum(p.get("bytes_sent", {}).get(k, 0) for p in stats["participants"].values() for k in KINDS)
+    pairs = sum(
+        p.get("bytes_sent", {}).get(k, 0) for p in stats["participants"].values() for k in KINDS
+    )
     return pairs + sum(stats.get("publish_bytes_sent", {}).values())
 
 
@@ -181,7 +182,13 @@ class Row:
 
 
 async def measure(
-    server: ParleyServer, topology: str, n: int, seconds: float, size: str, janus: Janus | None
+    server: ParleyServer,
+    topology: str,
+    n: int,
+    seconds: float,
+    size: str,
+    janus: Janus | None,
+    dump: Path | None = None,
 ) -> Row:
     """Run one call of `n` peers and measure it (see the module's docstring)."""
     names = [f"{topology}{n}x{i}t{int(time.time())}" for i in range(n)]
@@ -212,6 +219,9 @@ async def measure(
         rss = rss_mb(janus.pid) if janus else 0.0
         t1, busy1 = time.monotonic(), machine_busy()
         last = await snapshot(peers)
+        if dump is not None:
+            dump.mkdir(parents=True, exist_ok=True)
+            (dump / f"{topology}-{n}.json").write_text(json.dumps({"first": first, "last": last}))
     except Exception as error:
         raise RuntimeError(f"{topology} of {n}: {error!r}\n{peers[-1].tail()}") from error
     finally:
@@ -308,6 +318,7 @@ async def main() -> None:
     parser.add_argument("--topologies", default="mesh,sfu")
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--size", default="160x120", help="the picture each peer sends")
+    parser.add_argument("--dump", type=Path, help="a folder for each run's raw stats (JSON)")
     args = parser.parse_args()
     sizes = [int(x) for x in args.sizes.split(",")]
     root = Path(tempfile.mkdtemp(prefix="parley-sfu-bench-"))
@@ -319,7 +330,7 @@ async def main() -> None:
         for topology in args.topologies.split(","):
             with topology_server(root, certs, topology, n, max(8, *sizes)) as (server, janus):
                 before = load()
-                row = await measure(server, topology, n, args.seconds, args.size, janus)
+                row = await measure(server, topology, n, args.seconds, args.size, janus, args.dump)
             print(markdown(row), flush=True)
             up = f"{row.came_up_s:.0f} s" if row.came_up_s else "never"
             notes.append(f"{topology} {n}: all video up after {up}; load average {before}")

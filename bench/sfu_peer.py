@@ -41,7 +41,7 @@ async def _stats(call: GroupCall) -> dict[str, Any]:
     return {**await _group_stats(call), "publish_bytes_sent": await _published(call)}
 
 
-GroupCall.stats = _stats  # type: ignore[method-assign]
+GroupCall.stats = _stats  # type: ignore[method-assign,assignment]
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 
 from e2e.test_group_mixed import video_moves
 from harness import aio
-from harness.groupcalls import screen
+from harness.groupcalls import in_call, make_group as make_group_of, open_group, screen
 from harness.grouppeers import ENV, join_command, make_group, stats_of, stopped
 from harness.janus import JanusServer, janus_server
 from harness.people import SCREENSHOTS, User
@@ -106,6 +106,47 @@ def test_six_in_a_group_video_call_through_the_sfu_two_browsers_and_four_python_
     # The peers left: the browsers' grids follow; Alice leaves and the call is over for Bob too.
     for user in (alice, bob):
         expect(screen(user.page).get_by_label(f"Video of {bots[0]}")).to_have_count(0, timeout=60_000)
+    alice.page.get_by_role("button", name="Leave call").click()
+    for user in (alice, bob):
+        expect(screen(user.page)).to_be_hidden(timeout=30_000)
+
+
+def test_a_reload_mid_sfu_call_rejoins_it_and_janus_restarting_ends_it_with_a_message(
+    make_user: Callable[..., User], server: ParleyServer, janus: JanusServer
+) -> None:
+    alice, bob = make_user("chromium"), make_user("firefox", **phone("firefox"))
+    others = [make_user("chromium", sign_up=True) for _ in range(3)]  # a group of five: the SFU
+    room, _ = make_group_of(alice, [bob, *others], server)
+    for user in (alice, bob):
+        open_group(user, room)
+    alice.page.get_by_role("button", name="Video call").click()
+    bob.page.get_by_role("alertdialog", name="Incoming call").get_by_role(
+        "button", name="Accept"
+    ).click(timeout=60_000)
+    in_call([alice, bob])
+    assert bob.page.evaluate("() => Boolean(window.parley.groups.call?.sfu)")
+
+    # Bob reloads: his page takes its place in the call again, on new connections.
+    bob.page.reload()
+    expect(screen(bob.page)).to_be_visible(timeout=60_000)
+    in_call([alice, bob])
+
+    # Janus restarts: the call ends on both pages, saying why, and the room records it.
+    janus.restart()
+    for user in (alice, bob):
+        expect(screen(user.page)).to_be_hidden(timeout=60_000)
+        expect(user.page.get_by_text("The call server restarted, so the call ended.")).to_be_visible()
+        log = user.page.get_by_role("log", name="Messages")
+        expect(log.get_by_text("ended: the call server restarted")).to_be_visible(timeout=30_000)
+    SCREENSHOTS.mkdir(exist_ok=True)
+    bob.page.screenshot(path=str(SCREENSHOTS / "sfu-call-server-restarted-phone.png"))
+
+    # A new call works on the new Janus.
+    alice.page.get_by_role("button", name="Video call").click()
+    bob.page.get_by_role("alertdialog", name="Incoming call").get_by_role(
+        "button", name="Accept"
+    ).click(timeout=60_000)
+    in_call([alice, bob])
     alice.page.get_by_role("button", name="Leave call").click()
     for user in (alice, bob):
         expect(screen(user.page)).to_be_hidden(timeout=30_000)

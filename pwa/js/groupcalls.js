@@ -187,7 +187,10 @@ export class GroupCallManager extends EventTarget {
   gotEnd(msg) {
     this.clearIncoming(msg.call_id, "cancelled");
     const call = this.mine(msg.call_id);
-    if (call) this.finish(call, msg.reason === "removed" ? "removed" : "ended");
+    if (call && String(msg.reason).startsWith("sfu_")) {
+      call.error = msg.reason === "sfu_restarted" ? "The call server restarted, so the call ended." : "The call server could not be reached.";
+      this.finish(call, "error");
+    } else if (call) this.finish(call, msg.reason === "removed" ? "removed" : "ended");
   }
 
   /** @param {{reason: string, message: string, call_id?: string, ref_type?: string}} msg */

@@ -24,6 +24,9 @@ export function groupCallText(call, me) {
   if (!people.some((p) => p.id === me)) return `Missed ${kind}`;
   const Kind = kind[0].toUpperCase() + kind.slice(1);
   if (call.outcome === "completed") return `${Kind} · ${duration(call.duration || 0)} · ${people.length} people`;
+  // Only an SFU call fails as a whole: Janus restarted mid-call, or never made its room.
+  if (call.outcome === "failed" && call.duration !== null) return `${Kind} · ${duration(call.duration || 0)} · ended: the call server restarted`;
+  if (call.outcome === "failed") return `${Kind} · the call server could not be reached`;
   return call.outcome === "cancelled" ? `Cancelled ${kind}` : `${Kind} · no answer`;
 }
 
