@@ -7,18 +7,21 @@ candidates on loopback); the browsers reach it over the namespace's veth pair.
 
 from __future__ import annotations
 
+import secrets
 import subprocess
 from collections.abc import Callable, Iterator
 
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import Browser, expect
 
+from backend.turnserver import LocalTurn
 from e2e.test_group_mixed import video_moves
 from harness import aio
-from harness.groupcalls import in_call, make_group as make_group_of, open_group, screen
+from harness.groupcalls import in_call, open_group, screen
+from harness.groupcalls import make_group as make_group_of
 from harness.grouppeers import ENV, join_command, make_group, stats_of, stopped
 from harness.janus import JanusServer, janus_server
-from harness.people import SCREENSHOTS, User
+from harness.people import SCREENSHOTS, User, people_on
 from harness.servers import ROOT, ParleyServer, make_test_certs, parley_server
 from harness.viewports import phone
 
@@ -105,7 +108,9 @@ def test_six_in_a_group_video_call_through_the_sfu_two_browsers_and_four_python_
                 assert got["bytes_received"][kind] > 0, (me, name, kind, got)
     # The peers left: the browsers' grids follow; Alice leaves and the call is over for Bob too.
     for user in (alice, bob):
-        expect(screen(user.page).get_by_label(f"Video of {bots[0]}")).to_have_count(0, timeout=60_000)
+        expect(screen(user.page).get_by_label(f"Video of {bots[0]}")).to_have_count(
+            0, timeout=60_000
+        )
     alice.page.get_by_role("button", name="Leave call").click()
     for user in (alice, bob):
         expect(screen(user.page)).to_be_hidden(timeout=30_000)
@@ -135,7 +140,9 @@ def test_a_reload_mid_sfu_call_rejoins_it_and_janus_restarting_ends_it_with_a_me
     janus.restart()
     for user in (alice, bob):
         expect(screen(user.page)).to_be_hidden(timeout=60_000)
-        expect(user.page.get_by_text("The call server restarted, so the call ended.")).to_be_visible()
+        expect(
+            user.page.get_by_text("The call server restarted, so the call ended.")
+        ).to_be_visible()
         log = user.page.get_by_role("log", name="Messages")
         expect(log.get_by_text("ended: the call server restarted")).to_be_visible(timeout=30_000)
     SCREENSHOTS.mkdir(exist_ok=True)
@@ -150,3 +157,74 @@ def test_a_reload_mid_sfu_call_rejoins_it_and_janus_restarting_ends_it_with_a_me
     alice.page.get_by_role("button", name="Leave call").click()
     for user in (alice, bob):
         expect(screen(user.page)).to_be_hidden(timeout=30_000)
+
+
+@pytest.fixture(scope="module")
+def turn_by_janus(
+    janus: JanusServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalTurn]:
+    """A coturn on this side of Janus's veth pair: it relays to Janus's namespace."""
+    turn = LocalTurn(
+        tmp_path_factory.mktemp("sfu-coturn"), secret=secrets.token_urlsafe(24), host=janus.ns.outer
+    )
+    turn.start()
+    yield turn
+    turn.stop()
+
+
+@pytest.fixture(scope="module")
+def relay_only(
+    janus: JanusServer, turn_by_janus: LocalTurn, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ParleyServer]:
+    """Browsers may only use TURN here (ICE_TRANSPORT_POLICY=relay); every group uses Janus."""
+    root = tmp_path_factory.mktemp("sfu-relay")
+    env = {
+        **janus.env(),
+        "GROUP_CALLS": "sfu",
+        "TURN_URLS": turn_by_janus.urls[0],
+        "TURN_SECRET": turn_by_janus.secret,
+        "ICE_TRANSPORT_POLICY": "relay",
+    }
+    with parley_server(root, make_test_certs(root / "certs"), **env) as running:
+        yield running
+
+
+def test_relay_only_browsers_reach_janus_through_turn(
+    relay_only: ParleyServer, browsers: Callable[[str], Browser]
+) -> None:
+    with people_on(relay_only, browsers, "sfr") as make:
+        alice, bob = make("chromium"), make("firefox")
+        room, _ = make_group_of(alice, [bob], relay_only)
+        for user in (alice, bob):
+            open_group(user, room)
+        alice.page.get_by_role("button", name="Video call").click()
+        bob.page.get_by_role("alertdialog", name="Incoming call").get_by_role(
+            "button", name="Accept"
+        ).click(timeout=60_000)
+        in_call([alice, bob])
+        # Both of each page's connections with Janus run over a relay candidate of coturn.
+        for user in (alice, bob):
+            paths = user.page.evaluate(
+                """async () => {
+                    const link = window.parley.groups.call.sfu;
+                    const out = [];
+                    for (const pc of [link.publisher, link.subscriber]) {
+                        const report = await pc.getStats();
+                        let pair = null;
+                        report.forEach((s) => {
+                            if (s.type === "transport" && s.selectedCandidatePairId)
+                                pair = report.get(s.selectedCandidatePairId);
+                        });
+                        if (!pair) report.forEach((s) => {
+                            if (s.type === "candidate-pair" && (s.selected || s.nominated)
+                                && s.state === "succeeded") pair = s;
+                        });
+                        out.push(pair ? report.get(pair.localCandidateId).candidateType : null);
+                    }
+                    return out;
+                }"""
+            )
+            assert paths == ["relay", "relay"], (user.engine, paths)
+        alice.page.get_by_role("button", name="Leave call").click()
+        for user in (alice, bob):
+            expect(screen(user.page)).to_be_hidden(timeout=30_000)

@@ -43,7 +43,10 @@ def _ip(*args: str) -> None:
 def namespace() -> Iterator[Namespace]:
     """Make a namespace with a veth pair on a /30 of its own; delete both afterwards."""
     n = next(_count)
+    taken = subprocess.run(["ip", "-br", "addr"], capture_output=True, text=True, timeout=20).stdout
     slot = (os.getpid() * 8 + n) % (64 * 256)  # a /30 of 10.201.0.0/16 per (process, fixture)
+    while f"10.201.{(slot * 4) // 256}.{(slot * 4) % 256 + 1}/30" in taken:
+        slot = (slot + 1) % (64 * 256)  # another test's pair has this one
     third, fourth = divmod(slot * 4, 256)
     name, here, there = f"parley-j{os.getpid()}-{n}", f"pj{slot}a", f"pj{slot}b"
     outer, inner = f"10.201.{third}.{fourth + 1}", f"10.201.{third}.{fourth + 2}"

@@ -43,14 +43,14 @@ def janus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JanusServer]:
 def server(tmp_path_factory: pytest.TempPathFactory, janus: JanusServer) -> Iterator[ParleyServer]:
     """GROUP_CALLS=auto, GROUP_CALL_MAX=2: a group of two calls in a mesh, bigger ones via Janus."""
     root = tmp_path_factory.mktemp("sfu")
-    env = {**janus.env(), "GROUP_CALL_MAX": "2", "SFU_CALL_MAX": "6", "JANUS_TIMEOUT": "3"}
+    env = {**janus.env(), "GROUP_CALL_MAX": "2", "SFU_CALL_MAX": "6"}  # JANUS_TIMEOUT: 10 s
     with parley_server(root, make_test_certs(root / "certs"), **env) as running:
         yield running
 
 
 def rooms(janus: JanusServer) -> list[dict[str, Any]]:
     """Janus's rooms, private ones included (the admin key shows them), as Janus lists them."""
-    api = Janus(janus.url, janus.config.api_secret, timeout=5)
+    api = Janus(janus.url, janus.config.api_secret, timeout=30)  # a loaded machine: Janus is slow
     session = api.session()
     try:
         handle = session.attach(PLUGIN, lambda event: None)
@@ -303,8 +303,8 @@ def test_a_janus_that_does_not_answer_ends_the_call_in_its_time_limit_and_nothin
         # Meanwhile the server carries on: a chat message is stored and acknowledged.
         s_alice.send({"type": "chat_message", "room_id": room, "client_id": "c1", "text": "hi"})
         s_alice.expect("chat_ack", timeout=5)
-        end = s_alice.expect("call_end", timeout=30)
+        end = s_alice.expect("call_end", timeout=60)
         assert end["reason"] == "sfu_unavailable"
-        assert time.monotonic() - started < 25  # JANUS_TIMEOUT is 3 s
+        assert time.monotonic() - started < 45  # JANUS_TIMEOUT is 10 s
     finally:
         janus.process.send_signal(signal.SIGCONT)

@@ -58,6 +58,8 @@ class SfuLink:
     async def description(self, frame: SfuDescription) -> None:
         """Take Janus's answer to what we send, or its offer of what we receive."""
         sdp, kind = frame.description.sdp, frame.description.type
+        if self.closed:
+            return  # a description for connections this peer already closed
         if frame.pc == "publish":
             if self.publisher is not None and kind == "answer":
                 await self.publisher.setRemoteDescription(RTCSessionDescription(sdp, kind))
