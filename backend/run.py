@@ -1,4 +1,5 @@
-"""`make run`: certificates, database, coturn, gunicorn and the echo bot, and an account of them."""
+"""`make run`: certificates, database, coturn, Janus, gunicorn and the echo bot, and an account of
+them."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from types import FrameType
 
 from .cli import local_addresses, make_certificates
 from .config import PROJECT_ROOT
+from .sfu.localjanus import JanusFailed, JanusMissing, LocalJanus
 from .turnserver import LocalTurn, TurnServerMissing
 
 BIN = Path(sys.executable).parent
@@ -73,6 +75,28 @@ def _database(env: dict[str, str], instance: Path) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+def _start_janus(janus: LocalJanus, env: dict[str, str]) -> None:
+    """Start a Janus for group calls when it is installed and point gunicorn's env at it."""
+    if env.get("JANUS_URL"):
+        _say("Janus", env["JANUS_URL"])
+        return
+    mesh = f"group calls stay a mesh of up to GROUP_CALL_MAX ({env.get('GROUP_CALL_MAX') or 4})"
+    try:
+        janus.start()
+    except JanusMissing:
+        _say("janus", f"not installed: {mesh}; apt-get install janus for bigger ones")
+        return
+    except (JanusFailed, OSError) as exc:
+        janus.stop()
+        _say("janus", f"did not start ({exc}): {mesh}")
+        return
+    env.update(janus.env())
+    _say(
+        "janus",
+        f"{janus.url} (VideoRoom; media on this host's addresses), secrets made for this run",
+    )
+
+
 def _answers(url: str, context: ssl.SSLContext | None) -> bool:
     try:
         # Patient: a client that gives up mid-handshake while the worker boots costs a traceback.
@@ -119,6 +143,8 @@ def main() -> int:
         signal.signal(sig, _raise_stop)
 
     turn: LocalTurn | None = None
+    # Its secrets are fresh each run; they go to gunicorn alone and never reach a browser.
+    janus = LocalJanus(instance, secrets.token_urlsafe(32), secrets.token_urlsafe(32))
     workdir: Path | None = None
     gunicorn: subprocess.Popen[bytes] | None = None
     echo: subprocess.Popen[bytes] | None = None
@@ -147,6 +173,7 @@ def main() -> int:
                 _say("coturn", "not installed, so calls use direct paths only (apt install coturn)")
         else:
             _say("TURN", env["TURN_URLS"])
+        _start_janus(janus, env)
         _migrate(env)
         _say("database", f"{_database(env, instance)} (migrated)")
 
@@ -163,7 +190,9 @@ def main() -> int:
             time.sleep(0.2)
 
         # The echo-test bot signs in like any browser would (its own asyncio process, aiortc).
-        echo_env = dict(env, PARLEY_URL=env.get("PARLEY_URL") or urls[0])
+        # Not Janus's secrets: the bot is a client like any browser.
+        echo_env = {k: v for k, v in env.items() if not k.startswith("JANUS_")}
+        echo_env["PARLEY_URL"] = env.get("PARLEY_URL") or urls[0]
         echo_env.setdefault("PARLEY_CA_FILE", str(certs / "ca.crt"))
         echo = _popen([sys.executable, "-m", "backend.peer", "echo"], echo_env)
         _say("echo bot", f"answers calls to {env.get('ECHO_USERNAME', 'echo')!r}")
@@ -185,7 +214,8 @@ def main() -> int:
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup short
         _end(echo, signal.SIGINT, 15)  # first, so it does not log the server going away
-        _end(gunicorn, signal.SIGTERM, 30)  # graceful: sockets close with 1001
+        _end(gunicorn, signal.SIGTERM, 30)  # graceful: sockets close with 1001, rooms on Janus
+        janus.stop()  # and its folder, the secrets with it
         if turn is not None:
             turn.stop()
         if workdir is not None:

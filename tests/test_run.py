@@ -3,6 +3,8 @@ secret left behind."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import re
 import shutil
@@ -19,10 +21,18 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from harness.servers import BIN, ROOT, free_port
+from backend.cli import local_addresses
+from backend.peer.group import GroupCall, GroupPeer
+from backend.sfu.janus import Janus, plugin_data
+from backend.sfu.videoroom import PLUGIN
+from harness import aio
+from harness.grouppeers import make_group
+from harness.pythonpeers import client, online
+from harness.servers import BIN, ROOT, ParleyServer, free_port
 
 # A slow, shared 2-core machine: generous deadlines, checked by polling.
 START_S = 120
@@ -36,14 +46,15 @@ LIBRARY_LOGGER = re.compile(r"\b(aioice|aiortc|httpx|httpcore|websockets)(\.\w+)
 class MakeRun:
     """`python -m backend.run` in its own process group, as a terminal runs it; output collected."""
 
-    def __init__(self, root: Path, path: str | None = None) -> None:
+    def __init__(self, root: Path, path: str | None = None, **settings: str) -> None:
         self.root = root
         self.port = free_port()
         self.instance = root / "instance"
         self.certs = root / "certs"
         self.tmp = root / "tmp"  # the run's TMPDIR: a scan of it for the secret is precise
         self.tmp.mkdir()
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("TURN_", "REDIS_"))}
+        ours = ("TURN_", "REDIS_", "JANUS_", "GROUP_CALL", "SFU_")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(ours)}
         for name in ("DATABASE_URL", "SECRET_KEY", "ECHO_PASSWORD", "LOG_LEVEL", "PARLEY_URL"):
             env.pop(name, None)
         env.update(
@@ -54,6 +65,7 @@ class MakeRun:
             TMPDIR=str(self.tmp),
             AUTH_RATE_LIMIT="10000 per minute",
             PYTHONUNBUFFERED="1",
+            **settings,
         )
         if path is not None:
             env["PATH"] = path
@@ -133,19 +145,29 @@ class MakeRun:
             self.process.wait(10)
 
     def close(self) -> None:
-        """Kill the run if a failed test left it going, and release its pipe."""
-        self.kill()
+        """Stop a run a failed test left going, and release its pipe.
+
+        Ctrl-C first, so make run stops its own servers (they run in sessions of their own and
+        a SIGKILL to its group would leave them going, holding the pipe); SIGKILL if it hangs.
+        """
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGINT)
+            try:
+                self.process.wait(STOP_S)
+            except subprocess.TimeoutExpired:
+                self.kill()
         self._reader.join(10)
         assert self.process.stdout is not None
-        self.process.stdout.close()
+        if not self._reader.is_alive():  # else closing would wait on the reader's lock
+            self.process.stdout.close()
 
 
 @pytest.fixture
 def make_run(tmp_path: Path) -> Iterator[Callable[..., MakeRun]]:
     runs: list[MakeRun] = []
 
-    def start(path: str | None = None) -> MakeRun:
-        runs.append(MakeRun(tmp_path, path))
+    def start(path: str | None = None, **settings: str) -> MakeRun:
+        runs.append(MakeRun(tmp_path, path, **settings))
         return runs[-1]
 
     yield start
@@ -186,6 +208,95 @@ def turn_secret(root: Path) -> tuple[Path, str]:
         if match:
             return path, match.group(1)
     pytest.fail(f"no coturn configuration with a secret under {root}")
+
+
+def janus_config(root: Path) -> tuple[Path, str, str]:
+    """Find the running Janus's configuration folder under root; return it and its two secrets."""
+    for path in files_under(root):
+        if path.name == "janus.jcfg":
+            api = re.search(r'api_secret = "([^"]+)"', path.read_text())
+            plugin = (path.parent / "janus.plugin.videoroom.jcfg").read_text()
+            admin = re.search(r'admin_key = "([^"]+)"', plugin)
+            assert api and admin, f"no secrets in {path.parent}"
+            return path.parent, api.group(1), admin.group(1)
+    pytest.fail(f"no Janus configuration under {root}")
+
+
+def janus_rooms(url: str, api_secret: str, admin_key: str) -> list[dict[str, Any]]:
+    """The rooms on that Janus (private ones too: the admin key shows them), with their feeds."""
+    api = Janus(url, api_secret, timeout=10)
+    session = api.session()
+    try:
+        handle = session.attach(PLUGIN, lambda event: None)
+        listed = session.message(handle, {"request": "list", "admin_key": admin_key})
+        found = []
+        for room in plugin_data(listed).get("list") or []:
+            feeds = session.message(handle, {"request": "listparticipants", "room": room["room"]})
+            found.append({**room, "feeds": len(plugin_data(feeds)["participants"])})
+        return found
+    finally:
+        session.destroy()
+        api.close()
+
+
+async def until(check: Callable[[], bool], why: Callable[[], str], seconds: float = CALL_S) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, why()
+        await asyncio.sleep(0.1)
+
+
+def heard(call: GroupCall) -> dict[int, dict[str, int]]:
+    """Frames this peer got through Janus, per sender's user id."""
+    return {} if call.sfu is None else {uid: dict(f) for uid, f in call.sfu.frames.items()}
+
+
+async def hears(call: GroupCall, other: int) -> None:
+    """Wait until this peer has had more than 20 audio frames from `other` through Janus."""
+    await until(
+        lambda: heard(call).get(other, {}).get("audio", 0) > 20,
+        lambda: f"no sound from user {other} through Janus: {heard(call)}",
+    )
+
+
+async def sfu_call(server: ParleyServer, rooms: Callable[[], list[dict[str, Any]]]) -> None:
+    """Two Python peers in a group call through make run's Janus; each hears the other."""
+    names = ["rjann", "rjbob"]
+    room_id = await make_group(server, names)
+    clients = [client(server, name) for name in names]
+    ann, bob = peers = [GroupPeer(c, "audio") for c in clients]
+    tasks = [await online(c, p.handle) for c, p in zip(clients, peers, strict=True)]
+    try:
+        call = await ann.start(room_id, "audio")
+        await asyncio.wait_for(call.joined.wait(), 30)
+        # group_call_joined said "topology": "sfu": the server was given make run's Janus.
+        assert call.sfu is not None, "the call is a mesh: the server has no Janus"
+        live = await bob.live_call(room_id, 30)
+        assert live == call.id
+        bob_call = await bob.join(room_id, call.id, "audio")
+        await asyncio.wait_for(bob_call.joined.wait(), 30)
+        # The room is on that Janus, both publishing into it (checked with its own secrets).
+        found: list[dict[str, Any]] = []
+
+        async def both_in() -> bool:
+            found[:] = await asyncio.to_thread(rooms)
+            return len(found) == 1 and found[0]["feeds"] == 2
+
+        deadline = time.monotonic() + CALL_S
+        while not await both_in():
+            assert time.monotonic() < deadline, f"Janus's rooms: {found}"
+            await asyncio.sleep(0.3)
+        if not local_addresses():
+            return  # Janus offers candidates on this host's interfaces only, never on loopback
+        ann_id, bob_id = (p.me.id for p in peers if p.me is not None)
+        await hears(call, bob_id)
+        await hears(bob_call, ann_id)
+    finally:
+        for peer in peers:
+            await peer.close()
+        for c, task in zip(clients, tasks, strict=True):
+            await c.stop()
+            task.cancel()
 
 
 def refused(port: int) -> bool:
@@ -244,11 +355,46 @@ def test_make_run_with_coturn_tells_what_runs_stays_quiet_and_stops_clean(
 
 
 @pytest.mark.timeout(600)
-def test_make_run_without_coturn_says_so_once(make_run: Callable[..., MakeRun]) -> None:
-    run = make_run(path=str(BIN))  # the venv only: no turnserver on PATH
+@pytest.mark.skipif(shutil.which("janus") is None, reason="Janus (Debian's janus) not installed")
+def test_make_run_with_janus_sends_group_calls_through_it_and_leaves_no_secret_behind(
+    make_run: Callable[..., MakeRun],
+) -> None:
+    run = make_run(GROUP_CALLS="sfu")
+    run.wait_ready()
+
+    lines = [line for line in run.lines if line.startswith("janus:")]
+    assert len(lines) == 1, run.output
+    where = re.search(r"http://127\.0\.0\.1:(\d+)/janus", lines[0])
+    assert where, lines[0]
+    url, janus_port = where.group(0), int(where.group(1))
+    folder, api_secret, admin_key = janus_config(run.instance)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700, "the secrets' folder is private"
+    assert stat.S_IMODE((folder / "janus.jcfg").stat().st_mode) == 0o600
+    assert api_secret not in run.output and admin_key not in run.output, run.output
+    with urllib.request.urlopen(f"{url}/info", timeout=10) as answer:
+        assert json.load(answer)["name"] == "Janus WebRTC Server"
+
+    server = ParleyServer(port=run.port, certs=run.certs, database_url="", env={})
+    aio.run(sfu_call(server, lambda: janus_rooms(url, api_secret, admin_key)))
+
+    assert run.ctrl_c() == 0, run.output
+    out = run.output
+    assert "Traceback" not in out, out
+    assert refused(run.port) and refused(janus_port), "gunicorn or Janus outlived make run"
+    assert not folder.exists(), "Janus's folder outlived make run"
+    for secret in (api_secret, admin_key):
+        assert not holding(secret, [run.root]), "a Janus secret is still on disk"
+
+
+@pytest.mark.timeout(600)
+def test_make_run_without_coturn_or_janus_says_so_once(make_run: Callable[..., MakeRun]) -> None:
+    run = make_run(path=str(BIN))  # the venv only: no turnserver, no janus on PATH
     run.wait_ready()
     assert run.ctrl_c() == 0, run.output
     out = run.output
     assert out.count("no TURN configured") == 1, out
     assert "coturn" in out and run.url in out, out
+    janus = [line for line in run.lines if line.startswith("janus:")]
+    assert len(janus) == 1 and "not installed" in janus[0], out
+    assert "group calls stay a mesh of up to GROUP_CALL_MAX (4)" in janus[0], out
     assert "Traceback" not in out, out
