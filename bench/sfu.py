@@ -12,7 +12,9 @@ cannot come up is measured as it is) and 5 s more, it measures over `--seconds`:
 - uplink per participant: RTP payload bytes its senders sent (every mesh pair's, or the one SFU
   publisher's), from the stats each peer prints on SIGUSR1, so without headers;
 - CPU per participant: utime + stime of its process from /proc/PID/stat, % of one core;
-- video received: the streams (receiver, sender) that got frames in the window, and the slowest;
+- video received: the streams (receiver, sender) that got frames in the window, the slowest, and
+  the mesh connections that (re)connected in the window (aiortc drops a starved one; its
+  replacement's bytes count from zero, so the uplink then reads low);
 - Janus: its CPU (/proc, all threads) and its VmRSS minus its idle VmRSS before the call, each
   also divided by N; and the bytes each way on the veth pair to its namespace, divided by N (the
   media on the wire, headers and RTCP included, plus Parley's few API requests);
@@ -98,6 +100,7 @@ class Peer:
     process: asyncio.subprocess.Process
     joined: asyncio.Event = field(default_factory=asyncio.Event)
     log: deque[str] = field(default_factory=lambda: deque(maxlen=40))
+    connected: int = 0  # connections that reached "connected" (each logs its security code)
     reader: asyncio.Task[None] | None = None
 
     async def read_log(self) -> None:
@@ -108,6 +111,8 @@ class Peer:
             self.log.append(line)
             if "joined group call" in line:
                 self.joined.set()
+            elif "security code:" in line:
+                self.connected += 1
 
     def tail(self) -> str:
         return "\n".join(self.log)
@@ -131,19 +136,31 @@ async def snapshot(peers: list[Peer]) -> list[dict[str, Any]]:
         if peer.process.returncode is not None:
             raise RuntimeError(f"a peer exited ({peer.process.returncode}):\n{peer.tail()}")
         peer.process.send_signal(signal.SIGUSR1)
-    out = []
-    for peer in peers:
+    out, asked = [], time.monotonic()
+    for i, peer in enumerate(peers):
         assert peer.process.stdout is not None
-        out.append(json.loads(await asyncio.wait_for(peer.process.stdout.readline(), 90)))
+        try:
+            line = await asyncio.wait_for(peer.process.stdout.readline(), 120)
+        except TimeoutError:
+            raise RuntimeError(f"peer {i} printed no stats in 120 s:\n{peer.tail()}") from None
+        if time.monotonic() - asked > 10:  # a peer's own loop is starved: say so
+            print(f"peer {i} answered in {time.monotonic() - asked:.0f} s", file=sys.stderr)
+        out.append(json.loads(line))
     return out
 
 
-def uplink_bytes(stats: dict[str, Any]) -> int:
-    """RTP payload bytes a peer sent: every mesh pair's senders plus the SFU publisher."""
-    pairs = sum(
-        p.get("bytes_sent", {}).get(k, 0) for p in stats["participants"].values() for k in KINDS
-    )
-    return pairs + sum(stats.get("publish_bytes_sent", {}).values())
+def sent(stats: dict[str, Any]) -> dict[str, int]:
+    """RTP payload bytes a peer sent so far, per mesh pair and by the SFU publisher ("")."""
+    out = {n: sum(p.get("bytes_sent", {}).values()) for n, p in stats["participants"].items()}
+    return {**out, "": sum(stats.get("publish_bytes_sent", {}).values())}
+
+
+def uplink_bytes(first: dict[str, Any], last: dict[str, Any]) -> int:
+    """Bytes a peer sent between two stats. A connection replaced meanwhile starts from zero:
+    its new count alone is taken (an underestimate, shown by the reconnections)."""
+    before, after = sent(first), sent(last)
+    deltas = (b - before.get(n, 0) for n, b in after.items())
+    return sum(d if d >= 0 else after[n] for d, n in zip(deltas, after, strict=True))
 
 
 def video_frames(stats: dict[str, Any]) -> dict[str, int]:
@@ -174,6 +191,7 @@ class Row:
     min_fps: float
     rest_pct: float
     came_up_s: float | None  # None: not every stream had video within COME_UP_S
+    reconnections: int  # connections that (re)connected in the window
     janus_cpu_pct: float | None = None
     janus_rss: float | None = None
     janus_rss_growth: float | None = None
@@ -197,23 +215,28 @@ async def measure(
     began = time.monotonic()
     peers = [await start_peer(server, names[0], room_id, "--start", *options)]
     peers += [await start_peer(server, name, room_id, *options) for name in names[1:]]
+    phase = "joining"
     try:
         for peer in peers:  # SIGUSR1 before the peer set its handler would end the process
             await asyncio.wait_for(peer.joined.wait(), 120)
         came_up: float | None = None
+        phase = "waiting for video"
         while came_up is None and time.monotonic() - began < COME_UP_S:
             if streams_with_video(await snapshot(peers)) == n * (n - 1):
                 came_up = time.monotonic() - began
             else:
                 await asyncio.sleep(1)
         await asyncio.sleep(WARM_UP_S)  # the encoders' bitrate settles after the first seconds
+        phase = "measuring"
         first = await snapshot(peers)
         t0, busy0 = time.monotonic(), machine_busy()
         cpu0 = [cpu_seconds(p.process.pid) for p in peers]
+        connected0 = sum(p.connected for p in peers)
         janus0 = cpu_seconds(janus.pid) if janus else 0.0
         wire0 = veth_bytes(janus.veth) if janus else (0, 0)
         await asyncio.sleep(seconds)
         cpu1 = [cpu_seconds(p.process.pid) for p in peers]
+        reconnections = sum(p.connected for p in peers) - connected0
         janus1 = cpu_seconds(janus.pid) if janus else 0.0
         wire1 = veth_bytes(janus.veth) if janus else (0, 0)
         rss = rss_mb(janus.pid) if janus else 0.0
@@ -223,7 +246,8 @@ async def measure(
             dump.mkdir(parents=True, exist_ok=True)
             (dump / f"{topology}-{n}.json").write_text(json.dumps({"first": first, "last": last}))
     except Exception as error:
-        raise RuntimeError(f"{topology} of {n}: {error!r}\n{peers[-1].tail()}") from error
+        stuck = [p for p in peers if not p.joined.is_set()] or peers[-1:]
+        raise RuntimeError(f"{topology} of {n}, {phase}: {error!r}\n{stuck[0].tail()}") from error
     finally:
         # The numbers are in; a polite leave would first decode every queued frame (minutes, on
         # a loaded machine), so the peers just stop.
@@ -235,10 +259,7 @@ async def measure(
                 await peer.reader
     span = t1 - t0
     spans = [b["seconds"] - a["seconds"] for a, b in zip(first, last, strict=True)]
-    uplink = [
-        8 * (uplink_bytes(b) - uplink_bytes(a)) / s / 1000
-        for a, b, s in zip(first, last, spans, strict=True)
-    ]
+    uplink = [8 * uplink_bytes(a, b) / s / 1000 for a, b, s in zip(first, last, spans, strict=True)]
     fps = [
         (frames - video_frames(a).get(name, 0)) / s
         for a, b, s in zip(first, last, spans, strict=True)
@@ -248,7 +269,8 @@ async def measure(
     cpu = [100 * (c1 - c0) / span for c0, c1 in zip(cpu0, cpu1, strict=True)]
     janus_pct = 100 * (janus1 - janus0) / span
     rest = 100 * (busy1 - busy0) / span - sum(cpu) - janus_pct
-    row = Row(topology, n, uplink, cpu, sum(1 for f in fps if f > 0), min(fps), rest, came_up)
+    streams = sum(1 for f in fps if f > 0)
+    row = Row(topology, n, uplink, cpu, streams, min(fps), rest, came_up, reconnections)
     if janus is not None:
         row.janus_cpu_pct, row.janus_rss = janus_pct, rss
         row.janus_rss_growth = rss - janus.idle_rss
@@ -295,6 +317,7 @@ def markdown(r: Row) -> str:
     """One row of the table."""
     up, cpu = r.uplink_kbps, r.cpu_pct
     streams = f"{r.streams}/{r.n * (r.n - 1)}" + ("" if r.came_up_s else " (never all up)")
+    streams += f", {r.reconnections} reconnections" if r.reconnections else ""
     janus = rss = wire = "-"
     if r.janus_cpu_pct is not None and r.janus_rss is not None and r.janus_rss_growth is not None:
         janus = f"{r.janus_cpu_pct:.1f}% ({r.janus_cpu_pct / r.n:.1f}%)"
@@ -328,12 +351,21 @@ async def main() -> None:
     notes = []
     for n in sizes:
         for topology in args.topologies.split(","):
-            with topology_server(root, certs, topology, n, max(8, *sizes)) as (server, janus):
+            for attempt in (1, 2):  # a run that fails is tried once more on fresh servers
                 before = load()
-                row = await measure(server, topology, n, args.seconds, args.size, janus, args.dump)
-            print(markdown(row), flush=True)
-            up = f"{row.came_up_s:.0f} s" if row.came_up_s else "never"
-            notes.append(f"{topology} {n}: all video up after {up}; load average {before}")
+                try:
+                    with topology_server(root, certs, topology, n, max(8, *sizes)) as (s, j):
+                        row = await measure(s, topology, n, args.seconds, args.size, j, args.dump)
+                except RuntimeError as error:
+                    notes.append(f"{topology} {n}, attempt {attempt} failed: {error}")
+                    print(notes[-1], file=sys.stderr, flush=True)
+                    continue
+                print(markdown(row), flush=True)
+                up = f"{row.came_up_s:.0f} s" if row.came_up_s else "never"
+                notes.append(f"{topology} {n}: all video up after {up}; load average {before}")
+                break
+            else:
+                print(f"| {n} | {topology} | failed twice (see below) |", flush=True)
     print(f"load average after: {load()}")
     print("\n".join(notes))
 

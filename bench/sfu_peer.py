@@ -5,7 +5,8 @@
 A mesh pair's stats carry `bytes_sent` (its senders' outbound-rtp); an SFU call's per-participant
 entries do not, since the one connection that sends is not any participant's. bench/sfu.py runs
 its peers through this file so both topologies' uplink is read the same way: the stats line gains
-`publish_bytes_sent`, the outbound-rtp bytes per kind of the SFU publisher (zero in a mesh).
+`publish_bytes_sent`, the outbound-rtp bytes per kind of the SFU publisher (zero in a mesh), and
+the stats are asked again when a mesh pair was added while they were read (see `_stats`).
 """
 
 from __future__ import annotations
@@ -38,6 +39,11 @@ async def _published(call: GroupCall) -> dict[str, int]:
 
 async def _stats(call: GroupCall) -> dict[str, Any]:
     """The group call's stats, plus `publish_bytes_sent`."""
+    for _ in range(9):
+        # GroupCall.stats iterates its pairs across awaits: a pair made meanwhile raises
+        # "dictionary changed size during iteration" (and SIGUSR1 would print nothing).
+        with contextlib.suppress(RuntimeError):
+            return {**await _group_stats(call), "publish_bytes_sent": await _published(call)}
     return {**await _group_stats(call), "publish_bytes_sent": await _published(call)}
 
 

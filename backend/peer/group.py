@@ -73,7 +73,7 @@ class GroupCall:
 
     async def stats(self) -> dict[str, Any]:
         """Per remote participant (by username): frames and bytes received and sent per kind."""
-        live = {pair.peer.username: await pair.stats() for pair in self.pairs.values()}
+        live = {pair.peer.username: await pair.stats() for pair in list(self.pairs.values())}
         if self.sfu is not None:
             live.update(await self.sfu.stats(self.users))
         return {
