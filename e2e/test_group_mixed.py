@@ -5,14 +5,13 @@ from __future__ import annotations
 import re
 import secrets
 import subprocess
-import time
 from collections.abc import Callable
 
 import pytest
-from playwright.sync_api import Locator, expect
+from playwright.sync_api import expect
 
 from harness import aio
-from harness.groupcalls import screen
+from harness.groupcalls import screen, video_moves
 from harness.grouppeers import ENV, join_command, make_group, stats_of, stopped
 from harness.people import SCREENSHOTS, User
 from harness.servers import ROOT, ParleyServer
@@ -21,30 +20,6 @@ from harness.wsclient import Person
 
 pytestmark = pytest.mark.timeout(900)  # two browsers and two aiortc peers on two shared cores
 KINDS = ("audio", "video")
-
-
-def tile_time(tile: Locator) -> tuple[float, int]:
-    """How far a remote tile's video has played, and its picture's width (0: no picture)."""
-    played, width = tile.evaluate("(video) => [video.currentTime, video.videoWidth]")
-    return float(played), int(width)
-
-
-def video_moves(user: User, names: list[str], seconds: float = 120) -> None:
-    """Each of `names`' tiles on `user`'s call screen shows a picture that keeps playing."""
-    screen = user.page.get_by_role("region", name="Group call")
-    tiles = {name: screen.get_by_label(f"Video of {name}") for name in names}
-    first: dict[str, float] = {}
-    deadline = time.monotonic() + seconds
-    while True:
-        now = {name: tile_time(tile) for name, tile in tiles.items() if tile.count() == 1}
-        for name, (played, width) in now.items():
-            if width > 0:
-                first.setdefault(name, played)
-        moving = [n for n in first if now.get(n, (0.0, 0))[0] > first[n] + 2]
-        if sorted(moving) == sorted(names):
-            return
-        assert time.monotonic() < deadline, f"{user.username}: tiles {now}, moving {moving}"
-        time.sleep(0.5)
 
 
 def fits_the_phone(user: User, names: list[str]) -> None:

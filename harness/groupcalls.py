@@ -108,3 +108,27 @@ def start_and_answer(caller: User, callees: list[User], group: str) -> None:
         expect(dialog).to_contain_text(f"{caller.username} is calling")
         expect(dialog).to_contain_text(f"Group video call in {group}")
         dialog.get_by_role("button", name="Accept").click()
+
+
+def tile_time(tile: Locator) -> tuple[float, int]:
+    """How far a remote tile's video has played, and its picture's width (0: no picture)."""
+    played, width = tile.evaluate("(video) => [video.currentTime, video.videoWidth]")
+    return float(played), int(width)
+
+
+def video_moves(user: User, names: list[str], seconds: float = 120) -> None:
+    """Each of `names`' tiles on `user`'s call screen shows a picture that keeps playing."""
+    screen = user.page.get_by_role("region", name="Group call")
+    tiles = {name: screen.get_by_label(f"Video of {name}") for name in names}
+    first: dict[str, float] = {}
+    deadline = time.monotonic() + seconds
+    while True:
+        now = {name: tile_time(tile) for name, tile in tiles.items() if tile.count() == 1}
+        for name, (played, width) in now.items():
+            if width > 0:
+                first.setdefault(name, played)
+        moving = [n for n in first if now.get(n, (0.0, 0))[0] > first[n] + 2]
+        if sorted(moving) == sorted(names):
+            return
+        assert time.monotonic() < deadline, f"{user.username}: tiles {now}, moving {moving}"
+        time.sleep(0.5)
