@@ -57,7 +57,9 @@ def new_person(
     assert response.status == 201, response.text()
     page = context.new_page()
     page.goto("/")
-    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+    # The first page of a cold browser loads every module while the other lane loads the machine:
+    # CI once took over 15 s to draw it (the page's status and an empty main, then nothing).
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible(timeout=60_000)
     return User(username, engine, context, page)
 
 
