@@ -64,15 +64,13 @@ class Janus:
             raise JanusError(str(error.get("reason", "error")), error.get("code"))
         return data
 
-    def poll(self, session_id: int, timeout: float) -> list[Event]:
-        """Wait (up to Janus's 30 s) for the session's next events."""
+    def poll(self, session_id: int, timeout: float, http: httpx.Client) -> list[Event]:
+        """Wait (up to Janus's 30 s) for the session's next events, on the session's own client."""
         params = {"maxev": "10", "rid": _transaction()}
         if self.api_secret:
             params["apisecret"] = self.api_secret
         try:
-            answer = self._http.get(
-                f"{self.url}/{session_id}", params=params, timeout=httpx.Timeout(timeout)
-            )
+            answer = http.get(f"{self.url}/{session_id}", params=params, timeout=timeout)
             data = answer.json()
         except (httpx.HTTPError, ValueError) as exc:
             raise JanusError(f"janus's event poll failed: {exc}") from exc
@@ -112,6 +110,9 @@ class Session:
         self._waiting: dict[str, tuple[threading.Event, list[Event]]] = {}
         self._listeners: dict[int, Listener] = {}
         self.closed = False
+        # The poll has a connection of its own: Janus holds it up to 30 s even after the
+        # session is destroyed, so destroy() closes it rather than leave it to linger.
+        self._poll_http = httpx.Client()
         self._poller = threading.Thread(target=self._poll, name=f"janus-{session_id}", daemon=True)
         self._poller.start()
 
@@ -179,14 +180,22 @@ class Session:
             self.janus.post(f"/{self.id}", {"janus": "destroy"})
         except JanusError as exc:
             log.info("janus: destroying session %s: %s", self.id, exc)
+        finally:
+            self._poll_http.close()  # ends the poll now, not when Janus next answers it
 
     # --- events ------------------------------------------------------------------------------
 
     def _poll(self) -> None:
+        try:
+            self._poll_events()
+        finally:
+            self._poll_http.close()
+
+    def _poll_events(self) -> None:
         failures = 0
         while not self.closed:
             try:
-                events = self.janus.poll(self.id, timeout=self.janus.timeout + 35)
+                events = self.janus.poll(self.id, self.janus.timeout + 35, self._poll_http)
                 failures = 0
             except JanusError as exc:
                 if self.closed:
