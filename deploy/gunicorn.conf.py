@@ -11,10 +11,12 @@ worker_class = "backend.worker.ParleyWorker"
 # The default of 1,000 stalls new sockets in the handshake; an idle socket costs about 40 KB.
 worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "20000"))
 workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
-bind = [
+# BIND: one address or several, separated by commas ("127.0.0.1:8000,10.0.0.11:8000").
+_bind = (
     os.environ.get("BIND")
     or f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8443')}"
-]
+)
+bind = _bind.replace(" ", "").split(",")
 # Long-lived sockets: a worker is never "stuck" just because a socket is open.
 timeout = 60
 graceful_timeout = 10

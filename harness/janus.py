@@ -82,11 +82,7 @@ class JanusServer:
 
     def env(self) -> dict[str, str]:
         """The settings that point a Parley server at this Janus."""
-        return {
-            "JANUS_URL": self.url,
-            "JANUS_API_SECRET": self.config.api_secret,
-            "JANUS_ADMIN_KEY": self.config.admin_key,
-        }
+        return settings(self.config)
 
     def start(self) -> None:
         binary = janus_binary() or "janus"
@@ -134,22 +130,42 @@ class JanusServer:
             return ""
 
 
+def janus_config(workdir: Path, ns: Namespace, turn_rest_api: str = "") -> JanusConfig:
+    """A Janus's settings with fresh secrets, its API on the namespace's inner address."""
+    return JanusConfig(
+        folder=workdir / "janus-config",
+        http_ip=ns.inner,
+        http_port=8088,
+        api_secret=secrets.token_urlsafe(24),
+        admin_key=secrets.token_urlsafe(24),
+        turn_rest_api=turn_rest_api,
+    )
+
+
+def settings(config: JanusConfig) -> dict[str, str]:
+    """The settings that point a Parley server at the Janus of `config`."""
+    return {
+        "JANUS_URL": config.url,
+        "JANUS_API_SECRET": config.api_secret,
+        "JANUS_ADMIN_KEY": config.admin_key,
+    }
+
+
+@contextmanager
+def janus_in(ns: Namespace, config: JanusConfig, workdir: Path) -> Iterator[JanusServer]:
+    """Run a Janus with `config` in the namespace `ns` for the block."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    config.write()
+    server = JanusServer(config, ns, workdir / "janus.log")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @contextmanager
 def janus_server(workdir: Path) -> Iterator[JanusServer]:
     """Run a Janus in a namespace of its own for the block; its API on the namespace's address."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    with namespace() as ns:
-        config = JanusConfig(
-            folder=workdir / "janus-config",
-            http_ip=ns.inner,
-            http_port=8088,
-            api_secret=secrets.token_urlsafe(24),
-            admin_key=secrets.token_urlsafe(24),
-        )
-        config.write()
-        server = JanusServer(config, ns, workdir / "janus.log")
-        server.start()
-        try:
-            yield server
-        finally:
-            server.stop()
+    with namespace() as ns, janus_in(ns, janus_config(workdir, ns), workdir) as server:
+        yield server

@@ -202,12 +202,19 @@ def migrate(env: dict[str, str]) -> None:
 
 @contextmanager
 def parley_server(
-    workdir: Path, certs: Path, database_url: str | None = None, **overrides: str
+    workdir: Path,
+    certs: Path,
+    database_url: str | None = None,
+    also_on: tuple[str, ...] = (),
+    **overrides: str,
 ) -> Iterator[ParleyServer]:
-    """Run one Parley server on a free port for the duration of the block."""
+    """Run one Parley server on a free port for the duration of the block: on 127.0.0.1, and on
+    the same port at each address of `also_on` (a test's own namespace's)."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     database_url = database_url or f"sqlite:///{workdir / 'parley.db'}"
+    if also_on:
+        overrides["BIND"] = ",".join(f"{ip}:{port}" for ip in ("127.0.0.1", *also_on))
     env = parley_env(database_url, certs, port, **overrides)
     migrate(env)
     server = ParleyServer(port=port, certs=certs, database_url=database_url, env=env)

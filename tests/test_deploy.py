@@ -25,6 +25,7 @@ INSTALL_DIR = "/opt/parley"
 DEBIAN_COTURN = Path("/lib/systemd/system/coturn.service")
 DEBIAN_JANUS = Path("/lib/systemd/system/janus.service")
 JANUS_DIR = DEPLOY / "janus"
+JANUS_SECRETS = {"api_secret", "admin_key", "turn_rest_api_key"}  # placeholders in deploy/janus
 JANUS_FILES = ("janus.jcfg", "janus.transport.http.jcfg", "janus.plugin.videoroom.jcfg")
 # Where the drop-in tells Janus to read deploy/janus/ from.
 JANUS_INSTALLED = "/etc/janus/parley"
@@ -153,6 +154,12 @@ def test_the_janus_config_names_no_secret_keeps_the_api_on_loopback_and_the_admi
     assert {"JANUS_URL", "JANUS_API_SECRET", "JANUS_ADMIN_KEY"} <= set(ASSIGNED.findall(env))
     port = http["general"]["port"]
     assert f"JANUS_URL=http://127.0.0.1:{port}/janus" in env
+    # Janus's own TURN credentials come from gunicorn itself (plain HTTP, where BIND puts it),
+    # with the API secret as the key.
+    nat = main["nat"]
+    assert nat["turn_rest_api_key"] == api_secret
+    bind = re.search(r"^BIND=(\S+)$", env, re.M)
+    assert bind and nat["turn_rest_api"] == f"http://{bind[1]}/api/turn/janus", nat
 
 
 @requires_janus
@@ -161,13 +168,14 @@ def test_the_janus_config_has_the_settings_make_run_and_the_tests_run_janus_with
 ) -> None:
     """backend/sfu/janusconf.py writes what `make run` and tests/test_sfu.py run: the same here,
     but for the folders (Janus's defaults) and the secrets (placeholders)."""
-    written = JanusConfig(tmp_path, "127.0.0.1", 8088, "secret", "key")
+    turn_rest_api = "http://127.0.0.1:8000/api/turn/janus"
+    written = JanusConfig(tmp_path, "127.0.0.1", 8088, "secret", "key", turn_rest_api=turn_rest_api)
     written.write()
     ours, deployed = janus_files(tmp_path), janus_files(JANUS_DIR)
     for name, sections in ours.items():
         for section, settings in sections.items():
             for key, value in settings.items():
-                if key.endswith("_folder") or key in {"api_secret", "admin_key"}:
+                if key.endswith("_folder") or key in JANUS_SECRETS:
                     continue
                 there = deployed[name].get(section, {}).get(key)
                 if key == "disable":  # the same plugins, whatever the order

@@ -110,6 +110,48 @@ def test_ice_servers_are_rate_limited_per_user(tmp_path: Path) -> None:
     assert "error" in client.get("/api/ice-servers").json
 
 
+JANUS = {"JANUS_URL": "http://10.0.0.2:8088/janus", "JANUS_API_SECRET": "janus-key-" + SECRET}
+
+
+def test_janus_gets_turn_credentials_with_its_key_and_no_cookie_or_origin(tmp_path: Path) -> None:
+    """Janus's turn_rest_api request (draft-uberti-behave-turn-rest) as libcurl sends it: a POST
+    of a form, the key in the query string too, no Origin, no session."""
+    janus = turn_app(tmp_path, **JANUS).test_client()
+    key = JANUS["JANUS_API_SECRET"]
+    query = f"service=turn&api={key}&key={key}&username=1234"
+    before = int(time.time())
+    response = janus.post(f"/api/turn/janus?{query}", data=query,
+                          content_type="application/x-www-form-urlencoded")  # fmt: skip
+    assert response.status_code == 200, response.json
+    body = response.json
+    expiry, who = body["username"].split(":")
+    assert who == "janus" and before + 600 <= int(expiry) <= int(time.time()) + 600
+    digest = hmac.new(SECRET.encode(), body["username"].encode(), hashlib.sha1).digest()
+    assert body["password"] == base64.b64encode(digest).decode()
+    assert body["ttl"] == 600 and body["uris"] == ["turn:127.0.0.1:3478?transport=udp"]
+    assert SECRET not in response.get_data(as_text=True).replace(key, "")
+    assert janus.get(f"/api/turn/janus?{query}").status_code == 200  # turn_rest_api_method GET
+
+
+def test_janus_turn_credentials_refuse_a_wrong_key_and_need_janus_and_turn(
+    tmp_path: Path,
+) -> None:
+    for folder in "bcd":
+        (tmp_path / folder).mkdir()
+    janus = turn_app(tmp_path, **JANUS).test_client()
+    for query in ("service=turn&key=guess", "service=turn", "service=turn&api=guess"):
+        response = janus.post(f"/api/turn/janus?{query}")
+        assert (response.status_code, response.json) == (403, {"error": "wrong key"}), query
+    # A signed-in browser gets nothing here either: its session is not the key.
+    assert signed_in(turn_app(tmp_path / "b", **JANUS)).get("/api/turn/janus").status_code == 403
+    key = JANUS["JANUS_API_SECRET"]
+    no_sfu = turn_app(tmp_path / "c").test_client().post(f"/api/turn/janus?key={key}")
+    assert (no_sfu.status_code, no_sfu.json) == (404, {"error": "no SFU is configured"})
+    bare = turn_app(tmp_path / "d", **JANUS, TURN_URLS=[], TURN_SECRET="").test_client()
+    no_turn = bare.post(f"/api/turn/janus?key={key}")
+    assert (no_turn.status_code, no_turn.json) == (404, {"error": "no TURN is configured"})
+
+
 # --- a real coturn -------------------------------------------------------------------------
 
 

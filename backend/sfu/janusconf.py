@@ -43,6 +43,10 @@ class JanusConfig:
     rtp_ports: tuple[int, int] = (20000, 40000)
     session_timeout: int = 60
     debug_level: int = 4
+    # Parley's /api/turn/janus, for Janus's own TURN credentials ("" for none): Janus presents
+    # its API secret as the key. Plain HTTP to gunicorn on a private address: libcurl in Janus
+    # trusts only the system's authorities, and this keeps the key out of proxies' logs.
+    turn_rest_api: str = ""
 
     @property
     def url(self) -> str:
@@ -72,7 +76,7 @@ class JanusConfig:
             '  server_name = "parley-janus"\n'
             "}\n"
             f'media: {{ rtp_port_range = "{self.rtp_ports[0]}-{self.rtp_ports[1]}" }}\n'
-            'nat: { ice_ignore_list = "vmnet" ignore_mdns = true }\n'
+            f"nat: {{ {self._nat()} }}\n"
             f'plugins: {{ disable = "{others[0]}" }}\n'
             f'transports: {{ disable = "{others[1]}" }}\n'
             "events: { broadcast = false }\n"
@@ -91,6 +95,15 @@ class JanusConfig:
         for name in ("janus.jcfg", "janus.transport.http.jcfg", "janus.plugin.videoroom.jcfg"):
             (self.folder / name).chmod(0o600)
         return main
+
+    def _nat(self) -> str:
+        nat = 'ice_ignore_list = "vmnet" ignore_mdns = true'
+        if self.turn_rest_api:
+            nat += (
+                f' turn_rest_api = "{self.turn_rest_api}" turn_rest_api_key = "{self.api_secret}"'
+                ' turn_rest_api_method = "POST" turn_rest_api_timeout = 5'
+            )
+        return nat
 
     def command(self, binary: str = "janus") -> list[str]:
         """Return the command line that runs Janus with this folder, logging to stdout."""
