@@ -234,3 +234,61 @@ def test_relay_only_browsers_reach_janus_through_turn(
         alice.page.get_by_role("button", name="Leave call").click()
         for user in (alice, bob):
             expect(screen(user.page)).to_be_hidden(timeout=30_000)
+
+
+# Kept in the page before the switch: the link and its two connections, their ICE username
+# fragments, and every time the call's status line changes.
+KEEP = """() => {
+    const link = window.parley.groups.call.sfu;
+    const frag = (pc) => (/a=ice-ufrag:(\\S+)/.exec(pc.localDescription.sdp) || [])[1];
+    window.__sfu = {link, pub: link.publisher, sub: link.subscriber,
+                    frags: [frag(link.publisher), frag(link.subscriber)], shown: []};
+    const line = document.querySelector("[aria-label='Group call'] [role='status']");
+    new MutationObserver(() => window.__sfu.shown.push(line.textContent))
+        .observe(line, {childList: true, characterData: true, subtree: true});
+}"""
+AFTER = """() => {
+    const kept = window.__sfu, link = window.parley.groups.call.sfu;
+    const frag = (pc) => (/a=ice-ufrag:(\\S+)/.exec(pc.localDescription.sdp) || [])[1];
+    return {same: link === kept.link && link.publisher === kept.pub && link.subscriber === kept.sub,
+            restarted: [link.publisher, link.subscriber].map((pc, i) => frag(pc) !== kept.frags[i]),
+            shown: kept.shown};
+}"""
+
+
+def test_a_network_switch_in_an_sfu_call_restarts_ice_on_both_connections(
+    relay_only: ParleyServer, turn_by_janus: LocalTurn, browsers: Callable[[str], Browser]
+) -> None:
+    """coturn restarts (every relay in use is dead, as after a Wi-Fi/mobile switch) and the pages
+    hear the browser come back online: both connections of each page restart ICE, the sending one
+    by its own offer and the receiving one by Janus's (Parley asks for it), and media comes back
+    on the same two connections: no new ones, no subscription made again."""
+    with people_on(relay_only, browsers, "sfn") as make:
+        alice, bob = make("chromium"), make("firefox")
+        room, _ = make_group_of(alice, [bob], relay_only)
+        for user in (alice, bob):
+            open_group(user, room)
+        alice.page.get_by_role("button", name="Video call").click()
+        bob.page.get_by_role("alertdialog", name="Incoming call").get_by_role(
+            "button", name="Accept"
+        ).click(timeout=60_000)
+        in_call([alice, bob])
+        for user in (alice, bob):
+            user.page.evaluate(KEEP)
+        turn_by_janus.restart()
+        for user in (alice, bob):
+            user.page.evaluate("() => window.dispatchEvent(new Event('online'))")
+        for user in (alice, bob):
+            user.page.wait_for_function(
+                """() => { const link = window.parley.groups.call.sfu;
+                    return link !== window.__sfu.link || (!link.recovering && link.up); }""",
+                timeout=60_000,
+            )
+        in_call([alice, bob])
+        for user in (alice, bob):
+            after = user.page.evaluate(AFTER)
+            assert after["same"] and after["restarted"] == [True, True], (user.engine, after)
+            assert "Reconnecting…" in after["shown"], (user.engine, after)
+        alice.page.get_by_role("button", name="Leave call").click()
+        for user in (alice, bob):
+            expect(screen(user.page)).to_be_hidden(timeout=30_000)

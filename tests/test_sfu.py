@@ -30,7 +30,10 @@ from harness.wsclient import FAKE_SDP, Person, call_id, username
 KINDS = ("audio", "video")
 SIZE = (160, 120)
 OFFER = {"type": "offer", "sdp": FAKE_SDP}
-pytestmark = pytest.mark.xdist_group("janus")  # one Janus and its namespace per module
+# One Janus and its namespace per module, in the browsers' lane: this module's six aiortc peers
+# and e2e/test_sfu.py's six participants, run at once on two cores, starved each other (both
+# calls lost media here), so they take turns.
+pytestmark = pytest.mark.xdist_group("browsers")
 
 
 @pytest.fixture(scope="module")

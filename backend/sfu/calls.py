@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -45,6 +46,9 @@ class Seat:
     feeds: set[int] = field(default_factory=set)  # the publishers they receive (or asked for)
     offering: bool = False  # Janus's offer for their receiving connection awaits their answer
     later: set[int] = field(default_factory=set)  # publishers to add once they have answered
+    ufrag: str = ""  # the ICE username fragment of their last offer to send
+    restart: bool = False  # restart ICE on their receiving connection once they have answered
+    streams: list[SfuStream] = field(default_factory=list)  # what their receiving m-lines carry
 
 
 class SfuCall:
@@ -101,12 +105,17 @@ class SfuCall:
         if room is None:
             return
         jsep = offer.model_dump()
+        ufrag, restarted = _ufrag(offer.sdp), False
         if seat.publisher:  # a renegotiation (camera on, ICE restart): configure again
             answer = self._session().message(seat.publisher, {"request": "configure"}, jsep)
+            restarted = bool(seat.ufrag) and ufrag != seat.ufrag
         else:
             seat.publisher = room.attach(lambda event: self.put(lambda: self._heard(seat, event)))
             answer = room.publish(seat.publisher, user_id, jsep)
+        seat.ufrag = ufrag
         self._tell(seat, "publish", answer)
+        if restarted:  # their network changed: their receiving connection restarts ICE too
+            self._restart(seat)
         log.debug(
             "sfu call %s: user %s publishes; present: %s", self.id, user_id, _publishers(answer)
         )
@@ -118,6 +127,8 @@ class SfuCall:
             return
         self._session().message(seat.subscriber, {"request": "start"}, answer.model_dump())
         seat.offering = False
+        if seat.restart:
+            self._restart(seat)
         if seat.later:
             later, seat.later = sorted(seat.later), set()
             self._subscribe(seat, later)
@@ -193,19 +204,31 @@ class SfuCall:
         offer = self.room.subscribe(seat.subscriber, new, first)
         self._tell(seat, "subscribe", offer)
 
+    def _restart(self, seat: Seat) -> None:
+        """Have Janus offer their receiving connection new ICE credentials (an ICE restart); after
+        their answer to an offer still out, since Janus would hold this one back unannounced."""
+        seat.restart = seat.offering
+        if seat.subscriber and not seat.offering:
+            restart = {"request": "configure", "restart": True}
+            self._tell(seat, "subscribe", self._session().message(seat.subscriber, restart))
+
     def _tell(self, seat: Seat, pc: Pc, event: Event) -> None:
         jsep = event.get("jsep")
         if not isinstance(jsep, dict):
             raise JanusError(f"janus sent no description for {pc}")
+        data = plugin_data(event)
         if pc == "subscribe":
             seat.offering = True
+            # A restart's offer names no streams: the m-lines carry what they carried.
+            if "streams" in data:
+                seat.streams = _streams(data)
         frame = SfuDescription(
             call_id=self.id,
             pc=pc,
             description=SessionDescription.model_validate(
                 {"type": jsep.get("type"), "sdp": jsep.get("sdp")}
             ),
-            streams=_streams(plugin_data(event)) if pc == "subscribe" else [],
+            streams=seat.streams if pc == "subscribe" else [],
         )
         self.owner.send(self.id, seat.user_id, frame)
 
@@ -282,6 +305,12 @@ class SfuCalls:
 def _publishers(event: Event) -> list[int]:
     found = plugin_data(event).get("publishers")
     return [int(p["id"]) for p in found or [] if isinstance(p, dict) and "id" in p]
+
+
+def _ufrag(sdp: str) -> str:
+    """The ICE username fragment of a description ("" when it has none)."""
+    found = re.search(r"^a=ice-ufrag:(\S+)", sdp, re.M)
+    return found[1] if found else ""
 
 
 def _streams(data: dict[str, Any]) -> list[SfuStream]:

@@ -14,11 +14,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, TypeAdapter
 
-from .effects import CallRecord, Outcome, Send
+from .effects import CallRecord, Effect, Outcome, Send
 from .groupframes import GroupCallJoined, GroupCallRing, GroupCallState, GroupState, Topology
+from .hub import Connection
 from .livecalls import MAX_BACKLOG
-from .protocol import User, dump
+from .protocol import User, dump, error
 from .timers import Cancellable
+from .transitions import refuse
 
 
 @dataclass
@@ -65,6 +67,17 @@ class GroupCall:
         if len(self.participants) >= 2 and self.state == "ringing":
             self.state = "active"
             self.answered_at = now
+
+    def unbound(self, conn: Connection, kind: str) -> list[Effect]:
+        """The refusal of a signal (`kind`) from a socket that is not a participant's bound one;
+        nothing when it is."""
+        person = self.participants.get(conn.user_id)
+        if person is None:
+            return refuse(conn, kind, self.id, "not_found", "you are not in this call")
+        if person.conn != conn.id:
+            text = "this socket is not bound to the call; send call_resume first"
+            return [Send(conn.id, error("forbidden", text, kind, self.id))]
+        return []
 
     def users(self, but: int | None = None) -> list[User]:
         """Return the participants (in the order they joined), but one."""

@@ -212,13 +212,9 @@ class GroupCalls:
         ]
 
     def _signal(self, call: GroupCall, conn: Connection, msg: RelaySend) -> list[Effect]:
-        sender = call.participants.get(conn.user_id)
-        if sender is None:
-            return refuse(conn, msg.type, call.id, "not_found", "you are not in this call")
-        if sender.conn != conn.id:
-            text = "this socket is not bound to the call; send call_resume first"
-            return [Send(conn.id, error("forbidden", text, msg.type, call.id))]
-        frame = relayed(msg, sender.user)
+        if refused := call.unbound(conn, msg.type):
+            return refused
+        frame = relayed(msg, call.participants[conn.user_id].user)
         if msg.to is None and isinstance(msg, CallMediaSend):
             return [
                 s

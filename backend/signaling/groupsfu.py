@@ -64,12 +64,8 @@ class SfuSide:
         msg: SfuDescriptionSend | SfuCandidateSend,
     ) -> list[Effect]:
         """Hand a participant's description or candidate to the call's SFU worker."""
-        person = call.participants.get(conn.user_id)
-        if person is None:
-            return refuse(conn, msg.type, call.id, "not_found", "you are not in this call")
-        if person.conn != conn.id:
-            text = "this socket is not bound to the call; send call_resume first"
-            return [Send(conn.id, error("forbidden", text, msg.type, call.id))]
+        if refused := call.unbound(conn, msg.type):
+            return refused
         if call.topology != "sfu" or self.calls is None:
             return refuse(conn, msg.type, call.id, "forbidden", "this call is a mesh")
         if isinstance(msg, SfuDescriptionSend):

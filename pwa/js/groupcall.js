@@ -24,6 +24,7 @@ const REPLACE_AFTER_MS = 12000;
 // A new connection not up this long after its offer is offered again (its offer or answer can be
 // lost while the server restarts; nothing else would retry a connection that never connected).
 const REOFFER_AFTER_MS = 20000;
+const STATS_WITHIN_MS = 5000; // one participant's stats past this are null (stats())
 
 export class GroupCall {
   /**
@@ -302,9 +303,19 @@ export class GroupCall {
 
   /** The network changed or signalling came back: every open connection restarts ICE. @param {"online"|"connection"|"signaling"} reason */
   networkChanged(reason) {
-    // Through the SFU: ask to start over (call_resume: new connections, the old ones dropped).
-    if (this.sfu) return void (reason !== "signaling" && this.signaling.send(callResume(this.id)));
+    // Through the SFU: restart ICE on both connections; if that cannot be done or finds no path,
+    // start over (call_resume: new connections, the old ones dropped). A socket that came back
+    // resumes the call itself (GroupCalls).
+    if (this.sfu) return void (reason !== "signaling" && this.restartSfu(this.sfu));
     for (const peer of this.peers.values()) if (!peer.closed) peer.networkChanged(reason);
+  }
+
+  /** @param {SfuLink} link */
+  async restartSfu(link) {
+    // Fresh TURN credentials for the new paths; none fetched (offline still): the ones held.
+    const fresh = /** @type {RTCConfiguration} */ (/** @type {unknown} */ (await this.iceConfig()));
+    const ok = await link.restart(fresh.iceServers?.length ? fresh : undefined);
+    if (!ok && this.sfu === link && this.state !== "ended") this.signaling.send(callResume(this.id));
   }
 
   /** Work out how loud each participant is now; tell the views when someone starts or stops speaking. */
@@ -335,10 +346,12 @@ export class GroupCall {
   async stats() {
     /** @type {Record<string, any>} */
     const out = {};
-    for (const [id, peer] of this.peers) {
-      if (peer.closed) continue;
-      out[this.user(id).username] = await peer.stats().catch(() => null);
-    }
+    // A connection torn down meanwhile may never settle its getStats (Firefox, once, under load):
+    // each participant's stats have STATS_WITHIN_MS, and are null past it.
+    const late = () => new Promise((resolve) => setTimeout(() => resolve(null), STATS_WITHIN_MS));
+    const live = [...this.peers].filter(([, peer]) => !peer.closed);
+    const got = await Promise.all(live.map(([, peer]) => Promise.race([peer.stats().catch(() => null), late()])));
+    live.forEach(([id], i) => (out[this.user(id).username] = got[i]));
     return out;
   }
 

@@ -47,16 +47,19 @@ export async function arriving(pc, ms = 500) {
  * Follow a network restart until media flows on the new path.
  * @param {RTCPeerConnection} pc @param {string} oldUfrag our ICE ufrag before the restart
  * @param {() => boolean} current false once the connection closed or another restart took over
+ * @param {boolean} [inbound_] whether media comes in on `pc` (false: a sending-only connection,
+ *   "flowing" once answered and connected)
  * @returns {Promise<"flowing"|"stalled"|"down"|"gone">} "stalled": answered and connected, no media;
  *   "down": not answered and connected within RECOVER_WITHIN_MS; "gone": `current` turned false
  */
-export async function mediaBack(pc, oldUfrag, current) {
+export async function mediaBack(pc, oldUfrag, current, inbound_ = true) {
   const since = Date.now();
   let [before, settledAt] = [-1, 0];
   for (;;) {
     await sleep(MEDIA_POLL_MS);
     if (!current()) return "gone";
     const settled = pc.signalingState === "stable" && ufrag(pc.localDescription) !== oldUfrag && pc.connectionState === "connected";
+    if (settled && !inbound_) return "flowing";
     const bytes = settled ? (await inbound(pc)).bytes : -1;
     if (!current()) return "gone";
     if (settled && before >= 0 && bytes > before) return "flowing";

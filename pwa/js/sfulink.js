@@ -6,6 +6,7 @@
 // stream, `closed`, stats), so tiles and the speaking highlight work the same. No DOM.
 
 import { sfuCandidate, sfuDescription } from "./protocol.js";
+import { mediaBack, ufrag } from "./recovery.js";
 import { walkStats } from "./stats.js";
 
 /** @typedef {{mid: string, user_id: number, kind: "audio"|"video"}} SfuStream */
@@ -29,7 +30,7 @@ export class SfuRemote {
     return this.link.statsFor(this.id);
   }
 
-  /** The network changed: the link starts over (GroupCall.networkChanged). */
+  /** The network changed: the link restarts ICE for everyone (GroupCall.networkChanged). */
   networkChanged() {}
 }
 
@@ -52,6 +53,8 @@ export class SfuLink extends EventTarget {
     this.remotes = new Map();
     /** @type {Promise<void>} descriptions are taken one at a time, in order */
     this.queue = Promise.resolve();
+    /** @type {object|null} an ICE restart under way (restart()) */
+    this.recovering = null;
   }
 
   /** Offer our microphone and camera to the call. */
@@ -66,6 +69,36 @@ export class SfuLink extends EventTarget {
     if (!this.publisher || this.closed) return;
     this.publisher.addTransceiver(track, { direction: "sendonly", streams: [this.stream] });
     await this.offer();
+  }
+
+  /**
+   * The network changed: restart ICE on both connections, keeping them and every subscription.
+   * Our offer with new ICE credentials for the sending connection also has Parley ask Janus for a
+   * restart offer of the receiving one. False when no restart can be made (not negotiated yet) or
+   * media did not come back on a new path: the call then starts over (call_resume).
+   * @param {RTCConfiguration} [config] fresh ICE servers (TURN credentials) for the new paths
+   * @returns {Promise<boolean>}
+   */
+  async restart(config) {
+    if (this.recovering) return true; // one is under way
+    const [pub, sub] = [this.publisher, this.subscriber];
+    if (this.closed || !pub || pub.signalingState !== "stable" || (sub && sub.signalingState !== "stable")) return false;
+    const token = (this.recovering = {});
+    const current = () => !this.closed && this.recovering === token;
+    const old = { pub: ufrag(pub.localDescription), sub: sub ? ufrag(sub.localDescription) : "" };
+    this.emit("change");
+    try {
+      if (config) for (const pc of [pub, sub]) pc?.setConfiguration(config);
+      await this.offer({ iceRestart: true });
+      const outcomes = await Promise.all([mediaBack(pub, old.pub, current, false), sub ? mediaBack(sub, old.sub, current) : "flowing"]);
+      return this.closed || outcomes.every((o) => o === "flowing");
+    } catch (error) {
+      console.warn("sfu restart", error);
+      return this.closed;
+    } finally {
+      if (this.recovering === token) this.recovering = null;
+      this.emit("change");
+    }
   }
 
   /** @param {{pc: "publish"|"subscribe", description: RTCSessionDescriptionInit, streams?: SfuStream[]}} msg */
@@ -115,7 +148,7 @@ export class SfuLink extends EventTarget {
   /** Whether media can flow: the receiving connection is up (or, alone in the call, the sending one). */
   get up() {
     const state = (this.subscriber || this.publisher)?.connectionState;
-    return !this.closed && state === "connected";
+    return !this.closed && !this.recovering && state === "connected";
   }
 
   /** One participant's stats, in the shape GroupCall.stats and the tests read for a Peer. @param {number} id */
@@ -161,10 +194,11 @@ export class SfuLink extends EventTarget {
     return pc;
   }
 
-  async offer() {
+  /** @param {RTCOfferOptions} [options] */
+  async offer(options) {
     const pc = this.publisher;
     if (!pc) return;
-    const offer = await pc.createOffer();
+    const offer = await pc.createOffer(options);
     await pc.setLocalDescription(offer);
     if (!this.closed) this.signaling.send(sfuDescription(this.callId, "publish", { type: "offer", sdp: offer.sdp || "" }));
   }
