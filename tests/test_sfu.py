@@ -151,9 +151,12 @@ async def until(check: Callable[[], bool], why: Callable[[], str], seconds: floa
 async def media_from(call: GroupCall, others: set[int], more_than: int = 20) -> None:
     """Wait until each of `others` (user ids) has sent this peer more than `more_than` frames
     of audio and of video since this was called."""
-    start = received(call.sfu)
+    counted = [call.sfu, received(call.sfu)]
 
     def got(o: int, k: str) -> int:
+        if call.sfu is not counted[0]:  # the call started over on new connections: count anew
+            counted[:] = [call.sfu, {}]
+        start: dict[int, dict[str, int]] = counted[1]  # type: ignore[assignment]
         return received(call.sfu).get(o, {}).get(k, 0) - start.get(o, {}).get(k, 0)
 
     await until(

@@ -230,7 +230,9 @@ class GroupPeer(Peer):
             if call.sfu is not None:
                 await call.sfu.close()
             tracks = [self.relay.subscribe(t, buffered=False) for t in self.sources]
-            call.sfu = SfuLink(self.client, call.id, self._configuration, tracks)
+            call.sfu = SfuLink(
+                self.client, call.id, self._configuration, tracks, lambda: self._start_over(call)
+            )
             await call.sfu.publish()
             return
         for user in joined.participants:
@@ -285,6 +287,11 @@ class GroupPeer(Peer):
         if live is None or live.state == "ended":
             await self._end(call, "disconnected")
         else:
+            await self.client.send(CallResumeSend(type="call_resume", call_id=call.id))
+
+    async def _start_over(self, call: GroupCall) -> None:
+        """Start the call over on new connections (Parley answers with group_call_joined)."""
+        if not call.ended.is_set():
             await self.client.send(CallResumeSend(type="call_resume", call_id=call.id))
 
     # --- helpers -----------------------------------------------------------------------------

@@ -35,11 +35,14 @@ class SfuLink:
         call_id: str,
         configuration: Callable[[], Awaitable[RTCConfiguration]],
         tracks: list[MediaStreamTrack],
+        failed: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.client = client
         self.call_id = call_id
         self.configuration = configuration
         self.tracks = tracks
+        # A connection failed (aiortc cannot restart ICE): the call starts over (call_resume).
+        self.failed = failed
         self.publisher: RTCPeerConnection | None = None
         self.subscriber: RTCPeerConnection | None = None
         self.streams: dict[str, tuple[int, str]] = {}  # mid -> (user id, kind)
@@ -50,6 +53,7 @@ class SfuLink:
     async def publish(self) -> None:
         """Offer our tone and picture to the call."""
         pc = self.publisher = RTCPeerConnection(await self.configuration())
+        self._watch(pc)
         for track in self.tracks:
             pc.addTrack(track)
         await pc.setLocalDescription(await pc.createOffer())
@@ -77,6 +81,7 @@ class SfuLink:
         pc = self.subscriber
         if pc is None:
             pc = self.subscriber = RTCPeerConnection(await self.configuration())
+            self._watch(pc)
             pc.on("track", self._on_track)
         await pc.setRemoteDescription(RTCSessionDescription(sdp, kind))
         await pc.setLocalDescription(await pc.createAnswer())
@@ -126,6 +131,15 @@ class SfuLink:
                 await pc.close()
 
     # --- helpers -----------------------------------------------------------------------------
+
+    def _watch(self, pc: RTCPeerConnection) -> None:
+        async def changed() -> None:
+            if pc.connectionState == "failed" and not self.closed and self.failed is not None:
+                log.info("sfu call %s: a connection failed; starting over", self.call_id)
+                failed, self.failed = self.failed, None  # once per link
+                await failed()
+
+        pc.on("connectionstatechange", changed)
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         pc = self.subscriber
