@@ -195,19 +195,25 @@ def relay_only(
         yield running
 
 
+def video_call_of_two(make: Callable[[str], User], server: ParleyServer) -> tuple[User, User]:
+    """A Chromium and a Firefox in a group of two: one calls, the other accepts, media flows."""
+    alice, bob = make("chromium"), make("firefox")
+    room, _ = make_group_of(alice, [bob], server)
+    for user in (alice, bob):
+        open_group(user, room)
+    alice.page.get_by_role("button", name="Video call").click()
+    bob.page.get_by_role("alertdialog", name="Incoming call").get_by_role(
+        "button", name="Accept"
+    ).click(timeout=60_000)
+    in_call([alice, bob])
+    return alice, bob
+
+
 def test_relay_only_browsers_reach_janus_through_turn(
     relay_only: ParleyServer, browsers: Callable[[str], Browser]
 ) -> None:
     with people_on(relay_only, browsers, "sfr") as make:
-        alice, bob = make("chromium"), make("firefox")
-        room, _ = make_group_of(alice, [bob], relay_only)
-        for user in (alice, bob):
-            open_group(user, room)
-        alice.page.get_by_role("button", name="Video call").click()
-        bob.page.get_by_role("alertdialog", name="Incoming call").get_by_role(
-            "button", name="Accept"
-        ).click(timeout=60_000)
-        in_call([alice, bob])
+        alice, bob = video_call_of_two(make, relay_only)
         # Both of each page's connections with Janus run over a relay candidate of coturn.
         for user in (alice, bob):
             paths = user.page.evaluate(
@@ -264,15 +270,7 @@ def test_a_network_switch_in_an_sfu_call_restarts_ice_on_both_connections(
     by its own offer and the receiving one by Janus's (Parley asks for it), and media comes back
     on the same two connections: no new ones, no subscription made again."""
     with people_on(relay_only, browsers, "sfn") as make:
-        alice, bob = make("chromium"), make("firefox")
-        room, _ = make_group_of(alice, [bob], relay_only)
-        for user in (alice, bob):
-            open_group(user, room)
-        alice.page.get_by_role("button", name="Video call").click()
-        bob.page.get_by_role("alertdialog", name="Incoming call").get_by_role(
-            "button", name="Accept"
-        ).click(timeout=60_000)
-        in_call([alice, bob])
+        alice, bob = video_call_of_two(make, relay_only)
         for user in (alice, bob):
             user.page.evaluate(KEEP)
         turn_by_janus.restart()
