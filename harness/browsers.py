@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from playwright.sync_api import Browser, BrowserContext, Error, Playwright
 
@@ -169,3 +171,17 @@ def close_surely(target: BrowserContext | Browser, grace: float = CLOSE_GRACE) -
             f"closing {target!r} hung for {grace:.0f} s; killed browser processes {killed}",
             file=sys.stderr,
         )
+
+
+T = TypeVar("T")
+
+
+def off_the_loop(job: Callable[[], T]) -> T:
+    """Run `job` (which starts Playwright's sync API itself) in a thread of its own.
+
+    The sync API refuses a thread whose asyncio loop is running, and e2e/conftest.py's session
+    Playwright leaves one running in the main thread of a pytest worker that has run browser
+    tests; a tests/ module that lands on that worker later would fail without this.
+    """
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(job).result()

@@ -197,6 +197,10 @@ class Session:
             try:
                 events = self.janus.poll(self.id, self.janus.timeout + 35, self._poll_http)
                 failures = 0
+            except RuntimeError:
+                if self.closed:  # destroy() closed the client between our check and the poll
+                    return
+                raise
             except JanusError as exc:
                 if self.closed:
                     return
