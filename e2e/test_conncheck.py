@@ -8,12 +8,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, Locator, Page, Playwright, expect
 
 from backend.turnserver import LocalTurn
 from harness.browsers import CHROMIUM_ARGS, SYSTEM_CHROMIUM, close_surely
-from harness.people import SCREENSHOTS, User, new_person, people_on
+from harness.people import PASSWORD, SCREENSHOTS, User, new_person, people_on
 from harness.servers import ParleyServer, make_test_certs, parley_server
 from harness.viewports import DESKTOP, phone
 
@@ -144,7 +145,25 @@ def test_screenshots_of_the_check(
         browsers("chromium"), "chromium", relayed, f"shot{secrets.token_hex(3)}", **options
     )
     try:
+        for _ in range(3):  # chats above the check: its results must not squeeze them
+            pal = f"pal{secrets.token_hex(3)}"
+            registered = httpx.post(
+                f"{relayed.url}/api/register",
+                json={"username": pal, "password": PASSWORD},
+                headers={"Origin": relayed.url},
+                verify=relayed.ssl_context(),
+            )
+            assert registered.status_code == 201, registered.text
+            user.page.get_by_role("textbox", name="New chat").fill(pal)
+            user.page.get_by_role("button", name="Open chat").click()
+            expect(user.page.get_by_role("textbox", name="Message")).to_be_visible()
+            user.page.goto("/")
         check_connection(user.page)
+        chats = user.page.locator(".rooms")
+        expect(chats.locator("a.room-row")).to_have_count(3)
+        # The pane scrolls as a whole; the list of chats itself is never cut to a scrolling slit.
+        clipped = chats.evaluate("list => list.scrollHeight - list.clientHeight")
+        assert clipped <= 1, f"the chat list hides {clipped} px of its chats"
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         user.page.get_by_role("list", name="Connection check results").scroll_into_view_if_needed()
         user.page.screenshot(path=str(SCREENSHOTS / f"conncheck-{size}.png"))
