@@ -152,6 +152,7 @@ def test_screenshots_of_the_check(
                 json={"username": pal, "password": PASSWORD},
                 headers={"Origin": relayed.url},
                 verify=relayed.ssl_context(),
+                timeout=60,  # password hashing on a slow machine
             )
             assert registered.status_code == 201, registered.text
             user.page.get_by_role("textbox", name="New chat").fill(pal)
