@@ -12,6 +12,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import config, errors, security
 from .extensions import db, limiter, login_manager, migrate, sock
+from .signaling.socket import server_options
 
 log = logging.getLogger("parley")
 
@@ -30,10 +31,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config.from_mapping(config.from_env(Path(app.instance_path)))
     if test_config:
         app.config.from_mapping(test_config)
-    app.config["SOCK_SERVER_OPTIONS"] = {
-        "max_message_size": app.config["WS_MAX_MESSAGE"],
-        "ping_interval": app.config["WS_PING_INTERVAL"],
-    }
+    app.config["SOCK_SERVER_OPTIONS"] = server_options(app.config["WS_MAX_MESSAGE"])
     if not str(app.config["SQLALCHEMY_DATABASE_URI"]).startswith("sqlite"):
         # A server database restarts or fails over and drops every pooled connection: test each
         # one as it is taken (one round trip) instead of failing the request that finds it dead.

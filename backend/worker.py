@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 import sys
+import time
 from typing import Any
 
 import gevent
@@ -58,17 +59,32 @@ class ParleyWorker(GeventWorker):
         super().patch()
         _refuse_a_blocking_psycopg()
 
+    _closing: gevent.Greenlet | None = None
+
     def run(self) -> None:
         ggevent.StreamServer = TlsServer  # the name gunicorn's run() builds its server from
         super().run()
+        # gunicorn waited for its request handlers; Parley's sockets are served outside them
+        # (Signaling.adopt), so their close handshakes are waited for here.
+        started = time.monotonic()
+        if self._closing is None:
+            self._closing = gevent.spawn(self._close_sockets)
+        self._closing.join(timeout=self.cfg.graceful_timeout)
+        service = self._service()
+        if service is not None:
+            left = self.cfg.graceful_timeout - (time.monotonic() - started)
+            if not service.wait_closed(max(left, 0.0)):
+                log.warning("stopping with sockets still open after the graceful timeout")
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         super().handle_exit(sig, frame)
-        gevent.spawn(self._close_sockets)
+        self._closing = gevent.spawn(self._close_sockets)
+
+    def _service(self) -> Any:
+        return getattr(self.wsgi, "extensions", {}).get("parley.signaling")
 
     def _close_sockets(self) -> None:
-        extensions = getattr(self.wsgi, "extensions", {})
-        service = extensions.get("parley.signaling")
+        service = self._service()
         if service is not None:
             service.shutdown()
 

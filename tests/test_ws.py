@@ -11,8 +11,8 @@ from contextlib import contextmanager
 import pytest
 import websocket
 
-from harness.servers import ParleyServer
-from harness.wsclient import Person, pair
+from harness.servers import ParleyServer, make_test_certs, parley_server
+from harness.wsclient import Person, pair, username
 
 # --- the upgrade ---------------------------------------------------------------------------
 
@@ -231,3 +231,27 @@ def test_signing_out_closes_that_sessions_sockets_only(
         assert theirs.expect("pong")["t"] == 7
     finally:
         other_session.close()
+
+
+# --- sockets outlive their upgrade request ---------------------------------------------------
+
+
+def test_open_sockets_take_none_of_gunicorns_connection_slots(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """A socket is served in a greenlet of its own and its upgrade request ends (Signaling.adopt).
+
+    Before, each open socket held one of gunicorn's `worker_connections` for its whole life: with
+    4 of them, the fifth socket's handshake and every HTTP request waited for a socket to close.
+    """
+    root = tmp_path_factory.mktemp("slots")
+    with parley_server(root, make_test_certs(root / "certs"), WORKER_CONNECTIONS="4") as server:
+        alice = Person(server, username("alice"))
+        try:
+            sockets = [alice.connect() for _ in range(10)]  # each read its welcome
+            assert alice.http.get("/api/me").json()["username"] == alice.username
+            for n, sock in enumerate(sockets):
+                sock.send({"type": "ping", "t": n})
+                assert sock.expect("pong")["t"] == n
+        finally:
+            alice.close()

@@ -35,7 +35,7 @@ from .ratelimit import TokenBucket
 from .redisbus import RedisBus
 from .registry import CallRegistry, ThreadScheduler
 from .roomframes import RoomRemoved, RoomUpdated
-from .socket import Socket
+from .socket import Pinger, Socket, spawn
 from .store import ReportRefused, Store
 
 log = logging.getLogger("parley.signaling")
@@ -86,6 +86,7 @@ class Signaling:
             else:
                 self.bus = InMemoryBus()
             self.hub = Hub(self.store.peers_of, self.bus)
+            self.pinger = Pinger(float(config["WS_PING_INTERVAL"]))
             self.calls = CallRegistry(
                 self.hub,
                 self.store,
@@ -214,16 +215,41 @@ class Signaling:
                 log.debug("closing socket %s at shutdown failed", conn.id, exc_info=True)
         self.bus.close()
 
+    def wait_closed(self, seconds: float) -> bool:
+        """Wait up to `seconds` for every socket's read loop to end; True when they all did.
+
+        Sockets are served outside gunicorn's request handlers (`adopt`), so a stopping worker
+        waits here for the close handshakes that `shutdown` started.
+        """
+        deadline = time.monotonic() + seconds
+        while self._sockets:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
     # --- one socket ----------------------------------------------------------------------------
 
+    def adopt(self, conn: Socket, user: protocol.User) -> None:
+        """Serve `conn` in a greenlet of its own (a thread outside gevent) and return at once.
+
+        The route that upgraded the socket returns, and with it go gunicorn's request, the WSGI
+        environ and Flask's contexts, which would otherwise live as long as the socket.
+        """
+        self.start()
+        with self._lock:
+            self._sockets[conn.id] = conn  # now: a shutdown from here on closes it
+        spawn(self.serve, conn, user)
+
     def serve(self, conn: Socket, user: protocol.User) -> None:
-        """Run one socket from welcome to close."""
+        """Run one socket from welcome to close, in the caller's greenlet."""
         self.start()
         config = self.app.config
         bucket = TokenBucket(config["WS_MESSAGE_RATE"], config["WS_MESSAGE_BURST"])
         with self._lock:
             self._sockets[conn.id] = conn
         try:
+            self.pinger.add(conn)
             self.hub.add(conn)
             self.router.opened(conn, user)
             for data in conn.frames():

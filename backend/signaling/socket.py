@@ -1,89 +1,275 @@
 """One WebSocket as the signalling service sees it; the only code that touches simple-websocket.
 
-Parley leans on three things simple-websocket does not promise as API, pinned by
-tests/test_socket.py: `Server.receive_bytes` is the size of each read, `Server.ws` is the wsproto
-connection its reader feeds (replaceable before the reader first runs), and `Server.sock` is the
-raw socket a whole frame can be written to.
+simple-websocket does the upgrade handshake, and nothing after it. A `Socket` then takes the raw
+socket and wsproto's frame protocol out of it and the route returns: the socket is read in a
+greenlet of its own that holds only those (`Signaling.adopt`), not in the request's greenlet,
+which would keep gunicorn's parsed request, the WSGI environ and Flask's contexts for as long as
+the socket is open (about 12 KB a socket, docs/benchmarks.md section 1). One `Pinger` per
+process pings every socket, instead of a reader thread and a selector per socket.
+
+Parley leans on what simple-websocket does not promise as API, pinned by tests/test_socket.py:
+the constructor's `thread_class` and `event_class` (so no reader starts), `Server.ws` (the wsproto
+connection after the handshake), `Server.sock` (the raw socket), `max_message_size` and
+`connected` (set false, so flask-sock's close after the route sends nothing).
 """
 
 from __future__ import annotations
 
+import collections
+import logging
+import socket
+import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from typing import TypeAlias
+from collections.abc import Callable, Iterator
+from typing import Any, TypeAlias
 
-from simple_websocket import ConnectionClosed, Server
+from simple_websocket import Server
+from wsproto import WSConnection
+from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessage
+from wsproto.frame_protocol import CloseReason
+from wsproto.utilities import LocalProtocolError
 
 from .framing import FastReader, text_frame
 
-RECEIVE_BYTES = 65536  # at least a TLS record (16 KiB); see tune
+log = logging.getLogger("parley.signaling")
+
+# At least a TLS record (16 KiB): reading less left the rest of a record decrypted inside the SSL
+# object, where select() cannot see it, so a large frame (an SDP offer) sat unread until the
+# client's next frame. Under load one read takes several frames.
+RECEIVE_BYTES = 65536
+PING_FRAME = b"\x89\x00"  # a final ping frame with no payload (RFC 6455, 5.5.2)
+CLOSE_PING_TIMEOUT = 1008  # policy violation, as simple-websocket's own ping timeout used
 
 WebSocket: TypeAlias = Server  # what flask-sock hands a route
 
 
-def tune(ws: WebSocket) -> None:
-    """Set a just-upgraded socket up for Parley; call before anything yields."""
-    # simple-websocket reads 4 KiB at a time and then waits in select() for more. Over TLS the
-    # rest of a 16 KiB record is then decrypted and pending inside the SSL object, where select()
-    # cannot see it: a large frame (an SDP offer) sat unread until the client's next frame or
-    # the next ping. Reading up to a whole record leaves nothing pending, and under load one
-    # read takes several frames. Its reader has not run yet: nothing has yielded since the
-    # upgrade, so every read uses this size.
-    ws.receive_bytes = RECEIVE_BYTES
-    ws.ws = FastReader(ws.ws)  # plain text frames read without wsproto's generic parser
+class _NoReader:
+    """simple-websocket's `thread_class`: its reader never starts; `Socket.frames` reads."""
+
+    def __init__(self, target: Callable[[], None] | None = None, **_: Any) -> None:
+        self.name = "parley-ws-no-reader"
+
+    def start(self) -> None:
+        """Start nothing."""
+
+
+class _NoHandOff:
+    """simple-websocket's `event_class`: nothing waits on it, since no reader hands over."""
+
+    def set(self) -> None:
+        """Do nothing."""
+
+    def clear(self) -> None:
+        """Do nothing."""
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Return at once: `Server.receive` is not used."""
+        return True
+
+
+def spawn(target: Callable[..., None], *args: Any) -> None:
+    """Run target(*args) on its own: a bare greenlet under gevent, else a daemon thread.
+
+    Under gunicorn's gevent worker a monkey-patched `threading.Thread` is a full Greenlet that
+    keeps its spawning stack and a thread object: several KB for each socket and each ping.
+    Exceptions are logged, never raised into gevent's hub.
+    """
+
+    def run() -> None:
+        try:
+            target(*args)
+        except Exception:
+            log.exception("%s failed", getattr(target, "__qualname__", target))
+
+    if _gevent_threads():
+        from gevent import spawn_raw
+
+        spawn_raw(run)
+    else:
+        threading.Thread(target=run, daemon=True).start()
+
+
+def _gevent_threads() -> bool:
+    monkey = sys.modules.get("gevent.monkey")
+    return monkey is not None and bool(monkey.is_module_patched("threading"))
+
+
+def server_options(max_message_size: int) -> dict[str, Any]:
+    """Return flask-sock's SOCK_SERVER_OPTIONS for Parley's sockets."""
+    return {
+        "max_message_size": max_message_size,
+        "receive_bytes": RECEIVE_BYTES,
+        "ping_interval": None,  # the Pinger's job
+        "thread_class": _NoReader,
+        "event_class": _NoHandOff,
+    }
 
 
 class Socket:
-    """One open WebSocket of one signed-in session, safe to send to from any greenlet."""
+    """One open WebSocket of one signed-in session, safe to send to from any greenlet.
+
+    Built in the route from flask-sock's just-upgraded socket, which it takes over: from then on
+    the route may return, and the socket stays open until `frames()` ends.
+    """
 
     def __init__(self, ws: WebSocket, user_id: int, sid: str | None, node: str) -> None:
         self.id = f"{node}.{uuid.uuid4().hex}"
         self.user_id = user_id
         self.sid = sid
-        self._ws = ws
+        self._sock = ws.sock
+        # A file on the socket keeps its descriptor open when the HTTP server closes the socket
+        # after the route returns (socket.close waits for every makefile() to close).
+        self._hold = self._sock.makefile("rb", buffering=0)
+        # After the upgrade only wsproto's frame protocol is needed: the handshake object keeps
+        # the request's headers three times over (h11's parser among them).
+        protocol = ws.ws.connection if isinstance(ws.ws, WSConnection) else ws.ws
+        self._protocol = FastReader(protocol)
+        self._max_message = int(ws.max_message_size or 0)
+        # flask-sock's response after the route closes over `ws` in a class made per request, a
+        # cycle only the garbage collector frees: keep nothing in it but what that response and
+        # its close read, so the request and its socket do not wait for a collection.
+        mode = ws.mode
+        # gunicorn leaves the socket alone once the route returns; werkzeug's development
+        # server (tests/test_signals.py) writes a response after it, so there the route serves.
+        self.outlives_request = mode == "gunicorn"
+        ws.__dict__.clear()
+        ws.mode, ws.connected = mode, False  # the close after the route must send nothing
+        self._connected = True
+        self._pong_received = True
+        self._messages: collections.deque[str | bytes] = collections.deque()
+        self._partial: str | bytes | bytearray | None = None  # a fragmented message so far
+        self._partial_size = 0
         # Fan-out sends come from other sockets' greenlets and timers: one frame at a time, and
         # sendall, because a partial TLS write interleaved with another frame corrupts both.
         self._lock = threading.Lock()
+        self._reading = True  # frames() has not ended: the raw socket is still ours
+        self._unanswered_close = False  # the Pinger found it closed by us and still reading
 
     def frames(self) -> Iterator[str | bytes]:
-        """Yield each message the client sends, until the socket closes."""
+        """Yield each message the client sends, until the socket closes; then release it.
+
+        Read in the caller's own greenlet. Control frames are answered here (a pong for a ping,
+        the close reply) under the send lock, so they never split another greenlet's frame.
+        """
+        raw = self._sock
         try:
             while True:
-                data = self._ws.receive()
-                if data is not None:
-                    yield data
-        except ConnectionClosed:
-            return
+                while self._messages:
+                    yield self._messages.popleft()
+                if not self._connected:
+                    return
+                try:
+                    data = raw.recv(RECEIVE_BYTES)
+                except OSError:  # reset, or shut down under us by the pinger
+                    data = b""
+                if not data:
+                    self._connected = False
+                    return
+                with self._lock:
+                    try:
+                        self._receive(data)
+                    except (OSError, LocalProtocolError):
+                        self._connected = False
+        finally:
+            self._reading = False
+            self._hold.close()
+            try:
+                raw.close()
+            except OSError:
+                pass
+
+    def _receive(self, data: bytes) -> None:
+        """Take bytes from the client: queue its messages, answer pings and the close handshake."""
+        protocol = self._protocol
+        protocol.receive_data(data)
+        out = b""
+        for event in protocol.events():
+            if isinstance(event, (TextMessage, BytesMessage)):
+                if not self._message_part(event):
+                    out += protocol.send(
+                        CloseConnection(CloseReason.MESSAGE_TOO_BIG, "Message is too big")
+                    )
+                    self._connected = False
+                    break
+            elif isinstance(event, Ping):
+                out += protocol.send(event.response())
+            elif isinstance(event, Pong):
+                self._pong_received = True
+            elif isinstance(event, CloseConnection):
+                self._connected = False
+                try:
+                    out += protocol.send(event.response())
+                except LocalProtocolError:
+                    pass  # the reply to our own close: nothing more to say
+                break
+        if out:
+            self._sock.sendall(out)
+
+    def _message_part(self, event: TextMessage | BytesMessage) -> bool:
+        """Add a frame's data to the message it belongs to; False when the message is too big."""
+        data = event.data
+        self._partial_size += len(data)
+        if self._max_message and self._partial_size > self._max_message:
+            return False
+        partial = self._partial
+        if partial is None:
+            if event.message_finished:  # nearly every message: one frame
+                self._messages.append(data if isinstance(data, str) else bytes(data))
+                self._partial_size = 0
+                return True
+            partial = data
+        elif isinstance(partial, bytearray):
+            partial += data.encode() if isinstance(data, str) else data
+        else:  # the second part: from here on a bytearray, cheap to add to
+            first = partial.encode() if isinstance(partial, str) else partial
+            partial = bytearray(first) + (data.encode() if isinstance(data, str) else data)
+        if not event.message_finished:
+            self._partial = partial
+            return True
+        if isinstance(partial, bytearray):
+            whole: str | bytes = (
+                partial.decode() if isinstance(event, TextMessage) else bytes(partial)
+            )
+        else:
+            whole = partial
+        self._messages.append(whole)
+        self._partial, self._partial_size = None, 0
+        return True
 
     def send(self, text: str) -> None:
         """Send one text frame; raise ConnectionError when the socket is closed."""
         frame = text_frame(text)
         with self._lock:
-            if not self._ws.connected:
+            if not self._connected:
                 raise ConnectionError("socket closed")
-            sock = self._ws.sock
+            sock = self._sock
             sent = sock.send(frame)  # nearly always all of it: skip sendall's layers
             if sent < len(frame):
                 sock.sendall(memoryview(frame)[sent:])
 
     def close(self, code: int, reason: str) -> None:
-        """Close with a WebSocket close code; the read loop then ends."""
+        """Close with a WebSocket close code; the read loop ends at the client's reply.
+
+        A client that never replies is cut off by the Pinger at its next round.
+        """
         with self._lock:
-            if self._ws.connected:
+            if self._connected:
+                self._connected = False
                 try:
-                    self._ws.close(code, reason)
-                except ConnectionClosed:
+                    self._sock.sendall(self._protocol.send(CloseConnection(code, reason)))
+                except (OSError, LocalProtocolError):
                     pass  # the client closed first: the read loop ends all the same
 
     def drain(self, seconds: float = 1.0) -> None:
         """Read and drop what the client still sends after our close, for up to `seconds`.
 
         Closing a TCP socket with unread data sends a reset, and the reset can destroy our close
-        frame before the client reads it; draining lets the client see the close code.
+        frame before the client reads it; draining lets the client see the close code. Call it
+        from the greenlet that reads the socket (the one iterating `frames`).
         """
-        raw = self._ws.sock
+        raw = self._sock
         deadline = time.monotonic() + seconds
         try:
             raw.settimeout(0.2)
@@ -93,5 +279,97 @@ class Socket:
                         return
                 except TimeoutError:
                     return
-        except Exception:  # the socket's own reader may hold it: then it drains for us
+        except OSError:
             return
+
+    # --- what the Pinger asks ------------------------------------------------------------------
+
+    def keepalive(self) -> bool:
+        """Ping the client, or cut it off if it did not answer the last ping; False when done.
+
+        Never blocks: the writes run in a short-lived thread of their own (a greenlet under
+        gevent), since a client that stopped reading can hold a send until TCP gives up.
+        """
+        if not self._reading:
+            return False
+        if not self._connected:  # closed by us: the client has until the next round to reply
+            if self._unanswered_close:
+                spawn(self._cut_off)
+                return False
+            self._unanswered_close = True
+            return True
+        if not self._pong_received:
+            spawn(self._time_out)
+            return False
+        self._pong_received = False  # before the ping goes: a quick pong must count
+        spawn(self._ping)
+        return True
+
+    def _ping(self) -> None:
+        with self._lock:
+            if self._connected:
+                try:
+                    self._sock.sendall(PING_FRAME)
+                except OSError:
+                    pass  # the read loop sees the broken socket
+
+    def _time_out(self) -> None:
+        log.info("socket %s of user %s did not answer a ping: closing it", self.id, self.user_id)
+        self.close(CLOSE_PING_TIMEOUT, "Ping/Pong timeout")
+        self._cut_off()
+
+    def _cut_off(self) -> None:
+        """End the read loop of a client that is gone without a word (no FIN, no close)."""
+        self._connected = False
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # already closed
+
+
+class Pinger:
+    """Ping every open socket of this process each `interval` seconds, from one thread.
+
+    A socket that has not answered the previous ping by the next one is closed (1008), as
+    simple-websocket's own per-socket pinger did; so is one we closed that never replied.
+    """
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._due: collections.deque[tuple[float, Socket]] = collections.deque()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def add(self, conn: Socket) -> None:
+        """Ping `conn` from `interval` seconds on, until it closes."""
+        if self.interval <= 0:
+            return
+        with self._lock:
+            # Every socket waits the same interval, so appending keeps the deque in due order.
+            self._due.append((time.monotonic() + self.interval, conn))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, daemon=True, name="parley-pinger")
+                self._thread.start()
+
+    def __len__(self) -> int:
+        return len(self._due)
+
+    def _run(self) -> None:
+        while True:
+            now = time.monotonic()
+            with self._lock:
+                due = []
+                while self._due and self._due[0][0] <= now:
+                    due.append(self._due.popleft())
+            for _, conn in due:
+                try:
+                    keep = conn.keepalive()
+                except Exception:
+                    log.exception("pinging socket %s failed", conn.id)
+                    keep = False
+                if keep:
+                    with self._lock:  # in due order: every later add is due later still
+                        self._due.append((time.monotonic() + self.interval, conn))
+            with self._lock:
+                wait = self._due[0][0] - time.monotonic() if self._due else self.interval
+            time.sleep(max(wait, 0.01))

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from flask import Flask
+from flask import Flask, has_app_context
 from gevent import monkey
 from gevent.threadpool import ThreadPool
 from sqlalchemy import select, update
@@ -176,9 +176,10 @@ class Store:
         return self._off_loop(self._mark_delivered, room_id, user_ids, message_id)
 
     def release(self) -> None:
-        """End the calling greenlet's session, if it opened one."""
-        # Most frames (candidates, pings) never open a database session: skip the teardown.
-        if db.session.registry.has():
+        """End the calling greenlet's session, if it opened one outside the store's contexts."""
+        # Sockets are served outside any request (Signaling.adopt), with no app context; most
+        # frames (candidates, pings) never open a database session: skip the teardown.
+        if has_app_context() and db.session.registry.has():
             db.session.remove()
 
     def _store_chat(

@@ -12,7 +12,7 @@ from ..errors import error_response
 from ..extensions import db, sock
 from ..security import origin_allowed
 from . import protocol, service
-from .socket import Socket, WebSocket, tune
+from .socket import Socket, WebSocket
 
 log = logging.getLogger("parley.signaling")
 
@@ -36,7 +36,6 @@ def _guard() -> Any:
 
 @sock.route("/ws", bp=bp)
 def ws_route(ws: WebSocket) -> None:
-    tune(ws)  # first: nothing may yield before it (socket.tune)
     user = protocol.User(id=current_user.id, username=current_user.username)
     sid = session.get("sid")
     # Release the pooled connection flask-login used, and the ORM user it keeps in `g`: sockets
@@ -44,7 +43,11 @@ def ws_route(ws: WebSocket) -> None:
     g.pop("_login_user", None)
     db.session.remove()
     signaling = service.signaling()
-    signaling.serve(Socket(ws, user.id, sid, signaling.node), user)
+    conn = Socket(ws, user.id, sid, signaling.node)
+    if conn.outlives_request:  # served in a greenlet of its own; this request ends now
+        signaling.adopt(conn, user)
+    else:
+        signaling.serve(conn, user)
 
 
 def init_app(app: Flask) -> None:
