@@ -32,6 +32,9 @@ from .videoroom import Room
 
 log = logging.getLogger("parley.sfu")
 
+ID_EXISTS = 436  # VideoRoom's JANUS_VIDEOROOM_ERROR_ID_EXISTS: that feed id is in the room
+REJOIN_SECONDS = 5.0  # how long a returning participant's join waits for Janus to let go
+
 Send = Callable[[str, int, SfuDescription], None]
 Failed = Callable[[str, str], None]
 
@@ -111,7 +114,7 @@ class SfuCall:
             restarted = bool(seat.ufrag) and ufrag != seat.ufrag
         else:
             seat.publisher = room.attach(lambda event: self.put(lambda: self._heard(seat, event)))
-            answer = room.publish(seat.publisher, user_id, jsep)
+            answer = self._join(room, seat.publisher, user_id, jsep)
         seat.ufrag = ufrag
         self._tell(seat, "publish", answer)
         if restarted:  # their network changed: their receiving connection restarts ICE too
@@ -168,6 +171,29 @@ class SfuCall:
         if self.session is None:
             raise JanusError("no janus session")
         return self.session
+
+    def _join(self, room: Room, handle: int, user_id: int, jsep: dict[str, Any]) -> Event:
+        """Join the room as publisher `user_id`, even if Janus still holds their last handle.
+
+        A participant who comes back (a reload, a new socket) left a moment ago: Parley detached
+        their old handle, but Janus lets go of its feed a little later, and until then refuses
+        the same feed id (`ID_EXISTS`). Put the stale feed out and try again for a few seconds.
+        """
+        deadline = time.monotonic() + REJOIN_SECONDS
+        while True:
+            try:
+                return room.publish(handle, user_id, jsep)
+            except JanusError as exc:
+                if exc.code != ID_EXISTS or time.monotonic() > deadline:
+                    raise
+                log.info(
+                    "sfu call %s: user %s is still in the room; putting it out", self.id, user_id
+                )
+            try:
+                room.kick(user_id)
+            except JanusError as exc:  # already gone on its own
+                log.debug("sfu call %s: kicking user %s: %s", self.id, user_id, exc)
+            time.sleep(0.2)
 
     def _seat(self, user_id: int) -> Seat:
         return self.seats.setdefault(user_id, Seat(user_id))
