@@ -174,11 +174,15 @@ class Socket:
                         self._connected = False
         finally:
             self._reading = False
-            self._hold.close()
-            try:
-                raw.close()
-            except OSError:
-                pass
+            # A close from another thread (a sign-out elsewhere) marks the socket closed before
+            # its frame goes out: wait for that frame, then let the socket go. Without this, a
+            # server writing after the route (werkzeug's response) overtook the close frame.
+            with self._lock:
+                self._hold.close()
+                try:
+                    raw.close()
+                except OSError:
+                    pass
 
     def _receive(self, data: bytes) -> None:
         """Take bytes from the client: queue its messages, answer pings and the close handshake."""
