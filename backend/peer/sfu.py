@@ -25,6 +25,8 @@ from .client import ParleyClient
 
 log = logging.getLogger("parley.peer")
 
+CLOSED_GRACE_S = 2.0  # how long a connection that closed by itself waits for news of the call
+
 
 class SfuLink:
     """Our two connections in one SFU call, and what we received from each participant."""
@@ -83,6 +85,8 @@ class SfuLink:
             pc = self.subscriber = RTCPeerConnection(await self.configuration())
             self._watch(pc)
             pc.on("track", self._on_track)
+        elif pc.signalingState == "closed":
+            return  # it closed by itself: the call starts over on new connections (_watch)
         await pc.setRemoteDescription(RTCSessionDescription(sdp, kind))
         await pc.setLocalDescription(await pc.createAnswer())
         await self._send("subscribe", pc)
@@ -134,8 +138,17 @@ class SfuLink:
 
     def _watch(self, pc: RTCPeerConnection) -> None:
         async def changed() -> None:
-            if pc.connectionState == "failed" and not self.closed and self.failed is not None:
-                log.info("sfu call %s: a connection failed; starting over", self.call_id)
+            state = pc.connectionState
+            if state not in ("failed", "closed") or self.closed:
+                return
+            if state == "closed":
+                # aiortc closes a connection by itself, without passing through "failed", when
+                # its ICE consent expires (a loaded peer reads Janus's consent answers too
+                # late) or Janus hangs up; Janus hangs up when the call ends or we are removed,
+                # which Parley tells us about at once, so wait a moment for that news.
+                await asyncio.sleep(CLOSED_GRACE_S)
+            if not self.closed and self.failed is not None:
+                log.info("sfu call %s: a connection %s; starting over", self.call_id, state)
                 failed, self.failed = self.failed, None  # once per link
                 await failed()
 
