@@ -1,7 +1,8 @@
 """Signalling capacity of one gunicorn gevent worker beside the asyncio `websockets` floor.
 
     .venv/bin/python bench/signaling.py [--sockets 1000,5000,10000] [--pairs 50,500] [--repeats 3]
-                                        [--load-rate 5000] [--targets parley,floor]
+                                        [--load-rate 5000] [--load-samples 10000]
+                                        [--targets parley,floor]
 
 For each target (Parley, then the floor in bench/floor_relay.py) and each repeat it measures:
 - idle sockets: time to open N authenticated sockets, and the worker's memory per idle socket:
@@ -10,8 +11,8 @@ For each target (Parley, then the floor in bench/floor_relay.py) and each repeat
   the spread of the four steps' own per-socket growth (so one noisy step shows);
 - relay latency: one pair in an active call sends ice_candidate frames one at a time while the
   N sockets idle; p50 and p99 of send -> receive;
-- relay latency under load: the same, while background pairs send a paced total of R frames/s
-  (--load-rate, 5,000 by default; 0 skips it);
+- relay latency under load: the same (10,000 probes, --load-samples), while background pairs
+  send a paced total of R frames/s (--load-rate, 5,000 by default; 0 skips it);
 - throughput: P pairs in active calls send as fast as a window of 64 in-flight frames allows.
 Prints a Markdown table of medians (min-max over repeats) and writes JSON to bench/results/.
 
@@ -444,6 +445,7 @@ async def one_run(
     seconds: float,
     load_rate: float = 0.0,
     load_pairs: int = 50,
+    load_samples: int = 10000,
 ) -> Run:
     users = max(sockets + 2 * load_pairs + 1, 2 * max(pair_counts)) + 4
     workdir = Path(tempfile.mkdtemp(prefix="parley-bench-"))
@@ -477,7 +479,7 @@ async def one_run(
             # the background pairs come from the idle users' far end, so the idle sockets stay
             base = 5 + sockets + sockets % 2  # odd: rooms join (odd, odd + 1)
             pairs = [(1, 2)] + [(base + 2 * i, base + 2 * i + 1) for i in range(load_pairs)]
-            loaded = await loaded_latency(target, pairs, load_rate, 2000)
+            loaded = await loaded_latency(target, pairs, load_rate, load_samples)
         for task in readers:
             task.cancel()
         await asyncio.gather(*(ws.close() for ws in idle), return_exceptions=True)
@@ -537,6 +539,9 @@ async def main() -> None:
     parser.add_argument("--targets", default="parley,floor")
     parser.add_argument("--load-rate", type=float, default=5000.0)
     parser.add_argument("--load-pairs", type=int, default=50)
+    # 10,000 probes take about 5 s under load; 2,000 (before 2026-11-29) took 1 s, and whether a
+    # garbage-collector pass or a hiccup of this load generator fell in that second decided the p99.
+    parser.add_argument("--load-samples", type=int, default=10000)
     args = parser.parse_args()
     socket_counts = [int(x) for x in args.sockets.split(",")]
     pair_counts = [int(x) for x in args.pairs.split(",")]
@@ -546,7 +551,13 @@ async def main() -> None:
         for count in socket_counts:
             for name in args.targets.split(","):
                 run = await one_run(
-                    makers[name], count, pair_counts, args.seconds, args.load_rate, args.load_pairs
+                    makers[name],
+                    count,
+                    pair_counts,
+                    args.seconds,
+                    args.load_rate,
+                    args.load_pairs,
+                    args.load_samples,
                 )
                 print(f"repeat {repeat + 1}: {run}", flush=True)
                 runs.append(run)
