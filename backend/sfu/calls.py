@@ -176,8 +176,9 @@ class SfuCall:
         """Join the room as publisher `user_id`, even if Janus still holds their last handle.
 
         A participant who comes back (a reload, a new socket) left a moment ago: Parley detached
-        their old handle, but Janus lets go of its feed a little later, and until then refuses
-        the same feed id (`ID_EXISTS`). Put the stale feed out and try again for a few seconds.
+        their old handle, but Janus may let go of its feed a little later, and until then it
+        refuses the same feed id (`ID_EXISTS`, seen once in a full test run). Put the stale feed
+        out and try again for a few seconds.
         """
         deadline = time.monotonic() + REJOIN_SECONDS
         while True:
