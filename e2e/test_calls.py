@@ -7,6 +7,7 @@ from collections.abc import Callable
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from harness.browsers import OWN_CONNECTION
 from harness.calls import (
     RING,
     place_call,
@@ -186,7 +187,7 @@ def test_both_devices_of_the_callee_ring_and_answering_on_one_stops_the_other(
     response = laptop.context.request.post(
         "/api/login",
         data={"username": bob.username, "password": PASSWORD},
-        headers={"Origin": server.url},
+        headers={"Origin": server.url, **OWN_CONNECTION},
     )
     assert response.ok
     laptop.page.goto("/")

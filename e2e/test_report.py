@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Locator, expect
 
+from harness.browsers import OWN_CONNECTION
 from harness.calls import connected_call, status, wait_media_flowing, wait_until
 from harness.people import SCREENSHOTS, User, room_id
 
@@ -39,7 +40,9 @@ def call_and_hang_up(alice: User, bob: User) -> None:
 
 def reports(user: User) -> dict[str, Any]:
     """The reports of the newest call record in the user's open room, as the API gives them."""
-    response = user.context.request.get(f"/api/rooms/{room_id(user.page)}/messages")
+    response = user.context.request.get(
+        f"/api/rooms/{room_id(user.page)}/messages", headers=OWN_CONNECTION
+    )
     assert response.ok, response.text()
     calls = [m["call"] for m in response.json()["messages"] if m["kind"] == "call"]
     found: dict[str, Any] = calls[-1]["reports"]

@@ -8,13 +8,16 @@ from typing import Any
 
 from playwright.sync_api import expect
 
+from harness.browsers import OWN_CONNECTION
 from harness.calls import connected_call, status, wait_media_flowing, wait_until
 from harness.people import User, room_id
 
 
 def sides(user: User) -> dict[str, Any]:
     """The reports of the newest call record in the user's open room, as the API gives them."""
-    response = user.context.request.get(f"/api/rooms/{room_id(user.page)}/messages")
+    response = user.context.request.get(
+        f"/api/rooms/{room_id(user.page)}/messages", headers=OWN_CONNECTION
+    )
     assert response.ok, response.text()
     calls = [m["call"] for m in response.json()["messages"] if m["kind"] == "call"]
     return dict(calls[-1]["reports"]) if calls else {}

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, expect
 
-from harness.browsers import close_surely, new_context
+from harness.browsers import OWN_CONNECTION, close_surely, new_context
 from harness.calls import RING, place_call, status, wait_until
 from harness.people import PASSWORD, User, new_person, open_room, people_on
 from harness.servers import ParleyServer
@@ -147,7 +147,7 @@ def test_answering_on_one_device_stops_the_other_ringing(
             signed_in = laptop.request.post(
                 "/api/login",
                 data={"username": bob.username, "password": PASSWORD},
-                headers={"Origin": server.url},
+                headers={"Origin": server.url, **OWN_CONNECTION},
             )
             assert signed_in.ok
             other = User(bob.username, bob.engine, laptop, laptop.new_page())
@@ -175,7 +175,7 @@ def untouched_page(browser: Browser, engine: str, server: ParleyServer, username
     signed_up = context.request.post(
         "/api/register",
         data={"username": username, "password": PASSWORD},
-        headers={"Origin": server.url},
+        headers={"Origin": server.url, **OWN_CONNECTION},
     )
     assert signed_up.status == 201, signed_up.text()
     return context.new_page()

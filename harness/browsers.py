@@ -87,6 +87,15 @@ def device_args(p: Playwright, engine: str, device: str | None) -> dict[str, Any
     return args
 
 
+# Headers for a test's own API requests (`context.request`). Playwright keeps their idle
+# connections with no time limit and does not retry a request whose reused connection the server
+# closed. gunicorn closes an idle connection after 5 s (`keepalive`); a request that reaches a busy
+# worker as that timer fires is reset (CI once: "socket hang up (ECONNRESET)" on POST
+# /api/groups; here 3 resets in 3 with the worker stopped across the 5 s, 0 in 3 with this
+# header). So each such request takes a connection of its own. Browsers retry such a request.
+OWN_CONNECTION = {"Connection": "close"}
+
+
 def new_context(browser: Browser, engine: str, **options: Any) -> BrowserContext:
     """Open a context for one person: own cookie jar, local-CA HTTPS accepted, media allowed."""
     context = browser.new_context(ignore_https_errors=True, **options)

@@ -8,6 +8,7 @@ import time
 
 from playwright.sync_api import Locator, Page, expect
 
+from harness.browsers import OWN_CONNECTION
 from harness.people import User
 from harness.servers import ParleyServer
 
@@ -20,7 +21,7 @@ def make_group(owner: User, others: list[User], server: ParleyServer) -> tuple[i
     response = owner.context.request.post(
         "/api/groups",
         data={"name": name, "usernames": [o.username for o in others]},
-        headers={"Origin": server.url},
+        headers={"Origin": server.url, **OWN_CONNECTION},
     )
     assert response.status == 201, response.text()
     return int(response.json()["id"]), name

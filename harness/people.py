@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from harness.browsers import close_surely, new_context
+from harness.browsers import OWN_CONNECTION, close_surely, new_context
 from harness.servers import ROOT, ParleyServer
 
 PASSWORD = "correct horse"
@@ -52,7 +52,7 @@ def new_person(
     response = context.request.post(
         "/api/register",
         data={"username": username, "password": PASSWORD},
-        headers={"Origin": server.url},
+        headers={"Origin": server.url, **OWN_CONNECTION},
     )
     assert response.status == 201, response.text()
     page = context.new_page()
