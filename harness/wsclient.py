@@ -127,11 +127,16 @@ class Person:
         return "; ".join(f"{k}={v}" for k, v in self.http.cookies.items())
 
     def connect(
-        self, origin: str | None = None, welcome: bool = True, server: ParleyServer | None = None
+        self,
+        origin: str | None = None,
+        welcome: bool = True,
+        server: ParleyServer | None = None,
+        sockopt: tuple[tuple[int, int, int], ...] = (),
     ) -> Sock:
         """Open a signalling socket (same origin unless told) and read its welcome.
 
         `server`: another server of the same cluster (same database and SECRET_KEY).
+        `sockopt`: setsockopt arguments for the client's socket, set before it connects.
         """
         server = server or self.server
         raw = websocket.create_connection(
@@ -139,6 +144,7 @@ class Person:
             cookie=self.cookie_header(),
             origin=origin or server.url,
             sslopt={"cert_reqs": ssl.CERT_REQUIRED, "ca_certs": str(self.server.certs / "ca.crt")},
+            sockopt=sockopt,
             timeout=10,
         )
         sock = Sock(raw)

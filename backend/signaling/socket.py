@@ -41,6 +41,9 @@ log = logging.getLogger("parley.signaling")
 RECEIVE_BYTES = 65536
 PING_FRAME = b"\x89\x00"  # a final ping frame with no payload (RFC 6455, 5.5.2)
 CLOSE_PING_TIMEOUT = 1008  # policy violation, as simple-websocket's own ping timeout used
+# Frames queued for a client that is not reading, past which the socket is cut off (the client
+# reconnects and resumes): a few hundred SDP offers, far beyond any live client's backlog.
+MAX_UNSENT = 4 * 1024 * 1024
 
 WebSocket: TypeAlias = Server  # what flask-sock hands a route
 
@@ -146,6 +149,25 @@ class Socket:
         self._lock = threading.Lock()
         self._reading = True  # frames() has not ended: the raw socket is still ours
         self._unanswered_close = False  # the Pinger found it closed by us and still reading
+        # Under gevent, the frames sent to this socket while a greenlet runs are queued, in
+        # order, and written together once it yields: by the event loop itself on plain TCP, by
+        # a writer greenlet over TLS or when the client's buffer is full. A socket that gets
+        # several frames in one turn (a burst of candidates) costs one write, not one each, and
+        # a sender never waits on a peer that does not read (docs/benchmarks.md, section 1).
+        # Threads (werkzeug's server) write at once.
+        self._queues = _gevent_threads()
+        self._out: list[bytes] = []
+        self._out_bytes = 0
+        self._writing = False  # a write of the queue is scheduled and has not finished
+        if self._queues:
+            from gevent import get_hub, spawn_raw
+            from gevent.ssl import SSLSocket
+
+            self._spawn_writer = spawn_raw
+            self._loop = get_hub().loop
+            # Plain TCP (behind the reverse proxy) is written from the event loop itself, with
+            # no greenlet: the OS socket under gevent's, non-blocking. TLS needs its record layer.
+            self._os_sock = None if isinstance(self._sock, SSLSocket) else self._sock._sock
 
     def frames(self) -> Iterator[str | bytes]:
         """Yield each message the client sends, until the socket closes; then release it.
@@ -208,6 +230,8 @@ class Socket:
                 except LocalProtocolError:
                     pass  # the reply to our own close: nothing more to say
                 break
+        if not self._connected:  # a close went into `out`: the frames queued before it go first
+            out = self._take_queued() + out
         if out:
             self._sock.sendall(out)
 
@@ -243,8 +267,28 @@ class Socket:
         return True
 
     def send(self, text: str) -> None:
-        """Send one text frame; raise ConnectionError when the socket is closed."""
+        """Send one text frame; raise ConnectionError when the socket is closed.
+
+        Under gevent the frame is queued, in order, and written when this greenlet yields.
+        """
         frame = text_frame(text)
+        if self._queues:
+            if not self._connected:
+                raise ConnectionError("socket closed")
+            self._out.append(frame)
+            self._out_bytes += len(frame)
+            if self._out_bytes > MAX_UNSENT:
+                log.warning("socket %s of user %s is not reading: cut off", self.id, self.user_id)
+                self._out, self._out_bytes = [], 0
+                self._cut_off()
+                raise ConnectionError("socket not reading")
+            if not self._writing:
+                self._writing = True
+                if self._os_sock is None:
+                    self._spawn_writer(self._write_out)
+                else:
+                    self._loop.run_callback(self._flush)
+            return
         with self._lock:
             if not self._connected:
                 raise ConnectionError("socket closed")
@@ -252,6 +296,53 @@ class Socket:
             sent = sock.send(frame)  # nearly always all of it: skip sendall's layers
             if sent < len(frame):
                 sock.sendall(memoryview(frame)[sent:])
+
+    def _flush(self) -> None:
+        """Write the queue from the event loop: never blocks; the rest goes to a writer greenlet."""
+        lock = self._lock
+        if not lock.acquire(blocking=False):  # a ping or a close is being written
+            self._spawn_writer(self._write_out)
+            return
+        try:
+            out, self._out, self._out_bytes = self._out, [], 0
+            data = out[0] if len(out) == 1 else b"".join(out)
+            try:
+                sent = self._os_sock.send(data) if data else 0  # type: ignore[union-attr]
+            except BlockingIOError:
+                sent = 0
+            if sent < len(data):  # the client's buffer is full: wait for it in a greenlet
+                self._out.insert(0, data[sent:])
+                self._out_bytes += len(data) - sent
+                self._spawn_writer(self._write_out)
+                return
+            self._writing = False
+        except Exception as exc:  # an OSError: the read loop sees the broken socket
+            log.debug("writing to socket %s failed: %r", self.id, exc)
+            self._out, self._out_bytes, self._writing = [], 0, False
+        finally:
+            lock.release()
+
+    def _write_out(self) -> None:
+        """Write the queued frames, and those queued meanwhile, until none is left (gevent)."""
+        try:
+            with self._lock:
+                while self._out:
+                    out, self._out, self._out_bytes = self._out, [], 0
+                    data = out[0] if len(out) == 1 else b"".join(out)
+                    sock = self._sock
+                    sent = sock.send(data)
+                    if sent < len(data):
+                        sock.sendall(memoryview(data)[sent:])
+        except OSError as exc:  # the read loop sees the broken socket
+            log.debug("writing to socket %s failed: %r", self.id, exc)
+            self._out, self._out_bytes = [], 0
+        finally:
+            self._writing = False
+
+    def _take_queued(self) -> bytes:
+        """Take the frames queued and not yet written (call under the send lock)."""
+        out, self._out, self._out_bytes = self._out, [], 0
+        return b"".join(out)
 
     def close(self, code: int, reason: str) -> None:
         """Close with a WebSocket close code; the read loop ends at the client's reply.
@@ -261,8 +352,9 @@ class Socket:
         with self._lock:
             if self._connected:
                 self._connected = False
+                queued = self._take_queued()  # the frames queued before the close go first
                 try:
-                    self._sock.sendall(self._protocol.send(CloseConnection(code, reason)))
+                    self._sock.sendall(queued + self._protocol.send(CloseConnection(code, reason)))
                 except (OSError, LocalProtocolError):
                     pass  # the client closed first: the read loop ends all the same
 
