@@ -25,10 +25,10 @@ from flask_sock import Sock as FlaskSock
 from werkzeug.serving import make_server
 
 from backend.signaling.framing import FastReader
+from backend.signaling.pinger import Pinger
 from backend.signaling.socket import (
     CLOSE_PING_TIMEOUT,
     RECEIVE_BYTES,
-    Pinger,
     Socket,
     WebSocket,
     server_options,

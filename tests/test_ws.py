@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import gc
 import json
+import os
+import socket
+import struct
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -34,6 +39,33 @@ def test_signed_out_upgrade_is_refused_with_401(server: ParleyServer) -> None:
             server.ws_url, origin=server.url, sslopt={"ca_certs": str(server.certs / "ca.crt")}
         )
     assert refused.value.status_code == 401
+
+
+def test_a_client_gone_during_the_upgrade_leaves_a_line_in_the_log_and_no_traceback(
+    server: ParleyServer, person: Callable[[str], Person]
+) -> None:
+    alice = person("alice")
+    assert server.log is not None
+    start = len(server.log.read_text())
+    for _ in range(20):
+        # The upgrade request, then a reset at once: the server's 101 has no one to go to.
+        tls = server.ssl_context().wrap_socket(
+            socket.create_connection(("127.0.0.1", server.port)), server_hostname="localhost"
+        )
+        key = base64.b64encode(os.urandom(16)).decode()
+        tls.sendall(
+            f"GET /ws HTTP/1.1\r\nHost: localhost:{server.port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+            f"Origin: {server.url}\r\nCookie: {alice.cookie_header()}\r\n\r\n".encode()
+        )
+        tls.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        tls.close()
+    deadline = time.monotonic() + 30
+    while "ended early" not in (log := server.log.read_text()[start:]):
+        assert time.monotonic() < deadline, log
+        time.sleep(0.1)
+    assert "Traceback" not in log, log
+    alice.connect()  # and the server serves on
 
 
 def test_cross_origin_upgrade_is_refused_with_403(person: Callable[[str], Person]) -> None:

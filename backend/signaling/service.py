@@ -20,6 +20,7 @@ from . import protocol
 from .cluster import CallRouter, LeaderCalls, LocalCalls
 from .handover import CallsFile
 from .hub import Bus, Hub, InMemoryBus
+from .pinger import Pinger
 from .protocol import (
     CallReported,
     CallReportSend,
@@ -35,7 +36,7 @@ from .ratelimit import TokenBucket
 from .redisbus import RedisBus
 from .registry import CallRegistry, ThreadScheduler
 from .roomframes import RoomRemoved, RoomUpdated
-from .socket import Pinger, Socket, spawn
+from .socket import Socket, spawn
 from .store import ReportRefused, Store
 
 log = logging.getLogger("parley.signaling")

@@ -5,7 +5,7 @@ socket and wsproto's frame protocol out of it and the route returns: the socket 
 greenlet of its own that holds only those (`Signaling.adopt`), not in the request's greenlet,
 which would keep gunicorn's parsed request, the WSGI environ and Flask's contexts for as long as
 the socket is open (about 12 KB a socket, docs/benchmarks.md section 1). One `Pinger` per
-process pings every socket, instead of a reader thread and a selector per socket.
+process (pinger.py) pings every socket, instead of a reader thread and a selector per socket.
 
 Parley leans on what simple-websocket does not promise as API, pinned by tests/test_socket.py:
 the constructor's `thread_class` and `event_class` (so no reader starts), `Server.ws` (the wsproto
@@ -421,51 +421,3 @@ class Socket:
             self._sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass  # already closed
-
-
-class Pinger:
-    """Ping every open socket of this process each `interval` seconds, from one thread.
-
-    A socket that has not answered the previous ping by the next one is closed (1008), as
-    simple-websocket's own per-socket pinger did; so is one we closed that never replied.
-    """
-
-    def __init__(self, interval: float) -> None:
-        self.interval = interval
-        self._due: collections.deque[tuple[float, Socket]] = collections.deque()
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-
-    def add(self, conn: Socket) -> None:
-        """Ping `conn` from `interval` seconds on, until it closes."""
-        if self.interval <= 0:
-            return
-        with self._lock:
-            # Every socket waits the same interval, so appending keeps the deque in due order.
-            self._due.append((time.monotonic() + self.interval, conn))
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, daemon=True, name="parley-pinger")
-                self._thread.start()
-
-    def __len__(self) -> int:
-        return len(self._due)
-
-    def _run(self) -> None:
-        while True:
-            now = time.monotonic()
-            with self._lock:
-                due = []
-                while self._due and self._due[0][0] <= now:
-                    due.append(self._due.popleft())
-            for _, conn in due:
-                try:
-                    keep = conn.keepalive()
-                except Exception:
-                    log.exception("pinging socket %s failed", conn.id)
-                    keep = False
-                if keep:
-                    with self._lock:  # in due order: every later add is due later still
-                        self._due.append((time.monotonic() + self.interval, conn))
-            with self._lock:
-                wait = self._due[0][0] - time.monotonic() if self._due else self.interval
-            time.sleep(max(wait, 0.01))

@@ -34,6 +34,15 @@ def _guard() -> Any:
     return None
 
 
+@bp.errorhandler(OSError)
+def _gone(exc: OSError) -> Any:
+    # The client went away during the upgrade (a tab closed, the echo bot stopped by Ctrl-C as
+    # it connected): simple-websocket's handshake could not write its 101. No one is left to
+    # answer, and it is no fault of the server's, so one line and no traceback.
+    log.info("a /ws upgrade ended early, the client gone: %r", exc)
+    return error_response(400, "the WebSocket upgrade did not complete")
+
+
 @sock.route("/ws", bp=bp)
 def ws_route(ws: WebSocket) -> None:
     user = protocol.User(id=current_user.id, username=current_user.username)
