@@ -9,7 +9,6 @@ cut off (its client reconnects and resumes).
 from __future__ import annotations
 
 import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,12 +42,14 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ParleySer
         yield running
 
 
-def pong(sock: Sock, token: str) -> float:
-    """Ping the server over `sock`; return how long its pong took."""
-    start = time.monotonic()
+def pong(sock: Sock, token: str) -> None:
+    """Ping the server over `sock` and wait for its pong.
+
+    Bounded, so that a stall fails: under 50 s, two of the server's 25 s ping rounds, after
+    which its pinger would cut a silent peer off and so free a stalled sender anyway.
+    """
     sock.send({"type": "ping", "t": token})
-    sock.expect("pong", timeout=10, where=lambda f: f.get("t") == token)
-    return time.monotonic() - start
+    sock.expect("pong", timeout=20, where=lambda f: f.get("t") == token)
 
 
 def test_a_peer_that_stops_reading_never_holds_up_the_sender_and_is_cut_off(
@@ -79,7 +80,7 @@ def test_a_peer_that_stops_reading_never_holds_up_the_sender_and_is_cut_off(
         # Bob's socket was cut off once the queue for him passed MAX_UNSENT: what the buffers
         # held reaches him, then the connection ends (no close frame fits behind a full buffer).
         assert b.closed_with(timeout=60) is None
-        assert pong(a, "after") < 10
+        pong(a, "after")  # and alice's socket carries on
     finally:
         alice.close()
         bob.close()

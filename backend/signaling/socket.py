@@ -304,8 +304,7 @@ class Socket:
             self._spawn_writer(self._write_out)
             return
         try:
-            out, self._out, self._out_bytes = self._out, [], 0
-            data = out[0] if len(out) == 1 else b"".join(out)
+            data = self._take_queued()
             try:
                 sent = self._os_sock.send(data) if data else 0  # type: ignore[union-attr]
             except BlockingIOError:
@@ -327,8 +326,7 @@ class Socket:
         try:
             with self._lock:
                 while self._out:
-                    out, self._out, self._out_bytes = self._out, [], 0
-                    data = out[0] if len(out) == 1 else b"".join(out)
+                    data = self._take_queued()
                     sock = self._sock
                     sent = sock.send(data)
                     if sent < len(data):
@@ -340,9 +338,9 @@ class Socket:
             self._writing = False
 
     def _take_queued(self) -> bytes:
-        """Take the frames queued and not yet written (call under the send lock)."""
+        """Take the frames queued and not yet written, as one (call under the send lock)."""
         out, self._out, self._out_bytes = self._out, [], 0
-        return b"".join(out)
+        return b"".join(out)  # one frame: that frame itself, not a copy
 
     def close(self, code: int, reason: str) -> None:
         """Close with a WebSocket close code; the read loop ends at the client's reply.
