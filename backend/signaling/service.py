@@ -36,8 +36,9 @@ from .ratelimit import TokenBucket
 from .redisbus import RedisBus
 from .registry import CallRegistry, ThreadScheduler
 from .roomframes import RoomRemoved, RoomUpdated
-from .socket import Socket, spawn
+from .socket import Socket
 from .store import ReportRefused, Store
+from .tasks import spawn
 
 log = logging.getLogger("parley.signaling")
 

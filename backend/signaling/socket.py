@@ -18,7 +18,7 @@ from __future__ import annotations
 import collections
 import logging
 import socket
-import sys
+import ssl
 import threading
 import time
 import uuid
@@ -32,6 +32,7 @@ from wsproto.frame_protocol import CloseReason
 from wsproto.utilities import LocalProtocolError
 
 from .framing import FastReader, text_frame
+from .tasks import gevent_threads, spawn
 
 log = logging.getLogger("parley.signaling")
 
@@ -72,31 +73,20 @@ class _NoHandOff:
         return True
 
 
-def spawn(target: Callable[..., None], *args: Any) -> None:
-    """Run target(*args) on its own: a bare greenlet under gevent, else a daemon thread.
-
-    Under gunicorn's gevent worker a monkey-patched `threading.Thread` is a full Greenlet that
-    keeps its spawning stack and a thread object: several KB for each socket and each ping.
-    Exceptions are logged, never raised into gevent's hub.
-    """
-
-    def run() -> None:
-        try:
-            target(*args)
-        except Exception:
-            log.exception("%s failed", getattr(target, "__qualname__", target))
-
-    if _gevent_threads():
-        from gevent import spawn_raw
-
-        spawn_raw(run)
-    else:
-        threading.Thread(target=run, daemon=True).start()
+# Under gevent (one OS thread), the sockets with frames queued and no write under way. Their
+# frames go out when the greenlet that sent them is about to wait on its own client's socket,
+# or at the latest at the event loop turn's end: a burst a reader relays costs one write for
+# each socket it reaches, and a frame waits only for the rest of its sender's work.
+_due: list[Socket] = []
 
 
-def _gevent_threads() -> bool:
-    monkey = sys.modules.get("gevent.monkey")
-    return monkey is not None and bool(monkey.is_module_patched("threading"))
+def write_due() -> None:
+    """Write what is queued for every socket due, without blocking."""
+    while _due:
+        due = _due.copy()
+        _due.clear()
+        for conn in due:
+            conn._flush()
 
 
 def server_options(max_message_size: int) -> dict[str, Any]:
@@ -149,24 +139,25 @@ class Socket:
         self._lock = threading.Lock()
         self._reading = True  # frames() has not ended: the raw socket is still ours
         self._unanswered_close = False  # the Pinger found it closed by us and still reading
-        # Under gevent, the frames sent to this socket while a greenlet runs are queued, in
-        # order, and written together once it yields: by the event loop itself on plain TCP, by
-        # a writer greenlet over TLS or when the client's buffer is full. A socket that gets
-        # several frames in one turn (a burst of candidates) costs one write, not one each, and
-        # a sender never waits on a peer that does not read (docs/benchmarks.md, section 1).
-        # Threads (werkzeug's server) write at once.
-        self._queues = _gevent_threads()
+        # Under gevent, frames sent to this socket are queued, in order, and written together
+        # without blocking (`write_due`); what a client's full buffer does not take goes to a
+        # writer greenlet, so a sender never waits on a peer that does not read
+        # (docs/benchmarks.md, sections 1 and 7). Threads (werkzeug's server) write at once.
+        self._queues = gevent_threads()
         self._out: list[bytes] = []
         self._out_bytes = 0
         self._writing = False  # a write of the queue is scheduled and has not finished
+        # What a write that would have blocked left (over TLS OpenSSL holds that write, and it
+        # must be repeated as is): every later write under the lock sends it first.
+        self._head = b""
         if self._queues:
             from gevent import get_hub, spawn_raw
             from gevent.ssl import SSLSocket
 
             self._spawn_writer = spawn_raw
             self._loop = get_hub().loop
-            # Plain TCP (behind the reverse proxy) is written from the event loop itself, with
-            # no greenlet: the OS socket under gevent's, non-blocking. TLS needs its record layer.
+            # Written without blocking, from the sender or the event loop: plain TCP (behind
+            # the reverse proxy) through the OS socket under gevent's; TLS through its SSL object.
             self._os_sock = None if isinstance(self._sock, SSLSocket) else self._sock._sock
 
     def frames(self) -> Iterator[str | bytes]:
@@ -182,6 +173,8 @@ class Socket:
                     yield self._messages.popleft()
                 if not self._connected:
                     return
+                if _due:  # what this greenlet sent goes before it waits on its client
+                    write_due()
                 try:
                     data = raw.recv(RECEIVE_BYTES)
                 except OSError:  # reset, or shut down under us by the pinger
@@ -233,7 +226,7 @@ class Socket:
         if not self._connected:  # a close went into `out`: the frames queued before it go first
             out = self._take_queued() + out
         if out:
-            self._sock.sendall(out)
+            self._write_locked(out)
 
     def _message_part(self, event: TextMessage | BytesMessage) -> bool:
         """Add a frame's data to the message it belongs to; False when the message is too big."""
@@ -267,75 +260,101 @@ class Socket:
         return True
 
     def send(self, text: str) -> None:
-        """Send one text frame; raise ConnectionError when the socket is closed.
+        """Send one text frame; raise ConnectionError when the socket is closed or broken.
 
-        Under gevent the frame is queued, in order, and written when this greenlet yields.
+        Under gevent never waits: the frame is queued, in order, and written soon (`write_due`).
         """
         frame = text_frame(text)
-        if self._queues:
-            if not self._connected:
-                raise ConnectionError("socket closed")
-            self._out.append(frame)
-            self._out_bytes += len(frame)
-            if self._out_bytes > MAX_UNSENT:
+        if not self._queues:
+            with self._lock:
+                if not self._connected:
+                    raise ConnectionError("socket closed")
+                self._send_exact(frame)
+            return
+        if not self._connected:
+            raise ConnectionError("socket closed")
+        self._out.append(frame)
+        self._out_bytes += len(frame)
+        if self._writing:  # a write is due: this frame goes with it
+            if self._out_bytes + len(self._head) > MAX_UNSENT:
                 log.warning("socket %s of user %s is not reading: cut off", self.id, self.user_id)
-                self._out, self._out_bytes = [], 0
+                self._out, self._out_bytes, self._head = [], 0, b""
                 self._cut_off()
                 raise ConnectionError("socket not reading")
-            if not self._writing:
-                self._writing = True
-                if self._os_sock is None:
-                    self._spawn_writer(self._write_out)
-                else:
-                    self._loop.run_callback(self._flush)
             return
-        with self._lock:
-            if not self._connected:
-                raise ConnectionError("socket closed")
-            sock = self._sock
-            sent = sock.send(frame)  # nearly always all of it: skip sendall's layers
-            if sent < len(frame):
-                sock.sendall(memoryview(frame)[sent:])
+        self._writing = True
+        if not _due:  # the first socket due in this turn: the event loop writes at its end
+            self._loop.run_callback(write_due)
+        _due.append(self)
 
     def _flush(self) -> None:
-        """Write the queue from the event loop: never blocks; the rest goes to a writer greenlet."""
+        """Write the queue without blocking (`write_due`).
+
+        What the client's buffer does not take (or all, while another write holds the lock)
+        goes to a writer greenlet.
+        """
         lock = self._lock
-        if not lock.acquire(blocking=False):  # a ping or a close is being written
+        if not lock.acquire(blocking=False):  # a ping, a pong or a close is being written
             self._spawn_writer(self._write_out)
             return
         try:
             data = self._take_queued()
-            try:
-                sent = self._os_sock.send(data) if data else 0  # type: ignore[union-attr]
-            except BlockingIOError:
-                sent = 0
-            if sent < len(data):  # the client's buffer is full: wait for it in a greenlet
-                self._out.insert(0, data[sent:])
-                self._out_bytes += len(data) - sent
+            sent = self._write_now(data) if data else 0
+            if sent < len(data):
+                self._head = data[sent:]
                 self._spawn_writer(self._write_out)
                 return
             self._writing = False
-        except Exception as exc:  # an OSError: the read loop sees the broken socket
-            log.debug("writing to socket %s failed: %r", self.id, exc)
-            self._out, self._out_bytes, self._writing = [], 0, False
+        except Exception as exc:  # an OSError: the connection is broken
+            self._broken(exc)
         finally:
             lock.release()
+
+    def _write_now(self, data: bytes) -> int:
+        """Write what the client's buffer takes now; return how much (over TLS, all or none)."""
+        if self._os_sock is not None:
+            try:
+                sent: int = self._os_sock.send(data)
+            except BlockingIOError:
+                return 0
+            return sent
+        try:
+            sent = self._sock._sslobj.write(data)
+        except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
+            return 0  # OpenSSL holds the write until it is repeated
+        return sent
 
     def _write_out(self) -> None:
         """Write the queued frames, and those queued meanwhile, until none is left (gevent)."""
         try:
             with self._lock:
+                self._write_locked(b"")
                 while self._out:
-                    data = self._take_queued()
-                    sock = self._sock
-                    sent = sock.send(data)
-                    if sent < len(data):
-                        sock.sendall(memoryview(data)[sent:])
-        except OSError as exc:  # the read loop sees the broken socket
-            log.debug("writing to socket %s failed: %r", self.id, exc)
-            self._out, self._out_bytes = [], 0
+                    self._send_exact(self._take_queued())
+        except Exception as exc:  # an OSError: the connection is broken
+            self._broken(exc)
         finally:
             self._writing = False
+
+    def _broken(self, exc: Exception) -> None:
+        """A write failed: drop what waits, and refuse what comes (the read loop sees the rest)."""
+        log.debug("writing to socket %s failed: %r", self.id, exc)
+        self._out, self._out_bytes, self._head, self._writing = [], 0, b"", False
+        self._connected = False
+
+    def _write_locked(self, data: bytes) -> None:
+        """Write under the send lock, waiting if need be; a write left unfinished goes first."""
+        if self._head:
+            head, self._head = self._head, b""
+            self._send_exact(head)
+        if data:
+            self._send_exact(data)
+
+    def _send_exact(self, data: bytes) -> None:
+        sock = self._sock
+        sent = sock.send(data)  # nearly always all of it: skip sendall's layers (TLS: all)
+        if sent < len(data):
+            sock.sendall(memoryview(data)[sent:])
 
     def _take_queued(self) -> bytes:
         """Take the frames queued and not yet written, as one (call under the send lock)."""
@@ -352,7 +371,7 @@ class Socket:
                 self._connected = False
                 queued = self._take_queued()  # the frames queued before the close go first
                 try:
-                    self._sock.sendall(queued + self._protocol.send(CloseConnection(code, reason)))
+                    self._write_locked(queued + self._protocol.send(CloseConnection(code, reason)))
                 except (OSError, LocalProtocolError):
                     pass  # the client closed first: the read loop ends all the same
 
@@ -403,7 +422,7 @@ class Socket:
         with self._lock:
             if self._connected:
                 try:
-                    self._sock.sendall(PING_FRAME)
+                    self._write_locked(PING_FRAME)
                 except OSError:
                     pass  # the read loop sees the broken socket
 
