@@ -15,7 +15,14 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from backend.turnserver import LocalTurn
-from harness.calls import connected_call, relay_call, status, wait_media_flowing, wait_until
+from harness.calls import (
+    connected_call,
+    relay_call,
+    status,
+    switch_network,
+    wait_media_flowing,
+    wait_until,
+)
 from harness.people import User
 
 # Kept in the page: what happened and when (performance.now(), ms), in order. The listeners on
@@ -71,30 +78,6 @@ def wait_media_stalled(user: User, seconds: float = 20) -> None:
         last = received
         time.sleep(0.5)
     raise AssertionError(f"media still flows for {user.engine} {user.username}: {user.stats()}")
-
-
-def switch_network(user: User, trigger: str) -> None:
-    """Tell the user's browser that the network changed, as it would learn of it."""
-    if trigger == "online":
-        # Offline, then online again: Chromium fires the real "online" event on window.
-        user.context.set_offline(True)
-        user.context.set_offline(False)
-    elif trigger == "connection":
-        # Another kind of network: Chromium fires "change" on navigator.connection.
-        cdp = user.context.new_cdp_session(user.page)
-        cdp.send("Network.enable")
-        cdp.send(
-            "Network.emulateNetworkConditions",
-            {
-                "offline": False,
-                "latency": 0,
-                "downloadThroughput": 1_250_000,
-                "uploadThroughput": 1_250_000,
-                "connectionType": "cellular4g",
-            },
-        )
-    else:  # the signalling socket drops (as on a new network) and reconnects
-        user.page.evaluate("() => window.parley.signaling.ws.close(4001, 'network change')")
 
 
 # Which restart reasons each way of switching may give: Chromium going online again also fires

@@ -150,3 +150,27 @@ def run_peer(server: ParleyServer, *args: str) -> subprocess.Popen[str]:
         stderr=subprocess.DEVNULL,
         text=True,
     )
+
+
+def switch_network(user: User, trigger: str) -> None:
+    """Tell the user's browser that the network changed, as it would learn of it."""
+    if trigger == "online":
+        # Offline, then online again: Chromium fires the real "online" event on window.
+        user.context.set_offline(True)
+        user.context.set_offline(False)
+    elif trigger == "connection":
+        # Another kind of network: Chromium fires "change" on navigator.connection.
+        cdp = user.context.new_cdp_session(user.page)
+        cdp.send("Network.enable")
+        cdp.send(
+            "Network.emulateNetworkConditions",
+            {
+                "offline": False,
+                "latency": 0,
+                "downloadThroughput": 1_250_000,
+                "uploadThroughput": 1_250_000,
+                "connectionType": "cellular4g",
+            },
+        )
+    else:  # the signalling socket drops (as on a new network) and reconnects
+        user.page.evaluate("() => window.parley.signaling.ws.close(4001, 'network change')")

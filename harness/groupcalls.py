@@ -58,7 +58,11 @@ def remote_media(user: User) -> dict[str, tuple[int, int]]:
 
 def wait_media_from(user: User, others: list[User], seconds: float = MEDIA_SECONDS) -> None:
     """Each of `others`' video advances by 10 frames and their audio bytes rise on `user`'s page."""
-    names = {o.username for o in others}
+    wait_media_from_names(user, {o.username for o in others}, seconds)
+
+
+def wait_media_from_names(user: User, names: set[str], seconds: float = MEDIA_SECONDS) -> None:
+    """Each of `names`' video advances by 10 frames and their audio bytes rise on `user`'s page."""
     first: dict[str, tuple[int, int]] = {}
     deadline = time.monotonic() + seconds
     now: dict[str, tuple[int, int]] = {}

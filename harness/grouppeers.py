@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from typing import Any
 
 from harness.pythonpeers import client
@@ -96,3 +97,40 @@ def stopped(
         out, err = process.communicate()
         err += f"\n(no exit {seconds:.0f} s after SIGTERM: killed)".encode()
     return out, err, process.returncode
+
+
+def stats_now(process: subprocess.Popen[bytes]) -> dict[str, Any]:
+    """A running join process's stats so far: SIGUSR1 makes it print them as one line."""
+    assert process.stdout is not None
+    process.send_signal(signal.SIGUSR1)
+    line = process.stdout.readline()
+    assert line, f"the join process ended (exit {process.poll()})"
+    stats: dict[str, Any] = json.loads(line)
+    return stats
+
+
+def frames_from(stats: dict[str, Any]) -> dict[str, tuple[int, int]]:
+    """Audio and video frames received so far from each participant, by username."""
+    return {
+        name: (pair["frames_received"]["audio"], pair["frames_received"]["video"])
+        for name, pair in stats["participants"].items()
+    }
+
+
+def wait_frames_from(
+    process: subprocess.Popen[bytes], names: set[str], seconds: float = 120
+) -> None:
+    """Wait until the join process's audio and video frames from each of `names` rise."""
+    deadline = time.monotonic() + seconds
+    first: dict[str, tuple[int, int]] = {}
+    rising: set[str] = set()
+    while True:
+        now = frames_from(stats_now(process))
+        for name in names & now.keys():
+            first.setdefault(name, now[name])
+            if all(a > b for a, b in zip(now[name], first[name], strict=True)):
+                rising.add(name)
+        if rising >= names:
+            return
+        assert time.monotonic() < deadline, f"frames from {names - rising} not rising: {now}"
+        time.sleep(1)

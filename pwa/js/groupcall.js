@@ -34,7 +34,13 @@ export class GroupCall {
    *   `role`: "caller" started the call (it rings until someone joins); `changed`: views have something new
    */
   constructor({ id, roomId, media, me, role, signaling, iceConfig, changed }) {
-    Object.assign(this, { id, roomId, media, me, role, signaling, iceConfig });
+    Object.assign(this, { id, roomId, media, me, role, signaling });
+    /** The ICE servers, fetched (again) by any of the call's connections: each new one starts from the latest. */
+    this.iceConfig = async () => {
+      const config = await iceConfig();
+      Object.assign(this, { config, configFetchedAt: Date.now() });
+      return config;
+    };
     this.group = true;
     this.onchange = changed;
     /** @type {GroupState} */
@@ -58,6 +64,7 @@ export class GroupCall {
     this.localStream = null;
     /** @type {IceConfig|null} */
     this.config = null;
+    this.configFetchedAt = 0;
     this.muted = false;
     this.cameraOff = false;
     /** Offers from this page go out as restarts (it reloaded or its socket came back). */
@@ -112,12 +119,12 @@ export class GroupCall {
   prepare(devices) {
     if (!this.ready) {
       this.ready = (async () => {
-        const [stream, config] = await Promise.all([getMedia(this.media, devices), this.iceConfig()]);
+        const [stream] = await Promise.all([getMedia(this.media, devices), this.iceConfig()]);
         if (this.state === "ended") {
           for (const track of stream.getTracks()) track.stop();
           return false;
         }
-        Object.assign(this, { localStream: stream, config, warning: stream.parleyWarning || null });
+        Object.assign(this, { localStream: stream, warning: stream.parleyWarning || null });
         this.onchange(this);
         return true;
       })();
@@ -162,6 +169,7 @@ export class GroupCall {
       stream: /** @type {MediaStream} */ (this.localStream),
       media: this.media,
       config: /** @type {IceConfig} */ (this.config),
+      configFetchedAt: this.configFetchedAt,
       iceConfig: this.iceConfig,
       candidates: this.pending.get(id) || [],
     });

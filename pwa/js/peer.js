@@ -31,16 +31,18 @@ export class Peer extends EventTarget {
   /**
    * Build the connection around the local stream.
    * @param {{id: number, polite: boolean, stream: MediaStream, media: "audio"|"video", config: IceConfig,
-   *          iceConfig: () => Promise<IceConfig>, candidates?: RTCIceCandidateInit[]}} init
-   *   `id`: the participant (user id); `candidates`: theirs that came before this connection
+   *          configFetchedAt?: number, iceConfig: () => Promise<IceConfig>, candidates?: RTCIceCandidateInit[]}} init
+   *   `id`: the participant (user id); `configFetchedAt`: when `config` was fetched (Date.now(); now
+   *   if not given): the first offer or answer fetches it again if its TURN credentials are close
+   *   to expiry; `candidates`: theirs that came before this connection
    */
-  constructor({ id, polite, stream, media, config, iceConfig, candidates = [] }) {
+  constructor({ id, polite, stream, media, config, configFetchedAt = Date.now(), iceConfig, candidates = [] }) {
     super();
     this.id = id;
     this.polite = polite;
     this.iceConfig = iceConfig;
     this.pc = new RTCPeerConnection(rtcConfig(config));
-    this.configFetchedAt = Date.now();
+    this.configFetchedAt = configFetchedAt;
     this.ttlMs = (config.ttl || 0) * 1000;
     this.remoteStream = new MediaStream();
     this.closed = false;
@@ -113,12 +115,16 @@ export class Peer extends EventTarget {
 
   /** Make an offer (the first one, or a restart offer from a new connection); null once closed. */
   async offer() {
+    await this.freshCredentials();
+    if (this.closed) return null;
     await this.pc.setLocalDescription(await this.pc.createOffer());
     return this.closed ? null : /** @type {RTCSessionDescription} */ (this.pc.localDescription).sdp;
   }
 
   /** Take the other side's offer and answer it; null once closed. @param {string} sdp */
   async answer(sdp) {
+    await this.freshCredentials();
+    if (this.closed) return null;
     await this.setRemote({ type: "offer", sdp });
     await this.flushRemoteCandidates();
     await this.pc.setLocalDescription(await this.pc.createAnswer());
@@ -339,6 +345,19 @@ export class Peer extends EventTarget {
     this.emit("down");
     this.emit("stalled");
     this.emit("change");
+  }
+
+  /**
+   * Before the first offer or answer (which start gathering): TURN credentials that are close to
+   * expiry are fetched again, else the relay refuses the allocation and a relay-only path never
+   * comes up (a group call's new connection, made long after the call's first). Offline: the old.
+   */
+  async freshCredentials() {
+    try {
+      await this.refreshCredentials();
+    } catch (error) {
+      console.warn("no fresh TURN credentials; connecting with the old ones", error);
+    }
   }
 
   async refreshCredentials() {
