@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 
 from harness import aio
 from harness.groupcalls import screen, video_moves
-from harness.grouppeers import ENV, join_command, make_group, stats_of, stopped
+from harness.grouppeers import ENV, join_command, make_group, stats_of, stopped, wait_frames_from
 from harness.people import SCREENSHOTS, User
 from harness.servers import ROOT, ParleyServer
 from harness.viewports import phone
@@ -89,6 +89,10 @@ def test_two_browsers_and_two_python_peers_in_one_group_video_call(
                     timeout=120_000
                 )
             video_moves(user, names)
+        # ... and each Python peer gets sound and pictures from the three others.
+        everyone = {alice.username, bob.username, *bots}
+        for name, process in peers.items():
+            wait_frames_from(process, everyone - {name})
         fits_the_phone(alice, [bob.username, *bots])
 
         # The fifth member finds the call of four full and never gets in.

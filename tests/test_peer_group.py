@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 
 from backend.peer.group import GroupCall, GroupPeer
+from backend.signaling.protocol import CallDescriptionSend, SessionDescription
 from harness import aio
 from harness.grouppeers import finished, join_process, make_group, stats_of
 from harness.pythonpeers import client, flowing, online
@@ -144,3 +146,68 @@ def test_a_peer_waiting_for_a_call_that_never_rings_stops_at_sigterm_and_says_so
     stats = aio.run(scenario())
     assert stats["joined"] is False and stats["end_reason"] == "stopped", stats
     assert stats["exit_code"] == 1, stats
+
+
+@pytest.mark.timeout(300)
+def test_an_ice_restart_offer_is_met_with_an_offer_from_a_new_connection(
+    server: ParleyServer,
+) -> None:
+    """aiortc cannot restart ICE: a peer offered new ICE credentials (a browser whose path went
+    down) offers a new connection instead, which the other side takes, and media flows again."""
+
+    async def scenario() -> None:
+        names = ["irann", "irbob"]
+        room_id = await make_group(server, names)
+        clients = [client(server, name) for name in names]
+        ann, bob = (GroupPeer(c, size=SIZE) for c in clients)
+        tasks = [await online(c, peer.handle) for c, peer in zip(clients, (ann, bob), strict=True)]
+        try:
+            ann_call = await ann.start(room_id, "video")
+            await asyncio.wait_for(ann_call.joined.wait(), 30)
+            bob_call = await bob.join(room_id, ann_call.id, "video")
+            await asyncio.wait_for(bob_call.joined.wait(), 30)
+            await media_from_everyone(ann_call, {"irbob"})
+            await media_from_everyone(bob_call, {"irann"})
+            (ann_pair,) = ann_call.pairs.values()
+            (bob_pair,) = bob_call.pairs.values()
+            old, bob_old = ann_pair.pc, bob_pair.pc
+            received = dict(ann_pair.received)
+
+            # Bob offers Ann new ICE credentials on the connection they have, as a browser
+            # restarting ICE does.
+            sdp = bob_pair.pc.localDescription.sdp
+            restart = re.sub(r"(?m)^a=ice-ufrag:\S+", "a=ice-ufrag:rstr", sdp)
+            restart = re.sub(r"(?m)^a=ice-pwd:\S+", "a=ice-pwd:" + "r" * 24, restart)
+            assert restart != sdp
+            offer = SessionDescription(type="offer", sdp=restart)
+            await clients[1].send(
+                CallDescriptionSend(
+                    type="call_description",
+                    call_id=bob_call.id,
+                    to=bob_pair.peer.id,  # Ann
+                    description=offer,
+                )
+            )
+
+            # Ann answers it from a new connection, which Bob takes in place of his: both
+            # connections are new, and Ann's media from Bob flows again on hers.
+            await until(
+                lambda: ann_pair.pc is not old and ann_pair.pc.connectionState == "connected",
+                lambda: f"ann's pair: {pairs_now(ann_call)}",
+            )
+            await until(
+                lambda: all(ann_pair.received[k] > received[k] + 20 for k in KINDS),
+                lambda: f"no media on the new connection: {received}, {pairs_now(ann_call)}",
+            )
+            await until(
+                lambda: bob_pair.pc is not bob_old and bob_pair.pc.connectionState == "connected",
+                lambda: f"bob's pair: {pairs_now(bob_call)}",
+            )
+        finally:
+            for peer in (ann, bob):
+                await peer.close()
+            for c, task in zip(clients, tasks, strict=True):
+                await c.stop()
+                task.cancel()
+
+    aio.run(scenario())

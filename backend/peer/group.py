@@ -4,12 +4,17 @@ Each pair is a `PeerCall` negotiated exactly as a 1:1 call (perfect negotiation,
 candidates, restart by replacement), with every description addressed `to` the one participant
 it is for. The newcomer offers to everyone present; the others answer the offers they get. In
 each pair the participant with the larger user id is polite.
+
+aiortc cannot restart ICE: it answers a restart offer with its old credentials and the other side's
+new checks never succeed. So a browser's ICE restart (its path went down) is met with an offer from
+a new connection (`restart`), which the browser takes in place of its own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 import uuid
 import weakref
@@ -51,6 +56,16 @@ from .sfu import SfuLink
 log = logging.getLogger("parley.peer")
 
 LEFT_GRACE_S = 2.0  # how long a connection closed by the other side waits for news of them
+# A new connection of ours not up this long after its offer is offered again (the offer or its
+# answer can be lost while the server restarts), as the browser's REOFFER_AFTER_MS.
+RENEW_AGAIN_S = 20.0
+ICE_UFRAG = re.compile(r"^a=ice-ufrag:(\S+)", re.M)
+
+
+def ice_restarted(pair: PeerCall, offer_sdp: str) -> bool:
+    """Whether an offer on the pair's connection restarts ICE (new credentials)."""
+    old, new = ICE_UFRAG.search(pair.remote_sdp), ICE_UFRAG.search(offer_sdp)
+    return bool(old and new and old.group(1) != new.group(1))
 
 
 @dataclass
@@ -101,7 +116,6 @@ class GroupPeer(Peer):
         self.live: dict[int, str] = {}  # room id -> the id of its live call, as last heard
         self.group_call: GroupCall | None = None
         self.changed = asyncio.Event()
-        self.restarts: set[int] = set()  # the participants our next offer restarts with
         self.closing: weakref.WeakSet[RTCPeerConnection] = weakref.WeakSet()  # closed by us
 
     # --- intents ---------------------------------------------------------------------------
@@ -157,16 +171,30 @@ class GroupPeer(Peer):
         if call.polite:
             return  # the other side's restart offer replaces our connection (_replace)
         log.info("group call %s: new connection with %s", group.id, call.peer.username)
-        old = call.pc
+        await self._renew(call)
+
+    async def _renew(self, pair: PeerCall) -> None:
+        """Offer from a new connection, as a restart: the other side replaces its own with it."""
+        old = pair.pc
         self.closing.add(old)
         self._stop_senders(old)
         await old.close()
-        call.pending.clear()  # candidates of the old connection
-        call.pc = self._connect(call, RTCPeerConnection(await self._configuration()))
-        for track in self.tracks(call):
-            call.pc.addTrack(track)
-        self.restarts.add(call.peer.id)
-        await self._offer(call)
+        pair.pending.clear()  # candidates of the old connection
+        pair.pc = self._connect(pair, RTCPeerConnection(await self._configuration()))
+        for track in self.tracks(pair):
+            pair.pc.addTrack(track)
+        pair.renewing = True
+        await self._offer(pair)
+        pair.tasks.append(asyncio.ensure_future(self._renew_if_down(pair, pair.pc)))
+
+    async def _renew_if_down(self, pair: PeerCall, pc: RTCPeerConnection) -> None:
+        await asyncio.sleep(RENEW_AGAIN_S)
+        group = self.group_call
+        if group is None or group.ended.is_set() or group.pairs.get(pair.peer.id) is not pair:
+            return
+        if pair.pc is pc and pc.connectionState != "connected":
+            log.info("group call %s: no path to %s yet: again", group.id, pair.peer.username)
+            await self._renew(pair)
 
     # --- what the server says ---------------------------------------------------------------
 
@@ -255,10 +283,19 @@ class GroupPeer(Peer):
             description.type == "offer" and pair.pc.signalingState == "closed"
         ):
             # A new connection of theirs, or an ICE restart reaching one of ours that closed by
-            # itself (we may be the polite side, waiting): answer it from a new connection.
-            await self._replace(pair, description)
+            # itself (we may be the polite side, waiting): answer it from a new connection. Both
+            # offered new connections at once: the polite side's gives way, as in the browser.
+            if not (message.restart and pair.renewing and not pair.polite):
+                await self._replace(pair, description)
+        elif description.type == "offer" and pair.renewing:
+            return  # for the connection we replaced: they take our restart offer instead
+        elif description.type == "offer" and ice_restarted(pair, description.sdp):
+            log.info("group call %s: %s restarts ICE: a new connection", call.id, sender.username)
+            await self._renew(pair)
         else:
             await self._description(pair, description)
+            if description.type == "answer" and pair.pc.remoteDescription is not None:
+                pair.renewing = False
 
     async def _state(self, state: GroupCallState) -> None:
         """Note that we are in; drop the pairs of participants who left; end with the call."""
@@ -329,8 +366,8 @@ class GroupPeer(Peer):
         """Send the local description to the one participant of this pair."""
         local = call.pc.localDescription
         description = SessionDescription.model_validate({"type": local.type, "sdp": local.sdp})
-        restart = call.peer.id in self.restarts  # an offer from a new connection replaces the old
-        self.restarts.discard(call.peer.id)
+        # An offer from a new connection replaces the other side's connection.
+        restart = call.renewing and local.type == "offer"
         await self.client.send(
             CallDescriptionSend(
                 type="call_description",
@@ -358,7 +395,9 @@ class GroupPeer(Peer):
 
     async def _replace(self, call: PeerCall, description: SessionDescription) -> None:
         """Answer the other side's new connection from a new one of ours (theirs was lost)."""
+        log.info("group call %s: %s offers a new connection", call.id, call.peer.username)
         self.closing.add(call.pc)
+        call.renewing = False  # theirs wins: we answer it
         await super()._replace(call, description)
 
     async def _send_media(self, call: PeerCall) -> None:

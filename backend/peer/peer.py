@@ -70,6 +70,8 @@ class PeerCall:
     polite: bool
     making_offer: bool = False
     ignore_offer: bool = False
+    # Our offer from a new connection (a restart) waits for its answer (group calls).
+    renewing: bool = False
     # Set once the call is over and its connection closed; `finishing` from the moment it ends.
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     finishing: bool = False
@@ -400,6 +402,8 @@ class Peer:
             while True:
                 await track.recv()
                 call.received[track.kind] += 1
+                if call.received[track.kind] == 1:
+                    log.info("call %s: first %s from %s", call.id, track.kind, call.peer.username)
 
     async def _flush(self, call: PeerCall) -> None:
         if call.pc.remoteDescription is None:
