@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import expect
 
 from harness import aio
-from harness.groupcalls import screen, video_moves
+from harness.groupcalls import call_and_accept, screen, video_moves
 from harness.grouppeers import ENV, join_command, make_group, stats_of, stopped, wait_frames_from
 from harness.people import SCREENSHOTS, User
 from harness.servers import ROOT, ParleyServer
@@ -73,13 +73,7 @@ def test_two_browsers_and_two_python_peers_in_one_group_video_call(
         for name in bots
     }
     try:
-        for user in (alice, bob):
-            user.page.evaluate("(id) => { location.hash = `#/room/${id}`; }", room_id)
-            expect(user.page.get_by_role("textbox", name="Message")).to_be_visible()
-        alice.page.get_by_role("button", name="Video call").click()
-        expect(alice.page.get_by_role("region", name="Group call")).to_be_visible()
-        dialog = bob.page.get_by_role("alertdialog", name="Incoming call")
-        dialog.get_by_role("button", name="Accept").click(timeout=60_000)
+        call_and_accept(alice, bob, room_id)
 
         # Each browser shows the three others' tiles, every one with moving video.
         for user, other in ((alice, bob), (bob, alice)):

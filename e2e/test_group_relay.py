@@ -18,7 +18,7 @@ from playwright.sync_api import expect
 from backend.turnserver import LocalTurn
 from harness import aio
 from harness.calls import switch_network
-from harness.groupcalls import screen, wait_media_from_names
+from harness.groupcalls import call_and_accept, screen, wait_media_from_names
 from harness.grouppeers import ENV, join_command, make_group, stats_of, stopped, wait_frames_from
 from harness.people import User
 from harness.servers import ROOT, ParleyServer
@@ -42,13 +42,7 @@ def test_a_relayed_group_call_with_a_python_peer_comes_back_after_a_network_chan
     )
     people = {alice.username, bob.username, bot}
     try:
-        for user in (alice, bob):
-            user.page.evaluate("(id) => { location.hash = `#/room/${id}`; }", room_id)
-            expect(user.page.get_by_role("textbox", name="Message")).to_be_visible()
-        alice.page.get_by_role("button", name="Video call").click()
-        expect(screen(alice.page)).to_be_visible()
-        incoming = bob.page.get_by_role("alertdialog", name="Incoming call")
-        incoming.get_by_role("button", name="Accept").click(timeout=60_000)
+        call_and_accept(alice, bob, room_id)
         for user in (alice, bob):
             wait_media_from_names(user, people - {user.username})
         wait_frames_from(peer, people - {bot})

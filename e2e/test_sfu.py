@@ -16,7 +16,7 @@ from playwright.sync_api import Browser, expect
 
 from backend.turnserver import LocalTurn
 from harness import aio
-from harness.groupcalls import in_call, open_group, screen, video_moves
+from harness.groupcalls import call_and_accept, in_call, open_group, screen, video_moves
 from harness.groupcalls import make_group as make_group_of
 from harness.grouppeers import ENV, join_command, make_group, stats_of, stopped
 from harness.janus import JanusServer, janus_server
@@ -60,13 +60,7 @@ def test_six_in_a_group_video_call_through_the_sfu_two_browsers_and_four_python_
         for name in bots
     }
     try:
-        for user in (alice, bob):
-            user.page.evaluate("(id) => { location.hash = `#/room/${id}`; }", room_id)
-            expect(user.page.get_by_role("textbox", name="Message")).to_be_visible()
-        alice.page.get_by_role("button", name="Video call").click()
-        expect(screen(alice.page)).to_be_visible()
-        dialog = bob.page.get_by_role("alertdialog", name="Incoming call")
-        dialog.get_by_role("button", name="Accept").click(timeout=60_000)
+        call_and_accept(alice, bob, room_id)
         # It went through Janus: each page holds two connections, not one per person.
         for user in (alice, bob):
             user.page.wait_for_function("() => Boolean(window.parley.groups.call?.sfu)")

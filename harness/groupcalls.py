@@ -104,6 +104,16 @@ def hang_up(people: list[User]) -> None:
     expect(screen(people[-1].page)).to_be_hidden(timeout=60_000)
 
 
+def call_and_accept(caller: User, callee: User, room: int) -> None:
+    """Both open the group's room; the caller taps Video call and the callee taps Accept."""
+    for user in (caller, callee):
+        open_group(user, room)
+    caller.page.get_by_role("button", name="Video call").click()
+    expect(screen(caller.page)).to_be_visible()
+    incoming = callee.page.get_by_role("alertdialog", name="Incoming call")
+    incoming.get_by_role("button", name="Accept").click(timeout=60_000)
+
+
 def start_and_answer(caller: User, callees: list[User], group: str) -> None:
     """The caller taps Video call; each callee sees the group ring and taps Accept."""
     caller.page.get_by_role("button", name="Video call").click()

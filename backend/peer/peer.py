@@ -70,8 +70,7 @@ class PeerCall:
     polite: bool
     making_offer: bool = False
     ignore_offer: bool = False
-    # Our offer from a new connection (a restart) waits for its answer (group calls).
-    renewing: bool = False
+    renewing: bool = False  # our offer from a new connection (a restart) awaits its answer
     # Set once the call is over and its connection closed; `finishing` from the moment it ends.
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     finishing: bool = False

@@ -10,22 +10,19 @@
 // (detail: {reason}; an ICE restart begins) and "change" (tracks, quality or security code:
 // something views show).
 
+import { Credentials, rtcConfig } from "./credentials.js";
 import { arriving, mediaBack, StallWatch, ufrag } from "./recovery.js";
 import { securityCode } from "./securitycode.js";
 import { rate, walkStats } from "./stats.js";
 
 const RESTART_AFTER_MS = 1500; // a "disconnected" path gets this long to heal by itself
 const RETRY_GAP_MS = 2000; // between ICE restarts while the path stays down
-const CREDENTIAL_MARGIN_MS = 60000;
 const QUALITY_EVERY_MS = 2000; // no inbound bytes for one interval reads as "No media"
 
 /** @typedef {"down"|"online"|"connection"|"signaling"|"manual"} RestartReason */
 /** @typedef {{ufrag: string, reason: "online"|"connection"|"signaling"}} Recovery */
 
-/** @typedef {{iceServers: RTCIceServer[], iceTransportPolicy?: RTCIceTransportPolicy, ttl?: number}} IceConfig */
-
-/** @param {IceConfig} config @returns {RTCConfiguration} */
-const rtcConfig = (config) => ({ iceServers: config.iceServers, iceTransportPolicy: config.iceTransportPolicy || "all" });
+/** @typedef {import("./credentials.js").IceConfig} IceConfig */
 
 export class Peer extends EventTarget {
   /**
@@ -33,17 +30,14 @@ export class Peer extends EventTarget {
    * @param {{id: number, polite: boolean, stream: MediaStream, media: "audio"|"video", config: IceConfig,
    *          configFetchedAt?: number, iceConfig: () => Promise<IceConfig>, candidates?: RTCIceCandidateInit[]}} init
    *   `id`: the participant (user id); `configFetchedAt`: when `config` was fetched (Date.now(); now
-   *   if not given): the first offer or answer fetches it again if its TURN credentials are close
-   *   to expiry; `candidates`: theirs that came before this connection
+   *   if not given); `candidates`: theirs that came before this connection
    */
   constructor({ id, polite, stream, media, config, configFetchedAt = Date.now(), iceConfig, candidates = [] }) {
     super();
     this.id = id;
     this.polite = polite;
-    this.iceConfig = iceConfig;
     this.pc = new RTCPeerConnection(rtcConfig(config));
-    this.configFetchedAt = configFetchedAt;
-    this.ttlMs = (config.ttl || 0) * 1000;
+    this.credentials = new Credentials(config, configFetchedAt, iceConfig);
     this.remoteStream = new MediaStream();
     this.closed = false;
     this.negotiated = false; // the first offer/answer is done; later ones are perfect negotiation
@@ -115,7 +109,7 @@ export class Peer extends EventTarget {
 
   /** Make an offer (the first one, or a restart offer from a new connection); null once closed. */
   async offer() {
-    await this.freshCredentials();
+    await this.credentials.refresh(this.pc, "connecting");
     if (this.closed) return null;
     await this.pc.setLocalDescription(await this.pc.createOffer());
     return this.closed ? null : /** @type {RTCSessionDescription} */ (this.pc.localDescription).sdp;
@@ -123,7 +117,7 @@ export class Peer extends EventTarget {
 
   /** Take the other side's offer and answer it; null once closed. @param {string} sdp */
   async answer(sdp) {
-    await this.freshCredentials();
+    await this.credentials.refresh(this.pc, "connecting");
     if (this.closed) return null;
     await this.setRemote({ type: "offer", sdp });
     await this.flushRemoteCandidates();
@@ -184,7 +178,7 @@ export class Peer extends EventTarget {
     const pc = this.pc;
     if (description.type === "offer" && ufrag(/** @type {any} */ (description)) !== ufrag(pc.remoteDescription)) {
       // Their ICE restart makes us gather again too: with TURN credentials still valid.
-      await this.refreshCredentials().catch(() => {});
+      await this.credentials.refresh(pc, "restarting");
       if (this.closed) return;
     }
     // While our answer is being applied the state is not yet "stable", but an offer is no collision.
@@ -282,11 +276,7 @@ export class Peer extends EventTarget {
     if (this.closed) return;
     this.lastRestart = Date.now();
     this.emit("restart", { reason });
-    try {
-      await this.refreshCredentials();
-    } catch (error) {
-      console.warn("no fresh TURN credentials; restarting with the old ones", error); // the network may be half up
-    }
+    await this.credentials.refresh(this.pc, "restarting");
     if (!this.closed) this.pc.restartIce();
   }
 
@@ -345,29 +335,6 @@ export class Peer extends EventTarget {
     this.emit("down");
     this.emit("stalled");
     this.emit("change");
-  }
-
-  /**
-   * Before the first offer or answer (which start gathering): TURN credentials that are close to
-   * expiry are fetched again, else the relay refuses the allocation and a relay-only path never
-   * comes up (a group call's new connection, made long after the call's first). Offline: the old.
-   */
-  async freshCredentials() {
-    try {
-      await this.refreshCredentials();
-    } catch (error) {
-      console.warn("no fresh TURN credentials; connecting with the old ones", error);
-    }
-  }
-
-  async refreshCredentials() {
-    if (!this.ttlMs) return;
-    if (Date.now() + CREDENTIAL_MARGIN_MS < this.configFetchedAt + this.ttlMs) return;
-    const config = await this.iceConfig();
-    if (this.closed) return;
-    this.pc.setConfiguration(rtcConfig(config));
-    this.configFetchedAt = Date.now();
-    this.ttlMs = (config.ttl || 0) * 1000;
   }
 
   /**
