@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 import uuid
 import weakref
@@ -23,6 +22,7 @@ from typing import Any
 
 from aiortc import MediaStreamTrack, RTCPeerConnection
 
+from backend.signaling.fields import ice_ufrag
 from backend.signaling.groupframes import (
     GroupCallJoined,
     GroupCallJoinSend,
@@ -59,13 +59,12 @@ LEFT_GRACE_S = 2.0  # how long a connection closed by the other side waits for n
 # A new connection of ours not up this long after its offer is offered again (the offer or its
 # answer can be lost while the server restarts), as the browser's REOFFER_AFTER_MS.
 RENEW_AGAIN_S = 20.0
-ICE_UFRAG = re.compile(r"^a=ice-ufrag:(\S+)", re.M)
 
 
 def ice_restarted(pair: PeerCall, offer_sdp: str) -> bool:
     """Whether an offer on the pair's connection restarts ICE (new credentials)."""
-    old, new = ICE_UFRAG.search(pair.remote_sdp), ICE_UFRAG.search(offer_sdp)
-    return bool(old and new and old.group(1) != new.group(1))
+    old, new = ice_ufrag(pair.remote_sdp), ice_ufrag(offer_sdp)
+    return bool(old and new and old != new)
 
 
 @dataclass

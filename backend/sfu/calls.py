@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import logging
 import queue
-import re
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from backend.signaling.fields import IceCandidateInit, SessionDescription
+from backend.signaling.fields import IceCandidateInit, SessionDescription, ice_ufrag
 from backend.signaling.groupframes import Pc, SfuDescription, SfuStream
 
 from .janus import Event, Janus, JanusError, Session, plugin_data
@@ -108,7 +107,7 @@ class SfuCall:
         if room is None:
             return
         jsep = offer.model_dump()
-        ufrag, restarted = _ufrag(offer.sdp), False
+        ufrag, restarted = ice_ufrag(offer.sdp), False
         if seat.publisher:  # a renegotiation (camera on, ICE restart): configure again
             answer = self._session().message(seat.publisher, {"request": "configure"}, jsep)
             restarted = bool(seat.ufrag) and ufrag != seat.ufrag
@@ -332,12 +331,6 @@ class SfuCalls:
 def _publishers(event: Event) -> list[int]:
     found = plugin_data(event).get("publishers")
     return [int(p["id"]) for p in found or [] if isinstance(p, dict) and "id" in p]
-
-
-def _ufrag(sdp: str) -> str:
-    """The ICE username fragment of a description ("" when it has none)."""
-    found = re.search(r"^a=ice-ufrag:(\S+)", sdp, re.M)
-    return found[1] if found else ""
 
 
 def _streams(data: dict[str, Any]) -> list[SfuStream]:

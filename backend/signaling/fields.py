@@ -106,6 +106,15 @@ class SessionDescription(Wire):
     sdp: Sdp
 
 
+_ICE_UFRAG = re.compile(r"^a=ice-ufrag:(\S+)", re.M)
+
+
+def ice_ufrag(sdp: str) -> str:
+    """A description's (first) ICE username fragment, "" when it has none: new on an ICE restart."""
+    found = _ICE_UFRAG.search(sdp)
+    return found[1] if found else ""
+
+
 class CallReport(Wire):
     """One side's summary of an ended call, as `call_report` sends it and the call record keeps it.
 
