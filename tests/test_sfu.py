@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
+import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
+from httpcore._sync.connection import HTTPConnection
 
 from backend.peer.group import GroupCall, GroupPeer
 from backend.peer.sfu import SfuLink
@@ -314,3 +319,43 @@ def test_a_janus_that_does_not_answer_ends_the_call_in_its_time_limit_and_nothin
         assert time.monotonic() - started < 45  # JANUS_TIMEOUT is 10 s
     finally:
         janus.process.send_signal(signal.SIGCONT)
+
+
+def sockets_to(janus: JanusServer) -> list[str]:
+    """This process's TCP connections to Janus's API that are still open, by socket inode."""
+    url = httpx.URL(janus.url)
+    address = socket.inet_aton(str(url.host))[::-1].hex().upper()  # /proc/net/tcp's byte order
+    remote = f"{address}:{url.port:04X}"
+    with open("/proc/self/net/tcp") as table:
+        to_janus = {row.split()[9] for row in list(table)[1:] if row.split()[2] == remote}
+    mine = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            mine.add(os.readlink(f"/proc/self/fd/{fd}"))
+        except OSError:  # closed meanwhile (the listing's own fd)
+            continue
+    return sorted(inode for inode in to_janus if f"socket:[{inode}]" in mine)
+
+
+def test_a_session_destroyed_while_its_poll_connects_leaves_no_connection_to_janus_open(
+    janus: JanusServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # CI: a connection to Janus left open, found unclosed by the garbage collector in a later
+    # test. The session's poll was still connecting when destroy() closed its client, and
+    # httpcore's pool dropped that connection without closing it. The window is widened here:
+    # the poll's connect takes half a second more, and destroy() comes meanwhile.
+    connect = HTTPConnection._connect
+
+    def slow_for_the_poll(self: HTTPConnection, request: Any) -> Any:
+        if threading.current_thread().name.startswith("janus-"):
+            time.sleep(0.5)
+        return connect(self, request)
+
+    monkeypatch.setattr(HTTPConnection, "_connect", slow_for_the_poll)
+    api = Janus(janus.url, janus.config.api_secret, timeout=30)
+    session = api.session()
+    session.destroy()
+    api.close()
+    session._poller.join(60)  # the poll has connected, been answered, and ended
+    assert not session._poller.is_alive()
+    assert sockets_to(janus) == []

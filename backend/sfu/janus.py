@@ -24,6 +24,9 @@ import httpx
 log = logging.getLogger("parley.sfu")
 
 Event = dict[str, Any]
+# One poll, one connection: closed by the thread that reads the answer, whatever happened to the
+# client meanwhile (see Session).
+_OWN_CONNECTION = {"Connection": "close"}
 Listener = Callable[[Event], None]
 
 
@@ -70,7 +73,9 @@ class Janus:
         if self.api_secret:
             params["apisecret"] = self.api_secret
         try:
-            answer = http.get(f"{self.url}/{session_id}", params=params, timeout=timeout)
+            answer = http.get(
+                f"{self.url}/{session_id}", params=params, headers=_OWN_CONNECTION, timeout=timeout
+            )
             data = answer.json()
         except (httpx.HTTPError, ValueError) as exc:
             raise JanusError(f"janus's event poll failed: {exc}") from exc
@@ -110,8 +115,10 @@ class Session:
         self._waiting: dict[str, tuple[threading.Event, list[Event]]] = {}
         self._listeners: dict[int, Listener] = {}
         self.closed = False
-        # The poll has a connection of its own: Janus holds it up to 30 s even after the
-        # session is destroyed, so destroy() closes it rather than leave it to linger.
+        # The poll has a client of its own: Janus holds a poll up to 30 s even after the session
+        # is destroyed, so destroy() closes the client rather than leave it to linger. A close
+        # that comes while the poll is still connecting misses that connection (httpcore's pool
+        # drops it unclosed), so each poll asks for a connection closed after its answer.
         self._poll_http = httpx.Client()
         self._poller = threading.Thread(target=self._poll, name=f"janus-{session_id}", daemon=True)
         self._poller.start()
