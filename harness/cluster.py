@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import time
@@ -45,6 +46,15 @@ class Cluster:
         """The workers holding the user's sockets."""
         return set(self.redis.hkeys(self.key("presence", user.id)))
 
+    def live_nodes(self) -> set[str]:
+        """The workers whose heartbeat is current."""
+        nodes: set[str] = self.redis.smembers(self.key("nodes"))  # type: ignore[assignment]
+        return {node for node in nodes if self.redis.exists(self.key("alive", node))}
+
+    def wait_for_workers(self, count: int, timeout: float = 90) -> None:
+        """Wait until `count` workers beat: each joins when it has booted, before it accepts."""
+        self._wait(lambda: len(self.live_nodes()) >= count, timeout)
+
     def pid_of(self, node: str) -> int:
         return int(self.redis.get(self.key("alive", node)) or 0)
 
@@ -69,9 +79,14 @@ class Cluster:
     ) -> tuple[Sock, str]:
         """Open sockets until one lands on a node `want` accepts; return it and its node.
 
-        Without `server`, the attempts go round the cluster's servers.
+        Without `server`, the attempts go round the cluster's servers. Which worker of an
+        instance accepts a socket is the kernel's choice, so this tries until a deadline (a
+        worker gunicorn is still booting, say after a kill, accepts nothing until it has).
         """
-        for attempt in range(40):
+        deadline = time.monotonic() + 90
+        for attempt in itertools.count():
+            if time.monotonic() > deadline:
+                break
             before = self.nodes_of(person)
             sock = person.connect(server=server or self.servers[attempt % len(self.servers)])
             new = self.nodes_of(person) - before
@@ -117,6 +132,9 @@ def cluster(
         running = Cluster(
             servers, redis.Redis.from_url(redis_proc.url, decode_responses=True), prefix
         )
+        # A server answers once one worker has booted; the others may still be importing, and
+        # until they join, every socket lands on the first.
+        running.wait_for_workers(len(servers) * int(settings.get("WEB_CONCURRENCY", "1")))
         try:
             yield running
         finally:
